@@ -1,0 +1,166 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Config is the whole configuration of the storage binary, read from the environment. Names
+// are Supabase Storage's where it has one, so one env file serves both servers.
+type Config struct {
+	// DATABASE_URL: PostgreSQL to use. Empty (the default) starts the embedded cluster under
+	// STORAGE_DATA_DIR. The connecting role must be able to SET ROLE to anon, authenticated
+	// and service_role (the first migration grants this when it can).
+	DatabaseURL string
+	// DATABASE_MAX_CONNECTIONS: size of the connection pool. Default: 4 per CPU core.
+	MaxConns int
+	// STORAGE_DATA_DIR: where the embedded default keeps its PostgreSQL cluster (pg/), its JWT
+	// secret (jwt_secret) and its blobs. Default ./data.
+	DataDir string
+	// STORAGE_PG_BINDIR: directory of the PostgreSQL server binaries (initdb, postgres) for
+	// the embedded cluster. Default: found on PATH, through pg_config, or under
+	// /usr/lib/postgresql.
+	PGBinDir string
+	// SERVER_HOST: interface to listen on. Default 0.0.0.0.
+	Host string
+	// SERVER_PORT: TCP port to listen on. Default 5000.
+	Port int
+	// AUTH_JWT_SECRET (alias PGRST_JWT_SECRET): HMAC secret of the JWTs clients send. With the
+	// embedded default it may be left empty: one is generated and kept in the data dir.
+	JWTSecret string
+	// AUTH_JWT_ALGORITHM: HS256 (default), HS384 or HS512.
+	JWTAlgorithm string
+	// UPLOAD_FILE_SIZE_LIMIT: largest object a REST upload may store, in bytes. Bucket limits
+	// may not exceed it. Default 524288000 (500 MB).
+	UploadFileSizeLimit int64
+	// VERSION: the string GET /version answers. Default 0.0.0.
+	Version string
+	// SERVER_READ_TIMEOUT, SERVER_WRITE_TIMEOUT, SERVER_IDLE_TIMEOUT: HTTP timeouts (Go
+	// durations; 0 = none). Defaults 60s, 0, 120s.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// LOG_LEVEL: debug, info (default), warn or error.
+	LogLevel slog.Level
+}
+
+// envVar is one documented environment variable: how --help shows it and how it is read.
+type envVar struct {
+	name, def, help string
+	set             func(c *Config, v string) error
+}
+
+var envVars = []envVar{
+	{"DATABASE_URL", "", "PostgreSQL connection URL; empty = embedded cluster in STORAGE_DATA_DIR", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{"DATABASE_MAX_CONNECTIONS", strconv.Itoa(4 * runtime.NumCPU()), "connection pool size", intVar(func(c *Config, n int) { c.MaxConns = n }, 1)},
+	{"STORAGE_DATA_DIR", "./data", "embedded default's home: PostgreSQL cluster, JWT secret, blobs", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"STORAGE_PG_BINDIR", "", "PostgreSQL server binaries; empty = PATH, pg_config --bindir, /usr/lib/postgresql/*/bin", func(c *Config, v string) error { c.PGBinDir = v; return nil }},
+	{"SERVER_HOST", "0.0.0.0", "interface to listen on", func(c *Config, v string) error { c.Host = v; return nil }},
+	{"SERVER_PORT", "5000", "TCP port to listen on", intVar(func(c *Config, n int) { c.Port = n }, 0, 65535)},
+	{"AUTH_JWT_SECRET", "", "JWT HMAC secret (alias PGRST_JWT_SECRET); embedded default: generated and kept in the data dir", func(c *Config, v string) error { c.JWTSecret = v; return nil }},
+	{"AUTH_JWT_ALGORITHM", "HS256", "JWT algorithm: HS256, HS384 or HS512", func(c *Config, v string) error {
+		switch v {
+		case "HS256", "HS384", "HS512":
+			c.JWTAlgorithm = v
+			return nil
+		}
+		return errors.New("must be HS256, HS384 or HS512")
+	}},
+	{"UPLOAD_FILE_SIZE_LIMIT", "524288000", "largest REST upload in bytes; bucket limits may not exceed it", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return errors.New("must be a positive number of bytes")
+		}
+		c.UploadFileSizeLimit = n
+		return nil
+	}},
+	{"VERSION", "0.0.0", "version string GET /version answers", func(c *Config, v string) error { c.Version = v; return nil }},
+	{"SERVER_READ_TIMEOUT", "60s", "HTTP read timeout (Go duration, 0 = none)", durationVar(func(c *Config, d time.Duration) { c.ReadTimeout = d })},
+	{"SERVER_WRITE_TIMEOUT", "0", "HTTP write timeout (Go duration, 0 = none)", durationVar(func(c *Config, d time.Duration) { c.WriteTimeout = d })},
+	{"SERVER_IDLE_TIMEOUT", "120s", "keep-alive idle timeout (Go duration, 0 = none)", durationVar(func(c *Config, d time.Duration) { c.IdleTimeout = d })},
+	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+}
+
+func intVar(set func(*Config, int), bounds ...int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < bounds[0] || len(bounds) > 1 && n > bounds[1] {
+			if len(bounds) > 1 {
+				return fmt.Errorf("must be a number from %d to %d", bounds[0], bounds[1])
+			}
+			return fmt.Errorf("must be a number >= %d", bounds[0])
+		}
+		set(c, n)
+		return nil
+	}
+}
+
+func durationVar(set func(*Config, time.Duration)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return errors.New("must be a Go duration such as 30s or 2m")
+		}
+		set(c, d)
+		return nil
+	}
+}
+
+// loadConfig reads the configuration from getenv. Errors name the variable.
+func loadConfig(getenv func(string) string) (Config, error) {
+	var c Config
+	for _, v := range envVars {
+		val := getenv(v.name)
+		if val == "" && v.name == "AUTH_JWT_SECRET" {
+			val = getenv("PGRST_JWT_SECRET")
+		}
+		if val == "" {
+			val = v.def
+		}
+		if err := v.set(&c, val); err != nil {
+			return c, fmt.Errorf("%s=%q: %w", v.name, val, err)
+		}
+	}
+	if c.DatabaseURL != "" {
+		if _, err := url.Parse(c.DatabaseURL); err != nil && !strings.Contains(c.DatabaseURL, "=") {
+			return c, fmt.Errorf("DATABASE_URL: not a PostgreSQL URL or keyword/value string")
+		}
+		if c.JWTSecret == "" {
+			return c, errors.New("AUTH_JWT_SECRET is required when DATABASE_URL is set (only the embedded default generates one)")
+		}
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return c, fmt.Errorf("STORAGE_DATA_DIR=%q: %w", c.DataDir, err)
+	}
+	c.DataDir = abs
+	return c, nil
+}
+
+// printEnvHelp writes the table of environment variables with their defaults.
+func printEnvHelp(w io.Writer) {
+	fmt.Fprintln(w, "Environment:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, v := range envVars {
+		def := v.def
+		if def == "" {
+			def = "(empty)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.name, def, v.help)
+	}
+	tw.Flush()
+}
+
+// secretFile is where the embedded default keeps its generated JWT secret.
+func (c Config) secretFile() string { return filepath.Join(c.DataDir, "jwt_secret") }
+
+// embedded reports whether the configuration selects the embedded PostgreSQL cluster.
+func (c Config) embedded() bool { return c.DatabaseURL == "" }
+

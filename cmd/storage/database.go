@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	storage "github.com/pgstorage/storage"
+	"github.com/pgstorage/storage/sql/cluster"
+)
+
+// database is an open, migrated PostgreSQL: the pool, plus the embedded cluster to stop when
+// the server owns one.
+type database struct {
+	pool    *pgxpool.Pool
+	cluster *cluster.Cluster // nil with DATABASE_URL
+	display string           // where it is, for humans (no password)
+	version int32            // schema version after migrating
+}
+
+// openDatabase connects to DATABASE_URL, or starts the embedded cluster, and applies pending
+// migrations.
+func openDatabase(ctx context.Context, cfg Config, logOut io.Writer) (*database, error) {
+	db := &database{}
+	connString := cfg.DatabaseURL
+	if cfg.embedded() {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("STORAGE_DATA_DIR: %w", err)
+		}
+		cl, err := cluster.Start(ctx, cluster.Options{Dir: filepath.Join(cfg.DataDir, "pg"), BinDir: cfg.PGBinDir, Log: logOut})
+		if err != nil {
+			return nil, err
+		}
+		db.cluster = cl
+		connString = cl.ConnString("postgres")
+	}
+	db.display = displayURL(connString)
+	pcfg, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		db.close()
+		return nil, fmt.Errorf("DATABASE_URL: %v", err)
+	}
+	pcfg.MaxConns = int32(cfg.MaxConns)
+	if db.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err == nil {
+		err = db.pool.Ping(ctx)
+	}
+	if err != nil {
+		db.close()
+		return nil, fmt.Errorf("cannot reach the database at %s: %v", db.display, err)
+	}
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		db.close()
+		return nil, fmt.Errorf("cannot reach the database at %s: %v", db.display, err)
+	}
+	db.version, err = storage.Migrate(ctx, conn.Conn())
+	conn.Release()
+	if err != nil {
+		db.close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (db *database) close() {
+	if db.pool != nil {
+		db.pool.Close()
+	}
+	if db.cluster != nil {
+		db.cluster.Stop()
+	}
+}
+
+// displayURL renders a connection string without its password.
+func displayURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		if strings.Contains(s, "password") {
+			return "the configured database"
+		}
+		return s // keyword/value form without a secret, e.g. the embedded cluster's socket
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// jwtSecret returns AUTH_JWT_SECRET, or for the embedded default the secret kept in the data
+// dir, generated on first use when create is set.
+func jwtSecret(cfg Config, create bool) (string, error) {
+	if cfg.JWTSecret != "" {
+		return cfg.JWTSecret, nil
+	}
+	path := cfg.secretFile()
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) || !create {
+		return "", fmt.Errorf("no JWT secret: set AUTH_JWT_SECRET or run `storage serve` once to create %s (%v)", path, err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	secret := base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("keep JWT secret: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(secret + "\n"); err != nil {
+		return "", fmt.Errorf("keep JWT secret: %w", err)
+	}
+	return secret, f.Sync()
+}
+
+// apiKeys mints the anon and service_role keys for secret. They carry no expiry (the server
+// does not require one), so the same secret always yields the same keys.
+func apiKeys(secret, alg string) (anon, service string, err error) {
+	mint := func(role string) (string, error) {
+		return jwt.NewWithClaims(jwt.GetSigningMethod(alg), jwt.MapClaims{"iss": "storage", "role": role}).SignedString([]byte(secret))
+	}
+	if anon, err = mint("anon"); err != nil {
+		return "", "", err
+	}
+	service, err = mint("service_role")
+	return anon, service, err
+}
+
+// keysCmd prints the keys as shell assignments: eval "$(storage keys)".
+func keysCmd(_ context.Context, cfg Config, stdout, _ io.Writer) error {
+	secret, err := jwtSecret(cfg, false)
+	if err != nil {
+		return err
+	}
+	anon, service, err := apiKeys(secret, cfg.JWTAlgorithm)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "ANON_KEY=%s\nSERVICE_ROLE_KEY=%s\n", anon, service)
+	return err
+}
+
+// migrateCmd applies pending migrations and reports the version.
+func migrateCmd(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	db, err := openDatabase(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer db.close()
+	_, err = fmt.Fprintf(stdout, "schema version %d (latest %d) at %s\n", db.version, storage.LatestVersion(), db.display)
+	return err
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/pgstorage/storage/proxy"
+)
+
+// serve runs the HTTP server until ctx is cancelled (SIGINT/SIGTERM), then drains requests,
+// closes the pool and stops the embedded cluster.
+func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// Listen first: a taken port fails fast, before a cluster is started.
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("SERVER_HOST/SERVER_PORT: cannot listen on %s: %v", addr, err)
+	}
+	defer ln.Close()
+	secret, err := jwtSecret(cfg, cfg.embedded())
+	if err != nil {
+		return err
+	}
+	db, err := openDatabase(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer db.close()
+
+	srv := proxy.New(proxy.Config{
+		JWTSecret:           secret,
+		JWTAlgorithm:        cfg.JWTAlgorithm,
+		UploadFileSizeLimit: cfg.UploadFileSizeLimit,
+		Version:             cfg.Version,
+		ReadTimeout:         cfg.ReadTimeout,
+		WriteTimeout:        cfg.WriteTimeout,
+		IdleTimeout:         cfg.IdleTimeout,
+		Logger:              log,
+	}, db.pool).HTTPServer()
+
+	anon, service, err := apiKeys(secret, cfg.JWTAlgorithm)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "storage listening on http://%s (schema version %d)\n", addr, db.version)
+	fmt.Fprintf(stdout, "database: %s\n", db.display)
+	fmt.Fprintf(stdout, "ANON_KEY=%s\nSERVICE_ROLE_KEY=%s\n", anon, service)
+
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	return srv.Shutdown()
+}

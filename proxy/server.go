@@ -1,0 +1,211 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/valyala/fasthttp"
+)
+
+// Config is what the proxy needs from the server's configuration (cmd/storage documents the
+// environment variables behind each field).
+type Config struct {
+	JWTSecret           string        // AUTH_JWT_SECRET: HMAC key for bearer tokens
+	JWTAlgorithm        string        // AUTH_JWT_ALGORITHM: HS256 (default), HS384 or HS512
+	UploadFileSizeLimit int64         // UPLOAD_FILE_SIZE_LIMIT: global upload limit in bytes
+	Version             string        // VERSION: what GET /version answers
+	ReadTimeout         time.Duration // SERVER_READ_TIMEOUT
+	WriteTimeout        time.Duration // SERVER_WRITE_TIMEOUT
+	IdleTimeout         time.Duration // SERVER_IDLE_TIMEOUT
+	Logger              *slog.Logger
+}
+
+// Server holds the proxy's dependencies; routes.go wires its handlers.
+type Server struct {
+	cfg         Config
+	db          *DB
+	verifier    *Verifier
+	log         *slog.Logger
+	uploadLimit string // cfg.UploadFileSizeLimit as the prelude passes it
+}
+
+// New returns a Server answering from pool.
+func New(cfg Config, pool *pgxpool.Pool) *Server {
+	if cfg.JWTAlgorithm == "" {
+		cfg.JWTAlgorithm = "HS256"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{
+		cfg:      cfg,
+		db:       NewDB(pool),
+		verifier: NewVerifier(cfg.JWTSecret, cfg.JWTAlgorithm),
+		log:      cfg.Logger,
+	}
+	if cfg.UploadFileSizeLimit > 0 {
+		s.uploadLimit = strconv.FormatInt(cfg.UploadFileSizeLimit, 10)
+	}
+	return s
+}
+
+// HTTPServer returns the fasthttp server for s, with every timeout taken from the config.
+func (s *Server) HTTPServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:      s.Handler(),
+		Name:         "storage",
+		ReadTimeout:  s.cfg.ReadTimeout,
+		WriteTimeout: s.cfg.WriteTimeout,
+		IdleTimeout:  s.cfg.IdleTimeout,
+		// The router matches the raw path (PathOriginal), so keys are addressed verbatim
+		// ("a///b" is not "a/b"); route parameters are percent-decoded once, by param.
+		NoDefaultServerHeader: true,
+		Logger:                slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// authMode says how a route authenticates its caller.
+type authMode int
+
+const (
+	// authJWT: the Authorization header is required (its absence is a schema error, as in
+	// the reference) and must carry a valid JWT.
+	authJWT authMode = iota
+	// authNone: no token is read; the request runs as anon.
+	authNone
+)
+
+// request is one HTTP request on its way through a handler.
+type request struct {
+	ctx *fasthttp.RequestCtx
+	id  Identity
+	op  string // operation id for storage.operation
+}
+
+// handlerFunc parses a request, makes one call, writes the response, and returns any error
+// for route to render.
+type handlerFunc func(r *request) error
+
+// route wraps a handler with what every route does first: Content-Type check, authentication,
+// and the one place errors are rendered.
+func (s *Server) route(op string, mode authMode, h handlerFunc) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		r := &request{ctx: ctx, op: op, id: anonymous}
+		err := s.authenticate(r, mode)
+		if err == nil {
+			err = h(r)
+		}
+		if err != nil {
+			s.writeError(ctx, err)
+		}
+	}
+}
+
+func (s *Server) authenticate(r *request, mode authMode) error {
+	if ct := r.ctx.Request.Header.ContentType(); len(ct) > 0 && !validContentType(ct) {
+		return ErrInvalidMimeType
+	}
+	if mode == authNone {
+		return nil
+	}
+	h := r.ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	if h == nil {
+		return schemaError("headers must have required property 'authorization'")
+	}
+	id, err := s.verifier.Verify(tokenFromHeader(h))
+	if err != nil {
+		return err
+	}
+	r.id = id
+	return nil
+}
+
+// writeError renders err through the one error format. Unexpected errors are logged with
+// their cause and reach the client as a bare InternalError.
+func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
+	e, ok := err.(*Error)
+	if !ok {
+		e = interpretError(err).(*Error)
+	}
+	if e.Status >= 500 {
+		s.log.Error("request failed", "method", string(ctx.Method()), "path", string(ctx.Path()), "code", e.Code, "err", err)
+	}
+	ctx.Response.Reset()
+	ctx.SetStatusCode(e.httpStatus())
+	ctx.SetContentType("application/json; charset=utf-8")
+	ctx.SetBody(errorBody(e))
+}
+
+// writeJSON sends a 200 JSON body.
+func writeJSON(ctx *fasthttp.RequestCtx, body []byte) error {
+	ctx.SetContentType("application/json; charset=utf-8")
+	ctx.SetBody(body)
+	return nil
+}
+
+// settings returns the prelude's arguments for r, in preludeSettings order.
+func (s *Server) settings(r *request) []any {
+	return preludeArgs(r.id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), string(r.ctx.RequestURI()), s.uploadLimit)
+}
+
+func preludeArgs(id Identity, op, headers, method, path, uploadLimit string) []any {
+	claims := id.Claims
+	if claims == "" {
+		claims = `{"role":` + string(appendJSONString(nil, id.Role)) + `}`
+	}
+	return []any{id.Role, id.Role, id.Token, id.Sub, claims, headers, method, path, op, "true", uploadLimit}
+}
+
+// Prelude returns the statement and arguments that open a request's transaction for id
+// running operation op, exactly as the server sends them. For tests and tools that must see
+// the database as a request does (the migrating role owns the tables and bypasses RLS).
+func Prelude(id Identity, op string) (string, []any) {
+	return preludeSQL, preludeArgs(id, op, "{}", "POST", "/", "")
+}
+
+// headersJSON renders the request headers as one JSON object with lower-case names, the shape
+// policies read from request.headers. Repeated headers are joined with ", ".
+func headersJSON(ctx *fasthttp.RequestCtx) string {
+	seen := map[string]int{}
+	var names []string
+	var values [][]byte
+	for k, v := range ctx.Request.Header.All() {
+		name := string(bytes.ToLower(k))
+		if i, ok := seen[name]; ok {
+			values[i] = append(append(values[i], ", "...), v...)
+			continue
+		}
+		seen[name] = len(names)
+		names = append(names, name)
+		values = append(values, append([]byte(nil), v...))
+	}
+	b := make([]byte, 0, 512)
+	b = append(b, '{')
+	for i, name := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, name)
+		b = append(b, ':')
+		b = appendJSONString(b, string(values[i]))
+	}
+	return string(append(b, '}'))
+}
+
+// param returns a route parameter percent-decoded once (the raw value if it does not decode).
+func param(ctx *fasthttp.RequestCtx, name string) string {
+	raw, _ := ctx.UserValue(name).(string)
+	if v, err := url.PathUnescape(raw); err == nil {
+		return v
+	}
+	return raw
+}
+
+// ctxOf returns the context database calls run under: the request's, so a server shutdown
+// cancels them.
+func ctxOf(r *request) context.Context { return r.ctx }

@@ -1,0 +1,58 @@
+package proxy
+
+// The request settings (GUCs) the prelude sets, transaction-locally, before every call into
+// the SQL API. The names are Supabase Storage's (its database scope), so policies and the
+// auth.* helpers written for Supabase read the same values here. storage.allow_delete_query is
+// set for policies and triggers ported from Supabase that look for it; this schema itself
+// never blocks plain SQL deletes. storage.upload_file_size_limit is ours: the server's global
+// limit, which the SQL API compares bucket limits against.
+const (
+	settingRole          = "role"
+	settingClaimRole     = "request.jwt.claim.role"
+	settingJWT           = "request.jwt"
+	settingClaimSub      = "request.jwt.claim.sub"
+	settingClaims        = "request.jwt.claims"
+	settingHeaders       = "request.headers"
+	settingMethod        = "request.method"
+	settingPath          = "request.path"
+	settingOperation     = "storage.operation"
+	settingAllowDelete   = "storage.allow_delete_query"
+	settingUploadMaxSize = "storage.upload_file_size_limit"
+)
+
+// preludeSettings lists the settings in the order the prelude binds them ($1, $2, …).
+var preludeSettings = []string{
+	settingRole, settingClaimRole, settingJWT, settingClaimSub, settingClaims, settingHeaders,
+	settingMethod, settingPath, settingOperation, settingAllowDelete, settingUploadMaxSize,
+}
+
+// preludeSQL is the one statement that opens every request's transaction.
+var preludeSQL = func() string {
+	s := "select "
+	for i, name := range preludeSettings {
+		if i > 0 {
+			s += ", "
+		}
+		s += "set_config('" + name + "', $" + itoa(i+1) + ", true)"
+	}
+	return s
+}()
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}
+
+// Operation ids written to storage.operation, as Supabase Storage names them, so policies can
+// branch on storage.operation() / storage.allow_only_operation().
+const (
+	opBucketCreate = "storage.bucket.create"
+	opBucketGet    = "storage.bucket.get"
+	opBucketList   = "storage.bucket.list"
+	opBucketUpdate = "storage.bucket.update"
+	opBucketDelete = "storage.bucket.delete"
+	opBucketEmpty  = "storage.bucket.empty"
+	opHealth       = "storage.health"
+)
