@@ -163,4 +163,3 @@ func (c Config) secretFile() string { return filepath.Join(c.DataDir, "jwt_secre
 
 // embedded reports whether the configuration selects the embedded PostgreSQL cluster.
 func (c Config) embedded() bool { return c.DatabaseURL == "" }
-
