@@ -117,7 +117,3 @@ func (db *DB) BucketEmpty(ctx context.Context, settings []any, id string) error 
 	return db.call(ctx, settings, `select storage.bucket_empty(id => $1)`, []any{id}, nil)
 }
 
-// Health runs the cheapest storage call as the caller: one page of one bucket.
-func (db *DB) Health(ctx context.Context, settings []any) error {
-	return db.call(ctx, settings, `select count(*) from storage.bucket_list(limits => 1)`, nil, nil)
-}

@@ -2,7 +2,7 @@
 -- column as in Supabase Storage, so existing policies and tools find what they expect.
 -- RLS is enabled on both tables and no policy is created: a deployment grants access with its
 -- own policies (service_role bypasses RLS). Down drops the schema's tables and trigger
--- functions. Takes only locks on the objects it creates.
+-- functions, and the schema when it is left empty. Takes only locks on the objects it creates.
 
 create schema if not exists storage;
 grant usage on schema storage to anon, authenticated, service_role;
@@ -88,3 +88,13 @@ drop table storage.buckets;
 drop function storage.update_updated_at_column();
 drop function storage.enforce_bucket_name_length();
 drop type storage.buckettype;
+-- The schema goes too when nothing else lives in it (it may have pre-existed with other objects).
+do $$
+begin
+  if not exists (select from pg_class where relnamespace = 'storage'::regnamespace)
+     and not exists (select from pg_proc where pronamespace = 'storage'::regnamespace)
+     and not exists (select from pg_type where typnamespace = 'storage'::regnamespace) then
+    drop schema storage;
+  end if;
+end
+$$;

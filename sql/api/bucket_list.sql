@@ -2,7 +2,7 @@
 -- The buckets the calling role may see (RLS SELECT), optionally filtered by a case-insensitive
 -- substring of the name (search: %, _ and \ match literally), ordered by sort_column ∈
 -- id | name | created_at | updated_at (default name) in sort_order ∈ asc | desc (default asc),
--- then paged by limits (NULL = all) and offsets.
+-- then paged by limits (NULL = all) and offsets. Names and ids sort bytewise (COLLATE "C").
 -- Errors: ST012 for an unknown sort column or order or a negative limit/offset.
 create or replace function storage.bucket_list(
   limits integer default null,
@@ -38,15 +38,15 @@ begin
     from storage.buckets b
     where _pattern is null or b.name ilike _pattern
     order by
-      case when _col = 'id' and _asc then b.id end asc,
-      case when _col = 'id' and not _asc then b.id end desc,
-      case when _col = 'name' and _asc then b.name end asc,
-      case when _col = 'name' and not _asc then b.name end desc,
+      case when _col = 'id' and _asc then b.id collate "C" end asc,
+      case when _col = 'id' and not _asc then b.id collate "C" end desc,
+      case when _col = 'name' and _asc then b.name collate "C" end asc,
+      case when _col = 'name' and not _asc then b.name collate "C" end desc,
       case when _col = 'created_at' and _asc then b.created_at end asc,
       case when _col = 'created_at' and not _asc then b.created_at end desc,
       case when _col = 'updated_at' and _asc then b.updated_at end asc,
       case when _col = 'updated_at' and not _asc then b.updated_at end desc,
-      b.id
+      b.id collate "C"
     limit bucket_list.limits
     offset coalesce(bucket_list.offsets, 0);
 end

@@ -42,6 +42,12 @@ func run(m *testing.M) int {
 			return 1
 		}
 		defer os.RemoveAll(dir)
+		// MkdirTemp makes the directory 0700; the postgres OS user (when we are root) must
+		// be able to reach the cluster inside it.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "testdb:", err)
+			return 1
+		}
 		c, err := cluster.Start(ctx, cluster.Options{Dir: filepath.Join(dir, "pg"), Ephemeral: true})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "testdb: start ephemeral PostgreSQL:", err)
