@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -38,7 +40,11 @@ func openDatabase(ctx context.Context, cfg Config, logOut io.Writer) (*database,
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("STORAGE_DATA_DIR: %w", err)
 		}
-		cl, err := cluster.Start(ctx, cluster.Options{Dir: filepath.Join(cfg.DataDir, "pg"), BinDir: cfg.PGBinDir, Log: logOut})
+		pgDir, err := clusterDir(cfg.DataDir, logOut)
+		if err != nil {
+			return nil, err
+		}
+		cl, err := cluster.Start(ctx, cluster.Options{Dir: pgDir, BinDir: cfg.PGBinDir, Log: logOut})
 		if err != nil {
 			return nil, err
 		}
@@ -72,6 +78,37 @@ func openDatabase(ctx context.Context, cfg Config, logOut io.Writer) (*database,
 	}
 	return db, nil
 }
+
+// clusterDir returns where the embedded cluster lives: <data>/pg. When we are root and the
+// postgres OS user cannot reach that path (a parent such as /root or a mktemp directory has
+// mode 0700), the cluster goes to /var/lib/storage/<hash of the path> instead and <data>/pg
+// becomes a symlink to it, so the data dir still leads to everything and restarts find it.
+func clusterDir(dataDir string, logOut io.Writer) (string, error) {
+	pgDir := filepath.Join(dataDir, "pg")
+	if target, err := filepath.EvalSymlinks(pgDir); err == nil {
+		return target, nil
+	}
+	blocked := cluster.Reachable(pgDir)
+	if blocked == nil {
+		return pgDir, nil
+	}
+	sum := sha256.Sum256([]byte(pgDir))
+	alt := filepath.Join(altClusterRoot, hex.EncodeToString(sum[:8]))
+	if err := cluster.Reachable(alt); err != nil {
+		return "", blocked
+	}
+	if err := os.MkdirAll(altClusterRoot, 0o755); err != nil {
+		return "", fmt.Errorf("%v; and %s cannot be created: %v", blocked, altClusterRoot, err)
+	}
+	if err := os.Symlink(alt, pgDir); err != nil {
+		return "", fmt.Errorf("%v; and %s cannot link to %s: %v", blocked, pgDir, alt, err)
+	}
+	fmt.Fprintf(logOut, "storage: %s is not reachable by the postgres OS user; the cluster lives in %s (linked from %s)\n", pgDir, alt, pgDir)
+	return alt, nil
+}
+
+// altClusterRoot holds embedded clusters whose data dir the postgres OS user cannot reach.
+const altClusterRoot = "/var/lib/storage"
 
 func (db *database) close() {
 	if db.pool != nil {

@@ -233,3 +233,18 @@ func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// Reachable reports, with the same plain sentence Start would give, whether the cluster
+// directory dir is reachable by the user PostgreSQL runs as. Always nil when we are not root.
+// Callers use it to choose another place before starting.
+func Reachable(dir string) error {
+	u, err := serverUser()
+	if err != nil || u == nil {
+		return err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	return checkReachable(u, abs)
+}

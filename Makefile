@@ -1,0 +1,54 @@
+# storage: a Supabase-Storage-compatible object store whose brain is PostgreSQL.
+# `make` lists the targets.
+
+GO          ?= go
+BIN         := bin/storage
+DATA        ?= ./data
+TEST_FLAGS  ?= -count=1 -timeout 25m
+
+.DEFAULT_GOAL := help
+.PHONY: help build run test test/race lint verify migrate db/reset api/snapshot postgres
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build bin/storage
+	$(GO) build -o $(BIN) ./cmd/storage
+
+run: postgres build ## build and start `storage serve` on the embedded default (data in ./data)
+	STORAGE_DATA_DIR=$${STORAGE_DATA_DIR:-$(DATA)} ./$(BIN) serve
+
+test: postgres ## run every test against real PostgreSQL (ephemeral cluster unless TEST_DATABASE_URL)
+	$(GO) test $(TEST_FLAGS) ./...
+
+test/race: postgres ## the tests with the race detector
+	$(GO) test -race $(TEST_FLAGS) ./...
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+verify: lint ## lint, plus the schema checks: migrations round trip, snapshot = sql/api, API parity
+	$(GO) test -count=1 -run 'TestMigrations' ./tests/
+
+migrate: postgres build ## apply pending migrations (DATABASE_URL, or the embedded cluster in ./data)
+	STORAGE_DATA_DIR=$${STORAGE_DATA_DIR:-$(DATA)} ./$(BIN) migrate
+
+db/reset: ## delete the embedded cluster in ./data/pg (all buckets and objects' rows!); keeps the JWT secret
+	rm -rf $(DATA)/pg
+
+api/snapshot: ## freeze sql/api into the next migration (sql/NNN_install_api.sql + sql/snapshots/NNN)
+	$(GO) run github.com/jackc/tern/v2 code snapshot sql/api -m sql
+	@echo "now add the down section to the new sql/NNN_install_api.sql and bump latestMigration in tests/migrate_test.go"
+
+postgres: ## make sure PostgreSQL server binaries exist (installs them with apt when root)
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	    { command -v pg_config >/dev/null 2>&1 && test -x "$$(pg_config --bindir)/initdb"; }; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing PostgreSQL server binaries (apt-get install -y postgresql)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	else \
+	  echo "PostgreSQL server binaries (initdb, postgres) not found. Install them with:"; \
+	  echo "  sudo apt-get install -y postgresql"; \
+	  exit 1; \
+	fi
