@@ -116,4 +116,3 @@ func (db *DB) BucketDelete(ctx context.Context, settings []any, id string) error
 func (db *DB) BucketEmpty(ctx context.Context, settings []any, id string) error {
 	return db.call(ctx, settings, `select storage.bucket_empty(id => $1)`, []any{id}, nil)
 }
-
