@@ -44,7 +44,8 @@ func openDatabase(ctx context.Context, cfg Config, logOut io.Writer) (*database,
 		if err != nil {
 			return nil, err
 		}
-		cl, err := cluster.Start(ctx, cluster.Options{Dir: pgDir, BinDir: cfg.PGBinDir, Log: logOut})
+		// PostgreSQL logs to <pg>/postgres.log; errors quote its last lines.
+		cl, err := cluster.Start(ctx, cluster.Options{Dir: pgDir, BinDir: cfg.PGBinDir})
 		if err != nil {
 			return nil, err
 		}
