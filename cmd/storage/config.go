@@ -132,9 +132,6 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		if _, err := url.Parse(c.DatabaseURL); err != nil && !strings.Contains(c.DatabaseURL, "=") {
 			return c, fmt.Errorf("DATABASE_URL: not a PostgreSQL URL or keyword/value string")
 		}
-		if c.JWTSecret == "" {
-			return c, errors.New("AUTH_JWT_SECRET is required when DATABASE_URL is set (only the embedded default generates one)")
-		}
 	}
 	abs, err := filepath.Abs(c.DataDir)
 	if err != nil {

@@ -64,12 +64,12 @@ func openDatabase(ctx context.Context, cfg Config, logOut io.Writer) (*database,
 	}
 	if err != nil {
 		db.close()
-		return nil, fmt.Errorf("cannot reach the database at %s: %v", db.display, err)
+		return nil, fmt.Errorf("cannot reach the database at %s: %s", db.display, oneLine(err))
 	}
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		db.close()
-		return nil, fmt.Errorf("cannot reach the database at %s: %v", db.display, err)
+		return nil, fmt.Errorf("cannot reach the database at %s: %s", db.display, oneLine(err))
 	}
 	db.version, err = storage.Migrate(ctx, conn.Conn())
 	conn.Release()
@@ -119,6 +119,10 @@ func (db *database) close() {
 		db.cluster.Stop()
 	}
 }
+
+// oneLine flattens an error whose text spans lines (pgx lists each connection attempt on its
+// own line), so configuration errors stay one line.
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 // displayURL renders a connection string without its password.
 func displayURL(s string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,9 @@ import (
 // serve runs the HTTP server until ctx is cancelled (SIGINT/SIGTERM), then drains requests,
 // closes the pool and stops the embedded cluster.
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	if !cfg.embedded() && cfg.JWTSecret == "" {
+		return errors.New("AUTH_JWT_SECRET is required when DATABASE_URL is set (only the embedded default generates one)")
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	// Listen first: a taken port fails fast, before a cluster is started.
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
@@ -47,7 +51,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "storage listening on http://%s (schema version %d)\n", addr, db.version)
+	// The port actually bound: SERVER_PORT=0 picks a free one.
+	bound := net.JoinHostPort(cfg.Host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	fmt.Fprintf(stdout, "storage listening on http://%s (schema version %d)\n", bound, db.version)
 	fmt.Fprintf(stdout, "database: %s\n", db.display)
 	fmt.Fprintf(stdout, "ANON_KEY=%s\nSERVICE_ROLE_KEY=%s\n", anon, service)
 
