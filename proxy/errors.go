@@ -38,14 +38,14 @@ func (e *Error) Is(target error) bool {
 }
 
 // httpStatus implements the reference's legacy rule: a handled error is sent with HTTP 400
-// whatever its logical status, except 500s (sent as 500) and the few errors that carry an
+// whatever its logical status (503 included), except 500 (sent as 500) and the few errors that carry an
 // explicit status (role enforcement 403, range 416, timeouts 544, 429, unknown route 404).
 // storage-js reads the logical status from the body, so this must not be "fixed".
 func (e *Error) httpStatus() int {
 	switch {
 	case e.HTTPStatus != 0:
 		return e.HTTPStatus
-	case e.Status >= 500:
+	case e.Status == 500:
 		return e.Status
 	default:
 		return http.StatusBadRequest
@@ -132,7 +132,7 @@ func interpretError(err error) error {
 	}
 	var se *Error
 	if errors.As(err, &se) {
-		return err
+		return se
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

@@ -102,7 +102,7 @@ func appendStringsOrNull(b []byte, ss []string) []byte {
 
 // messageBody renders {"message": m}, the success body of several routes.
 func messageBody(m string) []byte {
-	return appendJSONString(append(make([]byte, 0, len(m)+16), `{"message":`...), m)
+	return append(appendJSONString(append(make([]byte, 0, len(m)+16), `{"message":`...), m), '}')
 }
 
 // jsonField is one property of a request body, kept raw until a handler decides how to read

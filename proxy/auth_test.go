@@ -1,0 +1,206 @@
+package proxy
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/require"
+)
+
+// Bearer tokens (spec §3.1–3.3): where they come from, how they are verified, and the
+// messages of the reference's JWT library for each refusal.
+
+const testSecret = "unit-test-secret-unit-test-secret!!"
+
+// sign makes a token whose payload is exactly payload (HS256 with testSecret unless key is
+// given), so tests can show the claims reach policies verbatim.
+func sign(header, payload string, key ...string) string {
+	k := testSecret
+	if len(key) > 0 {
+		k = key[0]
+	}
+	enc := base64.RawURLEncoding
+	input := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
+	mac := hmac.New(sha256.New, []byte(k))
+	mac.Write([]byte(input))
+	return input + "." + enc.EncodeToString(mac.Sum(nil))
+}
+
+const hs256Header = `{"alg":"HS256","typ":"JWT"}`
+
+func mint(t *testing.T, m jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(m, claims).SignedString(key)
+	require.NoError(t, err)
+	return s
+}
+
+func TestTokenFromHeader(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"Bearer abc":       "abc",
+		"bearer abc":       "abc",
+		"BEARER abc":       "abc",
+		"bEaReR abc":       "abc",
+		"bearer   abc":     "abc",
+		"Bearer\tabc":      "abc",
+		"Bearer \t abc  ":  "abc",
+		"  Bearer abc":     "abc",
+		"abc":              "abc", // a bare token is accepted
+		"  abc  ":          "abc",
+		"a.b.c":            "a.b.c",
+		"Bearerabc":        "Bearerabc", // no whitespace after the scheme: not a scheme
+		"Bearer":           "Bearer",
+		"Bearer ":          "Bearer",
+		"":                 "",
+		"Token abc":        "Token abc",
+		"Basic dXNlcjpwdw": "Basic dXNlcjpwdw",
+	} {
+		require.Equal(t, want, tokenFromHeader([]byte(in)), "%q", in)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	v := NewVerifier(testSecret, "HS256")
+
+	// refused asserts an AccessDenied refusal (HTTP 400, body statusCode "403") with message.
+	refused := func(t *testing.T, token, message string) {
+		t.Helper()
+		id, err := v.Verify(token)
+		require.Error(t, err)
+		require.Equal(t, Identity{}, id)
+		var e *Error
+		require.True(t, errors.As(err, &e), "%T", err)
+		require.ErrorIs(t, err, ErrAccessDenied)
+		require.Equal(t, 400, e.httpStatus())
+		require.Equal(t, "Unauthorized", e.label())
+		if message != "" {
+			require.Equal(t, message, e.Message)
+		}
+	}
+
+	t.Run("Valid", func(t *testing.T) {
+		t.Parallel()
+		payload := `{"sub":"8a5e1a1c-7c7f-4a3c-9d5e-3f3c1b2a4d01", "role":"authenticated","email":"a@b.c","app_metadata":{"x":[1,2.50]}}`
+		tok := sign(hs256Header, payload)
+		id, err := v.Verify(tok)
+		require.NoError(t, err)
+		require.Equal(t, Identity{
+			Role:   "authenticated",
+			Sub:    "8a5e1a1c-7c7f-4a3c-9d5e-3f3c1b2a4d01",
+			Claims: payload, // verbatim: spacing, order and number forms kept
+			Token:  tok,
+		}, id)
+	})
+
+	t.Run("ValidWithExpAndNbf", func(t *testing.T) {
+		t.Parallel()
+		tok := mint(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{
+			"role": "service_role", "exp": time.Now().Add(time.Minute).Unix(), "nbf": time.Now().Add(-time.Minute).Unix(),
+		})
+		id, err := v.Verify(tok)
+		require.NoError(t, err)
+		require.Equal(t, "service_role", id.Role)
+		require.Equal(t, "", id.Sub)
+	})
+
+	t.Run("MissingRoleIsAnon", func(t *testing.T) {
+		t.Parallel()
+		for _, payload := range []string{`{"sub":"u1"}`, `{"sub":"u1","role":""}`, `{"sub":"u1","role":null}`} {
+			tok := sign(hs256Header, payload)
+			id, err := v.Verify(tok)
+			require.NoError(t, err, payload)
+			require.Equal(t, Identity{Role: "anon", Sub: "u1", Claims: payload, Token: tok}, id, payload)
+		}
+	})
+
+	t.Run("EmptyClaims", func(t *testing.T) {
+		t.Parallel()
+		tok := sign(hs256Header, `{}`)
+		id, err := v.Verify(tok)
+		require.NoError(t, err)
+		require.Equal(t, Identity{Role: "anon", Claims: `{}`, Token: tok}, id)
+	})
+
+	t.Run("WrongSecret", func(t *testing.T) {
+		t.Parallel()
+		refused(t, sign(hs256Header, `{"role":"service_role"}`, "another-secret"), "signature verification failed")
+	})
+
+	t.Run("TamperedPayload", func(t *testing.T) {
+		t.Parallel()
+		good := sign(hs256Header, `{"role":"anon"}`)
+		other := sign(hs256Header, `{"role":"service_role"}`)
+		// other's header and payload with good's signature.
+		forged := other[:len(other)-43] + good[len(good)-43:]
+		refused(t, forged, "signature verification failed")
+	})
+
+	t.Run("Expired", func(t *testing.T) {
+		t.Parallel()
+		tok := mint(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"role": "service_role", "exp": time.Now().Add(-time.Minute).Unix()})
+		refused(t, tok, `"exp" claim timestamp check failed`)
+	})
+
+	t.Run("NotBeforeInTheFuture", func(t *testing.T) {
+		t.Parallel()
+		tok := mint(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"role": "service_role", "nbf": time.Now().Add(time.Hour).Unix()})
+		refused(t, tok, `"nbf" claim timestamp check failed`)
+	})
+
+	t.Run("AlgNone", func(t *testing.T) {
+		t.Parallel()
+		tok := mint(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"role": "service_role"})
+		refused(t, tok, "")
+		// Hand-made, with and without a signature part.
+		refused(t, base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`))+"."+
+			base64.RawURLEncoding.EncodeToString([]byte(`{"role":"service_role"}`))+".", "")
+		refused(t, base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))+"."+
+			base64.RawURLEncoding.EncodeToString([]byte(`{"role":"service_role"}`))+".eA", "")
+	})
+
+	t.Run("WrongAlgorithm", func(t *testing.T) {
+		t.Parallel()
+		for _, m := range []jwt.SigningMethod{jwt.SigningMethodHS384, jwt.SigningMethodHS512} {
+			refused(t, mint(t, m, []byte(testSecret), jwt.MapClaims{"role": "service_role"}), "")
+		}
+		// A verifier for HS512 accepts HS512 and refuses HS256.
+		v512 := NewVerifier(testSecret, "HS512")
+		id, err := v512.Verify(mint(t, jwt.SigningMethodHS512, []byte(testSecret), jwt.MapClaims{"role": "service_role"}))
+		require.NoError(t, err)
+		require.Equal(t, "service_role", id.Role)
+		_, err = v512.Verify(sign(hs256Header, `{"role":"service_role"}`))
+		require.ErrorIs(t, err, ErrAccessDenied)
+	})
+
+	t.Run("Malformed", func(t *testing.T) {
+		t.Parallel()
+		for _, tok := range []string{
+			"not-a-jwt", "", "a.b", "a.b.c", "a.b.c.d", "...",
+			"!!!." + base64.RawURLEncoding.EncodeToString([]byte(`{}`)) + ".sig",
+			base64.RawURLEncoding.EncodeToString([]byte(hs256Header)) + ".%%%.sig",
+			base64.RawURLEncoding.EncodeToString([]byte(hs256Header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(`[1]`)) + ".sig",
+		} {
+			refused(t, tok, "Invalid Compact JWS")
+		}
+	})
+}
+
+func TestJWTMessage(t *testing.T) {
+	t.Parallel()
+	for err, want := range map[error]string{
+		jwt.ErrTokenMalformed:        "Invalid Compact JWS",
+		jwt.ErrTokenSignatureInvalid: "signature verification failed",
+		jwt.ErrTokenExpired:          `"exp" claim timestamp check failed`,
+		jwt.ErrTokenNotValidYet:      `"nbf" claim timestamp check failed`,
+		errors.New("other"):          "Invalid JWT",
+	} {
+		require.Equal(t, want, jwtMessage(err), "%v", err)
+	}
+}

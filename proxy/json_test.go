@@ -1,0 +1,81 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The hand-rolled JSON writers must produce what encoding/json would (minus HTML escaping,
+// which the reference does not apply), and timestamps as JavaScript renders them (§1.3).
+
+func TestAppendJSONString(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{
+		"", "plain", `quote " and backslash \`, "nl\n cr\r tab\t", "\x00\x01\x1f\x7f",
+		"<script>&amp;</script>", "é ü 日本 🎉", "line\u2028sep\u2029", "bad \xff utf8 \xc3",
+		`a b!-_.*'()&$=@;:+,?`,
+	} {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		require.NoError(t, enc.Encode(s))
+		require.Equal(t, string(bytes.TrimSuffix(want.Bytes(), []byte("\n"))), string(appendJSONString(nil, s)), "%q", s)
+	}
+}
+
+func TestAppendJSTime(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "null", string(appendJSTime(nil, nil)))
+	zone := time.FixedZone("x", 2*3600+30*60)
+	for in, want := range map[time.Time]string{
+		time.Date(2021, 2, 17, 4, 43, 32, 770_999_999, time.UTC): `"2021-02-17T04:43:32.770Z"`, // truncated, not rounded
+		time.Date(2021, 2, 17, 4, 43, 32, 0, time.UTC):           `"2021-02-17T04:43:32.000Z"`,
+		time.Date(2021, 1, 1, 1, 0, 0, 5_000_000, zone):          `"2020-12-31T22:30:00.005Z"`,
+	} {
+		in := in
+		require.Equal(t, want, string(appendJSTime(nil, &in)))
+	}
+}
+
+func TestMessageBody(t *testing.T) {
+	t.Parallel()
+	for m, want := range map[string]string{
+		"Successfully updated": `{"message":"Successfully updated"}`,
+		"Successfully deleted": `{"message":"Successfully deleted"}`,
+		`say "hi"`:             `{"message":"say \"hi\""}`,
+	} {
+		got := messageBody(m)
+		require.True(t, json.Valid(got), "not JSON: %s", got)
+		require.Equal(t, want, string(got))
+	}
+}
+
+func TestAppendBucket(t *testing.T) {
+	t.Parallel()
+	created := time.Date(2024, 5, 6, 7, 8, 9, 123_456_000, time.UTC)
+	limit := int64(1048576)
+	owner := "8a5e1a1c-7c7f-4a3c-9d5e-3f3c1b2a4d01"
+	full := bucket{ID: "b", Name: "n", Owner: &owner, Public: true, FileSizeLimit: &limit,
+		AllowedMimeTypes: []string{"image/*"}, CreatedAt: &created, UpdatedAt: &created, Type: "STANDARD"}
+	bare := bucket{ID: "b", Name: "n", CreatedAt: &created, UpdatedAt: &created, Type: "STANDARD"}
+
+	for _, tc := range []struct {
+		b        bucket
+		withType bool
+		want     string
+	}{
+		{full, true, `{"id":"b","name":"n","type":"STANDARD","owner":"` + owner + `","public":true,"file_size_limit":1048576,` +
+			`"allowed_mime_types":["image/*"],"created_at":"2024-05-06T07:08:09.123Z","updated_at":"2024-05-06T07:08:09.123Z"}`},
+		// NULL owner is "" (string field), NULL limits stay null; no type on GET /bucket/{id}.
+		{bare, false, `{"id":"b","name":"n","owner":"","public":false,"file_size_limit":null,` +
+			`"allowed_mime_types":null,"created_at":"2024-05-06T07:08:09.123Z","updated_at":"2024-05-06T07:08:09.123Z"}`},
+	} {
+		got := appendBucket(nil, &tc.b, tc.withType)
+		require.True(t, json.Valid(got), "not JSON: %s", got)
+		require.JSONEq(t, tc.want, string(got))
+	}
+}

@@ -1,0 +1,236 @@
+package tests
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgstorage/storage/proxy"
+	"github.com/pgstorage/storage/tests/testdb"
+)
+
+// The configuration every HTTP test server runs with.
+const (
+	httpJWTSecret   = "test-jwt-secret-at-least-32-bytes-long!!"
+	httpVersion     = "1.2.3-test"
+	httpUploadLimit = 50 << 20 // 50 MiB, the global upload limit bucket limits are checked against
+)
+
+// httpBundle is what every HTTP test starts from: the real proxy on a loopback port, serving a
+// fresh migrated database of the test's own, plus tokens for the usual callers.
+type httpBundle struct {
+	db      *testdb.DB
+	baseURL string // http://127.0.0.1:<port>
+	service string // JWT with role service_role and no sub (a service key)
+	anon    string // JWT with role anon (an anon key)
+	userA   string // authenticated JWT with sub userA.Sub
+	userB   string // authenticated JWT with sub userB.Sub
+}
+
+// setupHTTP starts the proxy for t; everything stops when t ends.
+func setupHTTP(t *testing.T) *httpBundle {
+	t.Helper()
+	db := testdb.New(t)
+	srv := proxy.New(proxy.Config{
+		JWTSecret:           httpJWTSecret,
+		Version:             httpVersion,
+		UploadFileSizeLimit: httpUploadLimit,
+		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, db.Pool).HTTPServer()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go srv.Serve(ln) //nolint:errcheck // returns when Shutdown closes the listener
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return &httpBundle{
+		db:      db,
+		baseURL: "http://" + ln.Addr().String(),
+		service: mintJWT(t, "service_role"),
+		anon:    mintJWT(t, "anon"),
+		userA:   mintJWT(t, "authenticated", withSub(userA.Sub)),
+		userB:   mintJWT(t, "authenticated", withSub(userB.Sub)),
+	}
+}
+
+// claimOpt adjusts the claims of a minted JWT.
+type claimOpt func(jwt.MapClaims)
+
+func withSub(sub string) claimOpt        { return func(c jwt.MapClaims) { c["sub"] = sub } }
+func withExp(exp time.Time) claimOpt     { return func(c jwt.MapClaims) { c["exp"] = exp.Unix() } }
+func withClaim(k string, v any) claimOpt { return func(c jwt.MapClaims) { c[k] = v } }
+
+// mintJWT signs an HS256 token with the server's secret. role "" leaves the role claim out.
+// Tokens expire in an hour unless withExp says otherwise.
+func mintJWT(t *testing.T, role string, opts ...claimOpt) string {
+	t.Helper()
+	c := jwt.MapClaims{"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
+	if role != "" {
+		c["role"] = role
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return signJWT(t, jwt.SigningMethodHS256, []byte(httpJWTSecret), c)
+}
+
+// signJWT signs claims with any method and key (for tokens the server must refuse).
+func signJWT(t *testing.T, m jwt.SigningMethod, key any, c jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(m, c).SignedString(key)
+	require.NoError(t, err)
+	return s
+}
+
+// httpResponse is what a request got back.
+type httpResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r httpResponse) String() string {
+	return strconv.Itoa(r.Status) + " " + string(r.Body)
+}
+
+// reqOpt adjusts a request before it is sent.
+type reqOpt func(*http.Request)
+
+// withHeader sets a request header (Authorization included: it overrides the token).
+func withHeader(k, v string) reqOpt { return func(r *http.Request) { r.Header.Set(k, v) } }
+
+// httpClient is shared; every test server has its own address, so connections never mix.
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+// do sends method path (with query) to the test server. token, when not empty, is sent as
+// "Authorization: Bearer <token>"; a non-empty body is sent as application/json unless an
+// option sets another Content-Type.
+func (b *httpBundle) do(t *testing.T, method, path, token, body string, opts ...reqOpt) httpResponse {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, b.baseURL+path, rd)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, o := range opts {
+		o(req)
+	}
+	resp, err := httpClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return httpResponse{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}
+
+// requireOKJSON asserts a 200 JSON response and returns its body decoded.
+func requireOKJSON(t *testing.T, r httpResponse) any {
+	t.Helper()
+	require.Equal(t, http.StatusOK, r.Status, "body: %s", r.Body)
+	require.True(t, strings.HasPrefix(r.Header.Get("Content-Type"), "application/json"), "Content-Type %q", r.Header.Get("Content-Type"))
+	var v any
+	require.NoError(t, json.Unmarshal(r.Body, &v), "body: %s", r.Body)
+	return v
+}
+
+// apiError is the four-field body of every REST error.
+type apiError struct {
+	StatusCode string `json:"statusCode"`
+	Code       string `json:"code"`
+	Error      string `json:"error"`
+	Message    string `json:"message"`
+}
+
+func (e apiError) json() string {
+	b, _ := json.Marshal(e)
+	return string(b)
+}
+
+// requireErrorShape asserts spec §11 item 7 for an error response: a JSON body with exactly
+// the keys statusCode (a string of digits), code, error and message, all strings.
+func requireErrorShape(t *testing.T, r httpResponse) apiError {
+	t.Helper()
+	require.True(t, strings.HasPrefix(r.Header.Get("Content-Type"), "application/json"), "Content-Type %q of %s", r.Header.Get("Content-Type"), r)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.Body, &m), "error body: %s", r.Body)
+	require.Equal(t, []string{"code", "error", "message", "statusCode"}, sortedKeys(m), "error body: %s", r.Body)
+	for k, v := range m {
+		require.IsType(t, "", v, "error body field %s: %s", k, r.Body)
+	}
+	require.Regexp(t, `^[1-5][0-9][0-9]$`, m["statusCode"], "error body: %s", r.Body)
+	var e apiError
+	require.NoError(t, json.Unmarshal(r.Body, &e))
+	return e
+}
+
+// requireAPIError asserts an error response exactly: status line and whole body.
+func requireAPIError(t *testing.T, r httpResponse, httpStatus int, want apiError) {
+	t.Helper()
+	requireErrorShape(t, r)
+	require.Equal(t, httpStatus, r.Status, "body: %s", r.Body)
+	require.JSONEq(t, want.json(), string(r.Body))
+}
+
+// requireAPIErrorCode asserts an error response's status line, statusCode and code, for the
+// errors whose label or message the contract does not pin; it returns the body.
+func requireAPIErrorCode(t *testing.T, r httpResponse, httpStatus int, statusCode, code string) apiError {
+	t.Helper()
+	e := requireErrorShape(t, r)
+	require.Equal(t, httpStatus, r.Status, "body: %s", r.Body)
+	require.Equal(t, statusCode, e.StatusCode, "body: %s", r.Body)
+	require.Equal(t, code, e.Code, "body: %s", r.Body)
+	require.NotEmpty(t, e.Message, "body: %s", r.Body)
+	return e
+}
+
+// The errors many tests expect.
+var (
+	errNoSuchBucket = apiError{"404", "NoSuchBucket", "Bucket not found", "Bucket not found"}
+	errNoAuthHeader = apiError{"400", "InvalidRequest", "Error", "headers must have required property 'authorization'"}
+	errRLSInsert    = apiError{"403", "AccessDenied", "Unauthorized", "new row violates row-level security policy"}
+	errBadName      = apiError{"400", "InvalidBucketName", "Invalid Input", "Bucket name invalid"}
+	errTooLarge     = apiError{"413", "EntityTooLarge", "Payload too large", "The object exceeded the maximum allowed size"}
+)
+
+// jsTimestamp is a JavaScript Date#toISOString rendering (spec §1.3).
+var jsTimestamp = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// percentEncodeAll escapes every byte that is not a letter or digit, so the path carries the
+// name only in encoded form.
+func percentEncodeAll(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteString("%" + strings.ToUpper(strconv.FormatInt(int64(c)|0x100, 16)[1:]))
+	}
+	return b.String()
+}
