@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgstorage/storage/tests/testdb"
@@ -128,34 +126,6 @@ func requireBucket(t *testing.T, got map[string]any, w bucketWant) {
 		require.True(t, ok, "%s: %v", k, got[k])
 		require.Regexp(t, jsTimestamp, s, k)
 	}
-}
-
-// storedBucket is a row of storage.buckets read as the tables' owner (no RLS).
-type storedBucket struct {
-	ID, Name         string
-	Owner, OwnerID   *string
-	Public           bool
-	FileSizeLimit    *int64
-	AllowedMimeTypes []string
-	Type             string
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-}
-
-func loadStoredBucket(t *testing.T, db *testdb.DB, id string) (storedBucket, bool) {
-	t.Helper()
-	var b storedBucket
-	err := db.Pool.QueryRow(context.Background(),
-		`select id, name, owner::text, owner_id, public, file_size_limit, allowed_mime_types, type::text,
-		        created_at, updated_at
-		 from storage.buckets where id = $1`, id).
-		Scan(&b.ID, &b.Name, &b.Owner, &b.OwnerID, &b.Public, &b.FileSizeLimit, &b.AllowedMimeTypes,
-			&b.Type, &b.CreatedAt, &b.UpdatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return b, false
-	}
-	require.NoError(t, err)
-	return b, true
 }
 
 func mustStoredBucket(t *testing.T, db *testdb.DB, id string) storedBucket {

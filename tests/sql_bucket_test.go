@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -27,30 +28,6 @@ func requireSQLState(t *testing.T, err error, code, msg string) {
 	if msg != "" {
 		require.Equal(t, msg, pgErr.Message)
 	}
-}
-
-type bucketRow struct {
-	ID, Name         string
-	Owner, OwnerID   *string
-	Public           bool
-	FileSizeLimit    *int64
-	AllowedMimeTypes []string
-	Type             string
-}
-
-// readBucket reads a bucket row as the owner of the tables (no RLS).
-func readBucket(t *testing.T, db *testdb.DB, id string) (bucketRow, bool) {
-	t.Helper()
-	var b bucketRow
-	err := db.Pool.QueryRow(context.Background(),
-		`select id, name, owner::text, owner_id, public, file_size_limit, allowed_mime_types, type::text
-		 from storage.buckets where id = $1`, id).
-		Scan(&b.ID, &b.Name, &b.Owner, &b.OwnerID, &b.Public, &b.FileSizeLimit, &b.AllowedMimeTypes, &b.Type)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return b, false
-	}
-	require.NoError(t, err)
-	return b, true
 }
 
 // queryStrings runs a query as id and returns the first column of every row.
@@ -84,9 +61,11 @@ func TestSQLBucketCreate(t *testing.T) {
 			return tx.QueryRow(context.Background(), `select storage.bucket_create(name => 'avatars')`).Scan(&id)
 		}))
 		require.Equal(t, "avatars", id)
-		b, ok := readBucket(t, db, "avatars")
+		b, ok := loadStoredBucket(t, db, "avatars")
 		require.True(t, ok)
-		require.Equal(t, bucketRow{ID: "avatars", Name: "avatars", Type: "STANDARD"}, b)
+		require.False(t, b.CreatedAt.IsZero())
+		b.CreatedAt, b.UpdatedAt = time.Time{}, time.Time{}
+		require.Equal(t, storedBucket{ID: "avatars", Name: "avatars", Type: "STANDARD"}, b)
 	})
 
 	t.Run("AllArguments", func(t *testing.T) {
@@ -94,9 +73,10 @@ func TestSQLBucketCreate(t *testing.T) {
 		db := testdb.New(t)
 		require.NoError(t, exec(t, db, asService, `select storage.bucket_create(name => 'Pics', id => 'pics',
 			public => true, file_size_limit => '1024KB', allowed_mime_types => array['image/*', '', 'text/plain;charset=utf-8'])`))
-		b, _ := readBucket(t, db, "pics")
+		b, _ := loadStoredBucket(t, db, "pics")
 		limit := int64(1020000)
-		require.Equal(t, bucketRow{ID: "pics", Name: "Pics", Public: true, FileSizeLimit: &limit,
+		b.CreatedAt, b.UpdatedAt = time.Time{}, time.Time{}
+		require.Equal(t, storedBucket{ID: "pics", Name: "Pics", Public: true, FileSizeLimit: &limit,
 			AllowedMimeTypes: []string{"image/*", "text/plain;charset=utf-8"}, Type: "STANDARD"}, b)
 	})
 
@@ -104,7 +84,7 @@ func TestSQLBucketCreate(t *testing.T) {
 		t.Parallel()
 		db := testdb.New(t)
 		admin(t, db, `select storage.bucket_create(name => 'x')`)
-		b, ok := readBucket(t, db, "x")
+		b, ok := loadStoredBucket(t, db, "x")
 		require.True(t, ok)
 		require.Nil(t, b.OwnerID)
 	})
@@ -114,7 +94,7 @@ func TestSQLBucketCreate(t *testing.T) {
 		db := testdb.New(t)
 		err := exec(t, db, asAnon, `select storage.bucket_create(name => 'x')`)
 		requireSQLState(t, err, "42501", "")
-		_, ok := readBucket(t, db, "x")
+		_, ok := loadStoredBucket(t, db, "x")
 		require.False(t, ok)
 	})
 
@@ -123,13 +103,13 @@ func TestSQLBucketCreate(t *testing.T) {
 		db := testdb.New(t)
 		admin(t, db, `create policy ins on storage.buckets for insert to authenticated with check (true)`)
 		require.NoError(t, exec(t, db, userA, `select storage.bucket_create(name => 'a')`))
-		b, _ := readBucket(t, db, "a")
+		b, _ := loadStoredBucket(t, db, "a")
 		require.Equal(t, userA.Sub, *b.Owner)
 		require.Equal(t, userA.Sub, *b.OwnerID)
 
 		notUUID := proxy.Identity{Role: "authenticated", Sub: "user-42", Claims: `{"role":"authenticated","sub":"user-42"}`}
 		require.NoError(t, exec(t, db, notUUID, `select storage.bucket_create(name => 'b')`))
-		b, _ = readBucket(t, db, "b")
+		b, _ = loadStoredBucket(t, db, "b")
 		require.Nil(t, b.Owner)
 		require.Equal(t, "user-42", *b.OwnerID)
 	})
@@ -284,19 +264,19 @@ func TestSQLBucketUpdate(t *testing.T) {
 	admin(t, db, `select storage.bucket_create(name => 'u', file_size_limit => '100', allowed_mime_types => array['image/png'])`)
 
 	require.NoError(t, exec(t, db, asService, `select storage.bucket_update(id => 'u', public => true)`))
-	b, _ := readBucket(t, db, "u")
+	b, _ := loadStoredBucket(t, db, "u")
 	require.True(t, b.Public)
 	require.Equal(t, int64(100), *b.FileSizeLimit, "NULL arguments leave settings unchanged")
 	require.Equal(t, []string{"image/png"}, b.AllowedMimeTypes)
 
 	require.NoError(t, exec(t, db, asService, `select storage.bucket_update(id => 'u', file_size_limit => '2KB', allowed_mime_types => array['text/*'])`))
-	b, _ = readBucket(t, db, "u")
+	b, _ = loadStoredBucket(t, db, "u")
 	require.Equal(t, int64(2000), *b.FileSizeLimit)
 	require.Equal(t, []string{"text/*"}, b.AllowedMimeTypes)
 	require.True(t, b.Public)
 
 	require.NoError(t, exec(t, db, asService, `select storage.bucket_update(id => 'u', clear_file_size_limit => true, clear_allowed_mime_types => true)`))
-	b, _ = readBucket(t, db, "u")
+	b, _ = loadStoredBucket(t, db, "u")
 	require.Nil(t, b.FileSizeLimit)
 	require.Nil(t, b.AllowedMimeTypes)
 
@@ -305,7 +285,7 @@ func TestSQLBucketUpdate(t *testing.T) {
 	requireSQLState(t, exec(t, db, asService, `select storage.bucket_update(id => 'u', allowed_mime_types => array['nope'])`), "ST009", "mime type nope is not supported")
 	// RLS: invisible to anon, so "not found", and nothing changes.
 	requireSQLState(t, exec(t, db, asAnon, `select storage.bucket_update(id => 'u', public => false)`), "ST001", "Bucket not found")
-	b, _ = readBucket(t, db, "u")
+	b, _ = loadStoredBucket(t, db, "u")
 	require.True(t, b.Public)
 	// With SELECT but no UPDATE policy the row is still not updatable.
 	admin(t, db, `create policy sel on storage.buckets for select to anon using (true)`)
@@ -332,11 +312,11 @@ func TestSQLBucketDelete(t *testing.T) {
 	requireSQLState(t, exec(t, db, asAnon, `select storage.bucket_delete(id => 'full')`), "ST005", "The bucket you tried to delete is not empty")
 	// RLS: a bucket the caller may not delete is "not found".
 	requireSQLState(t, exec(t, db, asAnon, `select storage.bucket_delete(id => 'guarded')`), "ST001", "Bucket not found")
-	_, ok := readBucket(t, db, "guarded")
+	_, ok := loadStoredBucket(t, db, "guarded")
 	require.True(t, ok)
 
 	require.NoError(t, exec(t, db, asAnon, `select storage.bucket_delete(id => 'empty')`))
-	_, ok = readBucket(t, db, "empty")
+	_, ok = loadStoredBucket(t, db, "empty")
 	require.False(t, ok)
 }
 

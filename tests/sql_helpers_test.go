@@ -2,7 +2,9 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -56,4 +58,32 @@ func admin(t *testing.T, db *testdb.DB, sql string, args ...any) {
 	t.Helper()
 	_, err := db.Pool.Exec(context.Background(), sql, args...)
 	require.NoError(t, err)
+}
+
+// storedBucket is a row of storage.buckets read as the tables' owner (no RLS).
+type storedBucket struct {
+	ID, Name         string
+	Owner, OwnerID   *string
+	Public           bool
+	FileSizeLimit    *int64
+	AllowedMimeTypes []string
+	Type             string
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+func loadStoredBucket(t *testing.T, db *testdb.DB, id string) (storedBucket, bool) {
+	t.Helper()
+	var b storedBucket
+	err := db.Pool.QueryRow(context.Background(),
+		`select id, name, owner::text, owner_id, public, file_size_limit, allowed_mime_types, type::text,
+		        created_at, updated_at
+		 from storage.buckets where id = $1`, id).
+		Scan(&b.ID, &b.Name, &b.Owner, &b.OwnerID, &b.Public, &b.FileSizeLimit, &b.AllowedMimeTypes,
+			&b.Type, &b.CreatedAt, &b.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return b, false
+	}
+	require.NoError(t, err)
+	return b, true
 }
