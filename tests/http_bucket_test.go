@@ -192,7 +192,7 @@ func TestHTTPSpecItems(t *testing.T) {
 		require.Empty(t, r.Body)
 		r = b.do(t, "GET", "/version", "", "")
 		require.Equal(t, 200, r.Status)
-		require.True(t, strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain"), r.Header.Get("Content-Type"))
+		require.Equal(t, "text/plain; charset=utf-8", r.Header.Get("Content-Type"))
 		require.Equal(t, httpVersion, string(r.Body))
 	})
 
@@ -422,23 +422,6 @@ func TestHTTPSpecItems(t *testing.T) {
 func TestHTTPHealth(t *testing.T) {
 	t.Parallel()
 
-	t.Run("Status", func(t *testing.T) {
-		t.Parallel()
-		b := setupHTTP(t)
-		r := b.do(t, "GET", "/status", "", "")
-		require.Equal(t, 200, r.Status)
-		require.Empty(t, r.Body)
-	})
-
-	t.Run("Version", func(t *testing.T) {
-		t.Parallel()
-		b := setupHTTP(t)
-		r := b.do(t, "GET", "/version", "", "")
-		require.Equal(t, 200, r.Status)
-		require.Equal(t, "text/plain; charset=utf-8", r.Header.Get("Content-Type"))
-		require.Equal(t, "1.2.3-test", string(r.Body))
-	})
-
 	t.Run("HealthWithoutAuthorization", func(t *testing.T) {
 		t.Parallel()
 		b := setupHTTP(t)
@@ -541,13 +524,6 @@ func TestHTTPAuth(t *testing.T) {
 		}
 	})
 
-	t.Run("Expired", func(t *testing.T) {
-		t.Parallel()
-		b := setupHTTP(t)
-		tok := mintJWT(t, "service_role", withExp(time.Now().Add(-time.Minute)))
-		requireAPIError(t, b.do(t, "GET", "/bucket", tok, ""), 400, denied(`"exp" claim timestamp check failed`))
-	})
-
 	t.Run("NotYetValid", func(t *testing.T) {
 		t.Parallel()
 		b := setupHTTP(t)
@@ -583,13 +559,6 @@ func TestHTTPAuth(t *testing.T) {
 		b := setupHTTP(t)
 		tok := signJWT(t, jwt.SigningMethodHS256, []byte(httpJWTSecret), jwt.MapClaims{"role": "service_role"})
 		requireOKBody(t, b.do(t, "GET", "/bucket", tok, ""), `[]`)
-	})
-
-	t.Run("BareToken", func(t *testing.T) {
-		t.Parallel()
-		b := setupHTTP(t)
-		b.createBucket(t, `{"name":"b"}`)
-		require.Equal(t, []string{"b"}, names(b.listBuckets(t, "", "", withHeader("Authorization", b.service))))
 	})
 
 	t.Run("LowercaseBearerSeveralSpaces", func(t *testing.T) {
