@@ -1,5 +1,7 @@
 package proxy
 
+import "strconv"
+
 // The request settings (GUCs) the prelude sets, transaction-locally, before every call into
 // the SQL API. The names are Supabase Storage's (its database scope), so policies and the
 // auth.* helpers written for Supabase read the same values here. storage.allow_delete_query is
@@ -33,17 +35,10 @@ var preludeSQL = func() string {
 		if i > 0 {
 			s += ", "
 		}
-		s += "set_config('" + name + "', $" + itoa(i+1) + ", true)"
+		s += "set_config('" + name + "', $" + strconv.Itoa(i+1) + ", true)"
 	}
 	return s
 }()
-
-func itoa(i int) string {
-	if i < 10 {
-		return string(rune('0' + i))
-	}
-	return itoa(i/10) + string(rune('0'+i%10))
-}
 
 // Operation ids written to storage.operation, as Supabase Storage names them, so policies can
 // branch on storage.operation() / storage.allow_only_operation().
