@@ -1,5 +1,5 @@
-// Package blob is the home of the blob stores: a small interface with a local-directory
-// backend and an S3 backend, tested by one conformance suite. Rows in storage.objects will
-// point at blobs by key, each key written once and never overwritten. Buckets need no bytes,
-// so the package holds nothing yet; the objects work fills it.
+// Package blob is where object bytes live: the Store interface, a local-directory backend
+// (blob/file) and an S3 backend (blob/s3), both run through one conformance suite
+// (blob/blobtest). Rows in storage.objects point at blobs by key; a key is written once and
+// never overwritten, so a row and its bytes can never disagree.
 package blob
