@@ -39,7 +39,7 @@ begin
     values (
       _id,
       bucket_create.name,
-      case when _sub ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then _sub::uuid end,
+      storage.uuid_or_null(_sub),
       _sub,
       coalesce(bucket_create.public, false),
       _limit,

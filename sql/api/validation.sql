@@ -89,3 +89,11 @@ begin
   return kept;
 end
 $$;
+
+-- storage.uuid_or_null turns a JWT sub into the deprecated uuid owner column: the sub when it
+-- is UUID-shaped, else NULL (owner_id keeps the sub verbatim).
+create or replace function storage.uuid_or_null(sub text) returns uuid
+  language sql immutable parallel safe
+  as $$
+    select case when sub ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then sub::uuid end
+  $$;

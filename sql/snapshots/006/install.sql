@@ -19,3 +19,10 @@
 {{ template "bucket_update.sql" . }}
 {{ template "bucket_delete.sql" . }}
 {{ template "bucket_empty.sql" . }}
+{{ template "object_validation.sql" . }}
+{{ template "object_upload_abort.sql" . }}
+{{ template "object_upload_prepare.sql" . }}
+{{ template "object_upload_commit.sql" . }}
+{{ template "object_info.sql" . }}
+{{ template "object_delete.sql" . }}
+{{ template "object_delete_many.sql" . }}

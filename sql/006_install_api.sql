@@ -1,0 +1,33 @@
+-- 006 install api: the SQL API of sql/api, frozen in sql/snapshots/006: the bucket functions
+-- (bucket_create, _get, _list, _update, _delete, _empty), the object functions (object_info,
+-- object_delete, object_delete_many, the upload's prepare/commit/abort) and their helpers, all
+-- in schema storage. Up installs the snapshot (CREATE OR REPLACE throughout); down drops them.
+-- No table locks.
+{{ install_snapshot "006" }}
+
+---- create above / drop below ----
+
+drop function storage.object_delete_many(text, text[]);
+drop function storage.object_exists(text, text);
+drop function storage.object_delete(text, text);
+drop function storage.object_info(text, text, boolean);
+drop function storage.object_upload_commit(text, text, text, boolean, text, bigint, text, text, text, jsonb, text);
+drop function storage.object_upload_prepare(text, text, boolean, text, bigint, jsonb);
+drop function storage.object_upload_abort(text);
+drop function storage.blob_upload_begin(text, text);
+drop function storage.object_public_lookup(text, text);
+drop function storage.bucket_lookup(text);
+drop function storage.mime_type_allowed(text, text[]);
+drop function storage.object_name_check(text);
+drop function storage.bucket_empty(text);
+drop function storage.bucket_delete(text);
+drop function storage.bucket_update(text, boolean, text, text[], boolean, boolean);
+drop function storage.bucket_list(integer, integer, text, text, text);
+drop function storage.bucket_get(text);
+drop function storage.bucket_create(text, text, boolean, text, text[], text);
+drop function storage.bucket_object_count(text, bigint, boolean);
+drop function storage.uuid_or_null(text);
+drop function storage.mime_types_check(text[]);
+drop function storage.bucket_size_limit_check(bigint);
+drop function storage.size_parse(text);
+drop function storage.bucket_name_check(text);
