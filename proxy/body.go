@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"mime"
 	"strconv"
 	"strings"
@@ -17,13 +18,23 @@ import (
 
 func schemaError(msg string) error { return ErrInvalidRequest.with(msg) }
 
+// maxJSONBody bounds the JSON bodies the API accepts (a batch of 1000 long paths fits).
+const maxJSONBody = 8 << 20
+
 // bodyObject is a JSON request body, properties kept raw.
 type bodyObject map[string]jsonField
 
 // parseBody reads a JSON object body. An empty body is {} unless the request declares JSON
 // content, which the reference refuses except on routes that opt in (allowEmpty).
 func parseBody(ctx *fasthttp.RequestCtx, allowEmpty bool) (*fields, error) {
-	body := bytes.TrimSpace(ctx.PostBody())
+	raw, err := io.ReadAll(io.LimitReader(ctx.RequestBodyStream(), maxJSONBody+1))
+	if err != nil {
+		return nil, schemaError("Body could not be read: " + err.Error())
+	}
+	if len(raw) > maxJSONBody {
+		return nil, &Error{Status: 413, Code: "EntityTooLarge", Label: "Payload too large", Message: "Request body is too large"}
+	}
+	body := bytes.TrimSpace(raw)
 	if len(body) == 0 {
 		if !allowEmpty && isJSONContent(ctx.Request.Header.ContentType()) {
 			return nil, schemaError("Body cannot be empty when content-type is set to 'application/json'")

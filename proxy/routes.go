@@ -30,6 +30,21 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.DELETE("/bucket/{id}", s.route(opBucketDelete, authJWT, s.BucketDelete))
 	r.POST("/bucket/{id}/empty", s.route(opBucketEmpty, authJWT, s.BucketEmpty))
 
+	r.POST("/object/{bucket}/{key:*}", s.route(opObjectUpload, authJWT, s.ObjectUpload))
+	r.PUT("/object/{bucket}/{key:*}", s.route(opObjectUploadUpdate, authJWT, s.ObjectUpload))
+	r.GET("/object/authenticated/{bucket}/{key:*}", s.route(opObjectGetAuthenticated, authJWT, s.ObjectGet(readAuthenticated)))
+	r.GET("/object/public/{bucket}/{key:*}", s.route(opObjectGetPublic, authNone, s.ObjectGet(readPublic)))
+	r.GET("/object/{bucket}/{key:*}", s.route(opObjectGetAuthenticated, authOptional, s.ObjectGet(readOptional)))
+	r.HEAD("/object/authenticated/{bucket}/{key:*}", s.route(opObjectHeadInfo, authJWT, s.ObjectHead(readAuthenticated)))
+	r.HEAD("/object/public/{bucket}/{key:*}", s.route(opObjectInfoPublic, authNone, s.ObjectHead(readPublic)))
+	r.HEAD("/object/{bucket}/{key:*}", s.route(opObjectHeadInfo, authOptional, s.ObjectHead(readOptional)))
+	r.GET("/object/info/authenticated/{bucket}/{key:*}", s.route(opObjectInfoAuth, authJWT, s.ObjectInfo(readAuthenticated)))
+	r.GET("/object/info/public/{bucket}/{key:*}", s.route(opObjectInfoPublic, authNone, s.ObjectInfo(readPublic)))
+	r.GET("/object/info/{bucket}/{key:*}", s.route(opObjectInfoAuth, authOptional, s.ObjectInfo(readOptional)))
+	r.HEAD("/object/info/{bucket}/{key:*}", s.route(opObjectHeadInfo, authOptional, s.ObjectHead(readOptional)))
+	r.DELETE("/object/{bucket}/{key:*}", s.route(opObjectDelete, authJWT, s.ObjectDelete))
+	r.DELETE("/object/{bucket}", s.route(opObjectDeleteMany, authJWT, s.ObjectDeleteMany))
+
 	return r.Handler
 }
 

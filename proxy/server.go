@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
+
+	"github.com/pgstorage/storage/blob"
 )
 
 // Config is what the proxy needs from the server's configuration (cmd/storage documents the
@@ -23,6 +25,7 @@ type Config struct {
 	WriteTimeout        time.Duration // SERVER_WRITE_TIMEOUT
 	IdleTimeout         time.Duration // SERVER_IDLE_TIMEOUT
 	Logger              *slog.Logger
+	Blobs               blob.Store // where object bytes live (STORAGE_BACKEND)
 }
 
 // Server holds the proxy's dependencies; routes.go wires its handlers.
@@ -30,6 +33,7 @@ type Server struct {
 	cfg         Config
 	db          *DB
 	verifier    *Verifier
+	blobs       blob.Store
 	log         *slog.Logger
 	uploadLimit string // cfg.UploadFileSizeLimit as the prelude passes it
 }
@@ -46,6 +50,7 @@ func New(cfg Config, pool *pgxpool.Pool) *Server {
 		cfg:      cfg,
 		db:       NewDB(pool),
 		verifier: NewVerifier(cfg.JWTSecret, cfg.JWTAlgorithm),
+		blobs:    cfg.Blobs,
 		log:      cfg.Logger,
 	}
 	if cfg.UploadFileSizeLimit > 0 {
@@ -65,6 +70,12 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 		// The router matches the raw path (PathOriginal), so keys are addressed verbatim
 		// ("a///b" is not "a/b"); route parameters are percent-decoded once, by param.
 		NoDefaultServerHeader: true,
+		// Upload bodies stream from the socket to the blob store: only the first
+		// preReadBodySize bytes of a request are buffered, whatever the object's size, and
+		// multipart bodies are parsed by the upload handler as a stream, not into temp files.
+		StreamRequestBody:            true,
+		MaxRequestBodySize:           preReadBodySize,
+		DisablePreParseMultipartForm: true,
 		Logger:                slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
@@ -76,9 +87,16 @@ const (
 	// authJWT: the Authorization header is required (its absence is a schema error, as in
 	// the reference) and must carry a valid JWT.
 	authJWT authMode = iota
+	// authOptional: a valid JWT is used when sent; a missing or invalid one makes the
+	// request anonymous (the reference's optional-auth object routes).
+	authOptional
 	// authNone: no token is read; the request runs as anon.
 	authNone
 )
+
+// preReadBodySize is how much of a request body the server reads before the handler runs;
+// the rest streams.
+const preReadBodySize = 64 << 10
 
 // request is one HTTP request on its way through a handler.
 type request struct {
@@ -115,10 +133,16 @@ func (s *Server) authenticate(r *request, mode authMode) error {
 	}
 	h := r.ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
 	if h == nil {
+		if mode == authOptional {
+			return nil
+		}
 		return schemaError("headers must have required property 'authorization'")
 	}
 	id, err := s.verifier.Verify(tokenFromHeader(h))
 	if err != nil {
+		if mode == authOptional {
+			return nil
+		}
 		return err
 	}
 	r.id = id
@@ -137,6 +161,9 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	ctx.Response.Reset()
 	ctx.SetStatusCode(e.httpStatus())
+	if ctx.IsHead() { // HEAD errors carry the status only
+		return
+	}
 	ctx.SetContentType("application/json; charset=utf-8")
 	ctx.SetBody(errorBody(e))
 }
@@ -151,6 +178,14 @@ func writeJSON(ctx *fasthttp.RequestCtx, body []byte) error {
 // settings returns the prelude's arguments for r, in preludeSettings order.
 func (s *Server) settings(r *request) []any {
 	return preludeArgs(r.id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), string(r.ctx.RequestURI()), s.uploadLimit)
+}
+
+// serviceSettings is settings with the role switched to service_role: the final writes of an
+// upload run as the service, after the caller's policies were applied (as in the reference).
+func (s *Server) serviceSettings(r *request) []any {
+	id := r.id
+	id.Role = serviceRole
+	return preludeArgs(id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), string(r.ctx.RequestURI()), s.uploadLimit)
 }
 
 func preludeArgs(id Identity, op, headers, method, path, uploadLimit string) []any {

@@ -50,4 +50,14 @@ const (
 	opBucketDelete = "storage.bucket.delete"
 	opBucketEmpty  = "storage.bucket.empty"
 	opHealth       = "storage.health"
+
+	opObjectUpload           = "storage.object.upload"
+	opObjectUploadUpdate     = "storage.object.upload_update"
+	opObjectGetAuthenticated = "storage.object.get_authenticated"
+	opObjectGetPublic        = "storage.object.get_public"
+	opObjectInfoPublic       = "storage.object.info_public"
+	opObjectInfoAuth         = "object.get_authenticated_info"
+	opObjectHeadInfo         = "object.head_authenticated_info"
+	opObjectDelete           = "storage.object.delete"
+	opObjectDeleteMany       = "storage.object.delete_many"
 )

@@ -49,6 +49,16 @@ type Config struct {
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// LOG_LEVEL: debug, info (default), warn or error.
 	LogLevel slog.Level
+	// STORAGE_BACKEND: where object bytes live: file (default) or s3.
+	Backend string
+	// STORAGE_FILE_BACKEND_PATH: root directory of the file backend. Default
+	// <STORAGE_DATA_DIR>/blobs.
+	FileBackendPath string
+	// STORAGE_S3_BUCKET, STORAGE_S3_ENDPOINT (empty = AWS), STORAGE_S3_REGION (default
+	// us-east-1), STORAGE_S3_FORCE_PATH_STYLE (true for MinIO-like servers),
+	// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: the s3 backend.
+	S3Bucket, S3Endpoint, S3Region, S3AccessKeyID, S3SecretAccessKey string
+	S3ForcePathStyle                                                 bool
 }
 
 // envVar is one documented environment variable: how --help shows it and how it is read.
@@ -86,6 +96,27 @@ var envVars = []envVar{
 	{"SERVER_WRITE_TIMEOUT", "0", "HTTP write timeout (Go duration, 0 = none)", durationVar(func(c *Config, d time.Duration) { c.WriteTimeout = d })},
 	{"SERVER_IDLE_TIMEOUT", "120s", "keep-alive idle timeout (Go duration, 0 = none)", durationVar(func(c *Config, d time.Duration) { c.IdleTimeout = d })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"STORAGE_BACKEND", "file", "where object bytes live: file or s3", func(c *Config, v string) error {
+		if v != "file" && v != "s3" {
+			return errors.New("must be file or s3")
+		}
+		c.Backend = v
+		return nil
+	}},
+	{"STORAGE_FILE_BACKEND_PATH", "", "file backend root; empty = <STORAGE_DATA_DIR>/blobs", func(c *Config, v string) error { c.FileBackendPath = v; return nil }},
+	{"STORAGE_S3_BUCKET", "", "s3 backend: bucket (required with STORAGE_BACKEND=s3)", func(c *Config, v string) error { c.S3Bucket = v; return nil }},
+	{"STORAGE_S3_ENDPOINT", "", "s3 backend: endpoint URL; empty = AWS", func(c *Config, v string) error { c.S3Endpoint = v; return nil }},
+	{"STORAGE_S3_REGION", "us-east-1", "s3 backend: region", func(c *Config, v string) error { c.S3Region = v; return nil }},
+	{"STORAGE_S3_FORCE_PATH_STYLE", "false", "s3 backend: path-style addressing (MinIO, versitygw)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		c.S3ForcePathStyle = b
+		return nil
+	}},
+	{"AWS_ACCESS_KEY_ID", "", "s3 backend: access key", func(c *Config, v string) error { c.S3AccessKeyID = v; return nil }},
+	{"AWS_SECRET_ACCESS_KEY", "", "s3 backend: secret key", func(c *Config, v string) error { c.S3SecretAccessKey = v; return nil }},
 }
 
 func intVar(set func(*Config, int), bounds ...int) func(*Config, string) error {
@@ -138,6 +169,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("STORAGE_DATA_DIR=%q: %w", c.DataDir, err)
 	}
 	c.DataDir = abs
+	if c.FileBackendPath == "" {
+		c.FileBackendPath = filepath.Join(c.DataDir, "blobs")
+	}
+	if c.Backend == "s3" && c.S3Bucket == "" {
+		return c, errors.New("STORAGE_S3_BUCKET is required when STORAGE_BACKEND=s3")
+	}
 	return c, nil
 }
 

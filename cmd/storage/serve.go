@@ -30,6 +30,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	blobs, err := openBlobs(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	db, err := openDatabase(ctx, cfg, stderr)
 	if err != nil {
 		return err
@@ -45,6 +49,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		WriteTimeout:        cfg.WriteTimeout,
 		IdleTimeout:         cfg.IdleTimeout,
 		Logger:              log,
+		Blobs:               blobs,
 	}, db.pool).HTTPServer()
 
 	anon, service, err := apiKeys(secret, cfg.JWTAlgorithm)

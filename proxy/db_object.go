@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// object is a row of storage.objects as the REST API renders it.
+type object struct {
+	ID             string
+	BucketID       string
+	Name           string
+	Owner          *string
+	OwnerID        *string
+	Version        *string
+	CreatedAt      *time.Time
+	UpdatedAt      *time.Time
+	LastAccessedAt *time.Time
+	Metadata       json.RawMessage // nil = NULL
+	UserMetadata   json.RawMessage
+	meta           objectMetadata // Metadata, decoded
+}
+
+// objectMetadata is the system metadata the server keeps in storage.objects.metadata.
+type objectMetadata struct {
+	ETag          string `json:"eTag"`
+	Size          *int64 `json:"size"`
+	Mimetype      string `json:"mimetype"`
+	CacheControl  string `json:"cacheControl"`
+	LastModified  string `json:"lastModified"`
+	ContentLength *int64 `json:"contentLength"`
+	XRobotsTag    string `json:"xRobotsTag"`
+}
+
+const objectColumns = `id::text, bucket_id, name, owner::text, owner_id, version, created_at, updated_at,
+  last_accessed_at, metadata, user_metadata`
+
+func scanObject(rows pgx.Rows) (object, error) {
+	var o object
+	err := rows.Scan(&o.ID, &o.BucketID, &o.Name, &o.Owner, &o.OwnerID, &o.Version, &o.CreatedAt,
+		&o.UpdatedAt, &o.LastAccessedAt, &o.Metadata, &o.UserMetadata)
+	if err != nil {
+		return o, err
+	}
+	// jsonb comes back with spaces after colons; clients get the compact form JavaScript
+	// writes.
+	o.Metadata, o.UserMetadata = compactJSON(o.Metadata), compactJSON(o.UserMetadata)
+	if len(o.Metadata) > 0 {
+		_ = json.Unmarshal(o.Metadata, &o.meta) // metadata written by SQL callers may lack keys
+	}
+	return o, nil
+}
+
+type uploadPrepareParams struct {
+	Bucket, Name  string
+	Upsert        bool
+	Mimetype      string
+	ContentLength *int64
+	UserMetadata  json.RawMessage
+}
+
+// ObjectUploadPrepare calls storage.object_upload_prepare: every check an upload must pass
+// before bytes move. Returns the version to write the blob under and the size limit.
+func (db *DB) ObjectUploadPrepare(ctx context.Context, settings []any, p uploadPrepareParams) (version string, limit *int64, err error) {
+	err = db.call(ctx, settings,
+		`select version, size_limit from storage.object_upload_prepare(bucket_id => $1, name => $2,
+		   upsert => $3, mimetype => $4, content_length => $5, user_metadata => $6)`,
+		[]any{p.Bucket, p.Name, p.Upsert, p.Mimetype, p.ContentLength, jsonArg(p.UserMetadata)},
+		func(rows pgx.Rows) error {
+			if rows.Next() {
+				return rows.Scan(&version, &limit)
+			}
+			return nil
+		})
+	return version, limit, err
+}
+
+type uploadCommitParams struct {
+	Bucket, Name, Version string
+	Upsert                bool
+	OwnerID               *string
+	Size                  int64
+	MD5                   string
+	Mimetype              string
+	CacheControl          string
+	UserMetadata          json.RawMessage
+	XRobotsTag            *string
+}
+
+// ObjectUploadCommit calls storage.object_upload_commit (as service_role) once the blob is
+// durable, and returns the object's id.
+func (db *DB) ObjectUploadCommit(ctx context.Context, settings []any, p uploadCommitParams) (id string, err error) {
+	err = db.call(ctx, settings,
+		`select storage.object_upload_commit(bucket_id => $1, name => $2, version => $3, upsert => $4,
+		   owner_id => $5, size => $6, md5 => $7, mimetype => $8, cache_control => $9,
+		   user_metadata => $10, x_robots_tag => $11)::text`,
+		[]any{p.Bucket, p.Name, p.Version, p.Upsert, p.OwnerID, p.Size, p.MD5, p.Mimetype, p.CacheControl,
+			jsonArg(p.UserMetadata), p.XRobotsTag},
+		func(rows pgx.Rows) error {
+			if rows.Next() {
+				return rows.Scan(&id)
+			}
+			return nil
+		})
+	return id, err
+}
+
+// ObjectUploadAbort calls storage.object_upload_abort (as service_role) for an upload that
+// will not commit: its blob is queued for collection.
+func (db *DB) ObjectUploadAbort(ctx context.Context, settings []any, version string) error {
+	return db.call(ctx, settings, `select storage.object_upload_abort(version => $1)`, []any{version}, nil)
+}
+
+// ObjectInfo calls storage.object_info: the row behind a download, HEAD or info request.
+func (db *DB) ObjectInfo(ctx context.Context, settings []any, bucket, name string, publicOnly bool) (object, error) {
+	var o object
+	err := db.call(ctx, settings,
+		`select `+objectColumns+` from storage.object_info(bucket_id => $1, name => $2, public_only => $3)`,
+		[]any{bucket, name, publicOnly}, func(rows pgx.Rows) (err error) {
+			if rows.Next() {
+				o, err = scanObject(rows)
+			}
+			return err
+		})
+	return o, err
+}
+
+// ObjectDelete calls storage.object_delete.
+func (db *DB) ObjectDelete(ctx context.Context, settings []any, bucket, name string) error {
+	return db.call(ctx, settings, `select storage.object_delete(bucket_id => $1, name => $2)`,
+		[]any{bucket, name}, nil)
+}
+
+// ObjectDeleteMany calls storage.object_delete_many and returns the deleted rows.
+func (db *DB) ObjectDeleteMany(ctx context.Context, settings []any, bucket string, names []string) ([]object, error) {
+	var out []object
+	err := db.call(ctx, settings,
+		`select `+objectColumns+` from storage.object_delete_many(bucket_id => $1, names => $2)`,
+		[]any{bucket, names}, func(rows pgx.Rows) error {
+			for rows.Next() {
+				o, err := scanObject(rows)
+				if err != nil {
+					return err
+				}
+				out = append(out, o)
+			}
+			return nil
+		})
+	return out, err
+}
+
+func compactJSON(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return b
+	}
+	return buf.Bytes()
+}
+
+// jsonArg passes JSON to a jsonb parameter; nil is SQL NULL.
+func jsonArg(b json.RawMessage) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
+}

@@ -1,0 +1,357 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/pgstorage/storage/blob"
+)
+
+// Access to an object read: which caller the object routes see.
+type readAccess int
+
+const (
+	readAuthenticated readAccess = iota // /authenticated/: JWT required, RLS for private buckets
+	readOptional                        // /object/{b}/{k}: JWT optional; anonymous = public buckets only
+	readPublic                          // /public/: no JWT read; public buckets only
+)
+
+// lookup returns the object row a read route serves.
+func (s *Server) lookup(r *request, access readAccess) (object, error) {
+	publicOnly := access == readPublic || access == readOptional && r.id.Token == ""
+	return s.db.ObjectInfo(ctxOf(r), s.settings(r), param(r.ctx, "bucket"), param(r.ctx, "key"), publicOnly)
+}
+
+// ObjectGet answers GET on the download routes: the bytes, streamed from the blob store, with
+// the reference's headers; Range → 206 (or 416), If-None-Match / If-Modified-Since → 304.
+func (s *Server) ObjectGet(access readAccess) handlerFunc {
+	return func(r *request) error {
+		o, err := s.lookup(r, access)
+		if err != nil {
+			return err
+		}
+		return s.serveBlob(r, &o, "")
+	}
+}
+
+// serveBlob writes the object's bytes and headers. expires, when set, replaces Cache-Control
+// (signed URLs).
+func (s *Server) serveBlob(r *request, o *object, expires string) error {
+	ctx := r.ctx
+	writeObjectHeaders(ctx, o)
+	if expires != "" {
+		ctx.Response.Header.Del(fasthttp.HeaderCacheControl)
+		ctx.Response.Header.Set(fasthttp.HeaderExpires, expires)
+	} else if inm := ctx.Request.Header.Peek(fasthttp.HeaderIfNoneMatch); inm != nil {
+		// Revalidating clients (CDNs) get a stale-while-revalidate hint when their copy is old.
+		if string(inm) != o.meta.ETag {
+			ctx.Response.Header.Set(fasthttp.HeaderCacheControl, o.meta.CacheControl+", stale-while-revalidate=30")
+		}
+	}
+	if download, ok := queryValue(ctx, "download"); ok {
+		ctx.Response.Header.Set(fasthttp.HeaderContentDisposition, contentDisposition(download))
+	}
+	if notModified(ctx, o) {
+		ctx.Response.Header.Del(fasthttp.HeaderContentType)
+		ctx.SetStatusCode(fasthttp.StatusNotModified)
+		return nil
+	}
+	size := int64(0)
+	if o.meta.Size != nil {
+		size = *o.meta.Size
+	}
+	offset, length, partial, err := parseRange(ctx.Request.Header.Peek(fasthttp.HeaderRange), size)
+	if err != nil {
+		ctx.Response.Header.Set(fasthttp.HeaderContentRange, "bytes */"+strconv.FormatInt(size, 10))
+		return err
+	}
+	body, err := s.blobs.Get(ctxOf(r), blobKey(deref(o.Version)), offset, length)
+	if errors.Is(err, blob.ErrNotFound) {
+		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
+		return ErrBlobNotFound
+	}
+	if err != nil {
+		return &Error{Status: 500, Code: "InternalError", Label: "Internal", Message: "Internal Server Error", HTTPStatus: 500, Cause: err}
+	}
+	if partial {
+		ctx.SetStatusCode(fasthttp.StatusPartialContent)
+		ctx.Response.Header.Set(fasthttp.HeaderContentRange,
+			"bytes "+strconv.FormatInt(offset, 10)+"-"+strconv.FormatInt(offset+length-1, 10)+"/"+strconv.FormatInt(size, 10))
+	}
+	ctx.SetBodyStream(body, int(length))
+	return nil
+}
+
+// ErrBlobNotFound: the row exists but its blob does not (reference: S3 backend's answer).
+var ErrBlobNotFound = &Error{Status: 404, Code: "NoSuchKey", Label: "Not found", Message: "The resource was not found"}
+
+// ErrInvalidRange: a Range the object cannot satisfy; the one 416 status line.
+var ErrInvalidRange = &Error{Status: 416, Code: "InvalidRange", Label: "invalid_range", Message: "invalid range provided", HTTPStatus: 416}
+
+// ObjectHead answers HEAD on the download routes from the row alone (no blob access); errors
+// have no body.
+func (s *Server) ObjectHead(access readAccess) handlerFunc {
+	return func(r *request) error {
+		o, err := s.lookup(r, access)
+		if err != nil {
+			return err
+		}
+		writeObjectHeaders(r.ctx, &o)
+		if o.meta.ContentLength != nil {
+			r.ctx.Response.Header.SetContentLength(int(*o.meta.ContentLength))
+		}
+		r.ctx.Response.SkipBody = true
+		return nil
+	}
+}
+
+// ObjectInfo answers GET /object/info/…: the row as JSON.
+func (s *Server) ObjectInfo(access readAccess) handlerFunc {
+	return func(r *request) error {
+		o, err := s.lookup(r, access)
+		if err != nil {
+			return err
+		}
+		h := &r.ctx.Response.Header
+		h.Set(fasthttp.HeaderETag, o.meta.ETag)
+		h.Set(fasthttp.HeaderLastModified, httpDate(o.meta.LastModified))
+		h.Set(fasthttp.HeaderCacheControl, o.meta.CacheControl)
+		return writeJSON(r.ctx, appendObjectInfo(nil, &o))
+	}
+}
+
+// ObjectDelete answers DELETE /object/{bucket}/{key}.
+func (s *Server) ObjectDelete(r *request) error {
+	if err := s.db.ObjectDelete(ctxOf(r), s.settings(r), param(r.ctx, "bucket"), param(r.ctx, "key")); err != nil {
+		return err
+	}
+	return writeJSON(r.ctx, messageBody("Successfully deleted"))
+}
+
+// ObjectDeleteMany answers DELETE /object/{bucket} {"prefixes": [names…]}: exact names.
+func (s *Server) ObjectDeleteMany(r *request) error {
+	f, err := parseBody(r.ctx, false)
+	if err != nil {
+		return err
+	}
+	f.require("prefixes")
+	names := f.strings("prefixes")
+	if f.err == nil && len(names) == 0 {
+		f.fail("body/prefixes must NOT have fewer than 1 items")
+	}
+	if f.err != nil {
+		return f.err
+	}
+	deleted, err := s.db.ObjectDeleteMany(ctxOf(r), s.settings(r), param(r.ctx, "bucket"), names)
+	if err != nil {
+		return err
+	}
+	b := []byte{'['}
+	for i := range deleted {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendObjectRow(b, &deleted[i])
+	}
+	return writeJSON(r.ctx, append(b, ']'))
+}
+
+// writeObjectHeaders sets the headers every successful read carries.
+func writeObjectHeaders(ctx *fasthttp.RequestCtx, o *object) {
+	h := &ctx.Response.Header
+	ct := o.meta.Mimetype
+	if strings.Contains(strings.ToLower(ct), "text/html") {
+		ct = "text/plain" // never let stored HTML run in the storage origin
+	}
+	h.SetContentType(ct)
+	h.Set(fasthttp.HeaderETag, o.meta.ETag)
+	h.Set(fasthttp.HeaderLastModified, httpDate(o.meta.LastModified))
+	h.Set(fasthttp.HeaderCacheControl, o.meta.CacheControl)
+	h.Set(fasthttp.HeaderAcceptRanges, "bytes")
+	robots := o.meta.XRobotsTag
+	if robots == "" || !validRobotsTag(robots) {
+		robots = "none"
+	}
+	h.Set("X-Robots-Tag", robots)
+}
+
+// notModified applies If-None-Match (ETag) and, without it, If-Modified-Since.
+func notModified(ctx *fasthttp.RequestCtx, o *object) bool {
+	if inm := ctx.Request.Header.Peek(fasthttp.HeaderIfNoneMatch); inm != nil {
+		for _, tag := range strings.Split(string(inm), ",") {
+			tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+			if tag == "*" || tag == o.meta.ETag {
+				return true
+			}
+		}
+		return false
+	}
+	if ims := ctx.Request.Header.Peek(fasthttp.HeaderIfModifiedSince); ims != nil {
+		since, err := fasthttp.ParseHTTPDate(ims)
+		lm, err2 := time.Parse(time.RFC3339Nano, o.meta.LastModified)
+		return err == nil && err2 == nil && !lm.Truncate(time.Second).After(since)
+	}
+	return false
+}
+
+// parseRange resolves a Range header against size: (offset, length, partial). No header or
+// one that is not a single bytes range means the whole object.
+func parseRange(h []byte, size int64) (int64, int64, bool, error) {
+	spec, ok := strings.CutPrefix(string(h), "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return 0, size, false, nil
+	}
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return 0, size, false, nil
+	}
+	var start, end int64
+	var err error
+	switch {
+	case first == "": // the last n bytes
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n <= 0 || size == 0 {
+			return 0, 0, false, ErrInvalidRange
+		}
+		start, end = max(size-n, 0), size-1
+	default:
+		if start, err = strconv.ParseInt(first, 10, 64); err != nil || start >= size {
+			return 0, 0, false, ErrInvalidRange
+		}
+		end = size - 1
+		if last != "" {
+			if end, err = strconv.ParseInt(last, 10, 64); err != nil || end < start {
+				return 0, 0, false, ErrInvalidRange
+			}
+			end = min(end, size-1)
+		}
+	}
+	return start, end - start + 1, true, nil
+}
+
+// contentDisposition renders ?download: attachment, with the given file name when there is one.
+func contentDisposition(name string) string {
+	if name == "" {
+		return "attachment;"
+	}
+	enc := encodeURIComponent(name)
+	return "attachment; filename=" + enc + "; filename*=UTF-8''" + enc
+}
+
+// encodeURIComponent escapes like JavaScript's function of that name.
+func encodeURIComponent(s string) string {
+	e := url.QueryEscape(s)
+	e = strings.ReplaceAll(e, "+", "%20")
+	for _, c := range []string{"!", "'", "(", ")", "*"} {
+		e = strings.ReplaceAll(e, url.QueryEscape(c), c)
+	}
+	return e
+}
+
+// queryValue returns a query parameter and whether it was present at all (?download is
+// meaningful without a value).
+func queryValue(ctx *fasthttp.RequestCtx, name string) (string, bool) {
+	args := ctx.QueryArgs()
+	if !args.Has(name) {
+		return "", false
+	}
+	return string(args.Peek(name)), true
+}
+
+// httpDate renders the stored ISO timestamp as an HTTP date; "" when there is none.
+func httpDate(iso string) string {
+	t, err := time.Parse(time.RFC3339Nano, iso)
+	if err != nil {
+		return ""
+	}
+	return t.UTC().Format(time.RFC1123)[:len(time.RFC1123)-3] + "GMT"
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// appendObjectInfo renders the info body (no schema filtering in the reference: every field).
+func appendObjectInfo(b []byte, o *object) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, o.ID)
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, o.Name)
+	b = append(b, `,"version":`...)
+	b = appendNullableString(b, o.Version)
+	b = append(b, `,"bucket_id":`...)
+	b = appendJSONString(b, o.BucketID)
+	b = append(b, `,"size":`...)
+	b = appendInt64OrNull(b, o.meta.Size)
+	b = append(b, `,"content_type":`...)
+	b = appendNonEmptyOrNull(b, o.meta.Mimetype)
+	b = append(b, `,"cache_control":`...)
+	b = appendNonEmptyOrNull(b, o.meta.CacheControl)
+	b = append(b, `,"etag":`...)
+	b = appendNonEmptyOrNull(b, o.meta.ETag)
+	b = append(b, `,"metadata":`...)
+	b = appendRawOrNull(b, o.UserMetadata)
+	b = append(b, `,"last_modified":`...)
+	b = appendJSTime(b, o.UpdatedAt)
+	b = append(b, `,"created_at":`...)
+	b = appendJSTime(b, o.CreatedAt)
+	return append(b, '}')
+}
+
+// appendObjectRow renders an object row in the reference's object schema (delete many, copy):
+// plain-string fields render NULL as "".
+func appendObjectRow(b []byte, o *object) []byte {
+	b = append(b, `{"name":`...)
+	b = appendJSONString(b, o.Name)
+	b = append(b, `,"bucket_id":`...)
+	b = appendJSONString(b, o.BucketID)
+	b = append(b, `,"owner":`...)
+	b = appendStringOrEmpty(b, o.Owner)
+	b = append(b, `,"owner_id":`...)
+	b = appendStringOrEmpty(b, o.OwnerID)
+	b = append(b, `,"version":`...)
+	b = appendStringOrEmpty(b, o.Version)
+	b = append(b, `,"id":`...)
+	b = appendJSONString(b, o.ID)
+	b = append(b, `,"updated_at":`...)
+	b = appendJSTime(b, o.UpdatedAt)
+	b = append(b, `,"created_at":`...)
+	b = appendJSTime(b, o.CreatedAt)
+	b = append(b, `,"last_accessed_at":`...)
+	b = appendJSTime(b, o.LastAccessedAt)
+	b = append(b, `,"metadata":`...)
+	b = appendRawOrNull(b, o.Metadata)
+	b = append(b, `,"user_metadata":`...)
+	b = appendRawOrNull(b, o.UserMetadata)
+	return append(b, '}')
+}
+
+func appendNullableString(b []byte, s *string) []byte {
+	if s == nil {
+		return append(b, "null"...)
+	}
+	return appendJSONString(b, *s)
+}
+
+func appendNonEmptyOrNull(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "null"...)
+	}
+	return appendJSONString(b, s)
+}
+
+func appendRawOrNull(b []byte, raw json.RawMessage) []byte {
+	if len(raw) == 0 {
+		return append(b, "null"...)
+	}
+	return append(b, raw...)
+}

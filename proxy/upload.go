@@ -1,0 +1,266 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"hash"
+	"io"
+	"mime"
+	"mime/multipart"
+	"strconv"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+)
+
+// maxUserMetadata is the largest user metadata a multipart field may carry (1 MiB).
+const maxUserMetadata = 1 << 20
+
+// ErrEntityTooLarge: the object (or its user metadata) is larger than the limits allow.
+var ErrEntityTooLarge = &Error{Status: 413, Code: "EntityTooLarge", Label: "Payload too large", Message: "The object exceeded the maximum allowed size"}
+
+// ErrNoContent: a multipart upload without a file part.
+var ErrNoContent = &Error{Status: 400, Code: "InvalidRequest", Message: "No content provided"}
+
+// upload is one upload request on its way from the client to the blob store and the row.
+type upload struct {
+	bucket, name  string
+	upsert        bool
+	mimetype      string
+	cacheControl  string
+	userMetadata  json.RawMessage
+	xRobotsTag    *string
+	contentLength *int64    // declared by a raw upload; nil when unknown or multipart
+	body          io.Reader // the object's bytes
+}
+
+// ObjectUpload answers POST and PUT /object/{bucket}/{key}: authorize (prepare), stream the
+// bytes to a fresh blob while counting and hashing, then commit the row. PUT always upserts;
+// POST upserts only with x-upsert: true (exactly).
+func (s *Server) ObjectUpload(r *request) error {
+	u, err := parseUpload(r.ctx, string(r.ctx.Method()) == fasthttp.MethodPut)
+	if err != nil {
+		return err
+	}
+	if u.userMetadata == nil {
+		u.userMetadata = json.RawMessage(`{}`) // an upload without metadata stores {}, not NULL
+	}
+	id, err := s.store(r, u, r.id.Sub)
+	if err != nil {
+		return err
+	}
+	b := append([]byte(`{"Id":`), appendJSONString(nil, id)...)
+	b = append(append(b, `,"Key":`...), appendJSONString(nil, u.bucket+"/"+u.name)...)
+	return writeJSON(r.ctx, append(b, '}'))
+}
+
+// store runs the three steps of an upload and returns the object's id. owner is the sub the
+// row is owned by ("" keeps the current owner on an upsert).
+func (s *Server) store(r *request, u *upload, owner string) (string, error) {
+	ctx := ctxOf(r)
+	version, limit, err := s.db.ObjectUploadPrepare(ctx, s.settings(r), uploadPrepareParams{
+		Bucket: u.bucket, Name: u.name, Upsert: u.upsert, Mimetype: u.mimetype,
+		ContentLength: u.contentLength, UserMetadata: u.userMetadata,
+	})
+	if err != nil {
+		return "", err
+	}
+	svc := s.serviceSettings(r)
+	m := &meter{r: u.body, limit: limit, md5: md5.New()}
+	size := int64(-1)
+	if u.contentLength != nil {
+		size = *u.contentLength
+	}
+	if err := s.blobs.Put(ctx, blobKey(version), m, size); err != nil {
+		_ = s.db.ObjectUploadAbort(ctx, svc, version)
+		if errors.Is(err, errTooLarge) {
+			return "", ErrEntityTooLarge
+		}
+		return "", &Error{Status: 500, Code: "InternalError", Label: "Internal", Message: "Internal Server Error", HTTPStatus: 500, Cause: err}
+	}
+	p := uploadCommitParams{
+		Bucket: u.bucket, Name: u.name, Version: version, Upsert: u.upsert, Size: m.n,
+		MD5: hex.EncodeToString(m.md5.Sum(nil)), Mimetype: u.mimetype, CacheControl: u.cacheControl,
+		UserMetadata: u.userMetadata, XRobotsTag: u.xRobotsTag,
+	}
+	if owner != "" {
+		p.OwnerID = &owner
+	}
+	id, err := s.db.ObjectUploadCommit(ctx, svc, p)
+	if err != nil {
+		_ = s.db.ObjectUploadAbort(ctx, svc, version)
+		return "", err
+	}
+	return id, nil
+}
+
+// blobKey maps an object version to its blob key, sharded by its first two hex digits so no
+// directory of the file store grows past a few thousand entries per million objects.
+func blobKey(version string) string {
+	if len(version) < 3 {
+		return version
+	}
+	return version[:2] + "/" + version
+}
+
+// parseUpload reads the upload's parameters: from the headers for a raw body, or from the
+// form fields that precede the file part of a multipart/form-data body (whose reading stops
+// at the file part, which becomes the body).
+func parseUpload(ctx *fasthttp.RequestCtx, isPut bool) (*upload, error) {
+	u := &upload{
+		bucket: param(ctx, "bucket"),
+		name:   param(ctx, "key"),
+		upsert: isPut || string(ctx.Request.Header.Peek("x-upsert")) == "true",
+	}
+	if v := ctx.Request.Header.Peek("x-robots-tag"); v != nil {
+		if !validRobotsTag(string(v)) {
+			return nil, &Error{Status: 400, Code: "InvalidRequest", Label: "invalid_x_robots_tag", Message: "Invalid X-Robots-Tag header: " + string(v)}
+		}
+		tag := string(v)
+		u.xRobotsTag = &tag
+	}
+	ct := string(ctx.Request.Header.ContentType())
+	if mt, params, err := mime.ParseMediaType(ct); err == nil && mt == "multipart/form-data" {
+		return u, u.readForm(ctx, params["boundary"])
+	}
+	u.mimetype = ct
+	if u.mimetype == "" {
+		u.mimetype = "application/octet-stream"
+	}
+	u.cacheControl = string(ctx.Request.Header.Peek(fasthttp.HeaderCacheControl))
+	if u.cacheControl == "" {
+		u.cacheControl = "no-cache"
+	}
+	u.userMetadata = decodeXMetadata(ctx.Request.Header.Peek("x-metadata"))
+	if n := ctx.Request.Header.ContentLength(); n >= 0 {
+		cl := int64(n)
+		u.contentLength = &cl
+	}
+	u.body = ctx.RequestBodyStream()
+	return u, nil
+}
+
+// readForm reads form fields up to the first file part, which becomes the body.
+func (u *upload) readForm(ctx *fasthttp.RequestCtx, boundary string) error {
+	mr := multipart.NewReader(ctx.RequestBodyStream(), boundary)
+	u.cacheControl = "no-cache"
+	contentType := ""
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return ErrNoContent
+		}
+		if err != nil {
+			return schemaError("Invalid multipart body: " + err.Error())
+		}
+		if part.FileName() == "" && part.FormName() != "" {
+			v, err := io.ReadAll(io.LimitReader(part, maxUserMetadata+1))
+			if err != nil {
+				return schemaError("Invalid multipart body: " + err.Error())
+			}
+			switch part.FormName() {
+			case "cacheControl":
+				u.cacheControl = "max-age=" + string(v)
+			case "contentType":
+				contentType = string(v)
+			case "metadata", "userMetadata":
+				if len(v) > maxUserMetadata {
+					return ErrEntityTooLarge.with("The user_metadata exceeded the maximum allowed size")
+				}
+				if json.Valid(v) {
+					u.userMetadata = v
+				}
+			}
+			continue
+		}
+		u.mimetype = contentType
+		if u.mimetype == "" {
+			u.mimetype = part.Header.Get("Content-Type")
+		}
+		if u.mimetype == "" {
+			u.mimetype = "application/octet-stream"
+		}
+		u.body = part
+		return nil
+	}
+}
+
+// decodeXMetadata decodes the x-metadata header (base64 of a JSON object). Anything that does
+// not decode is ignored, as in the reference.
+func decodeXMetadata(h []byte) json.RawMessage {
+	if len(h) == 0 {
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(string(h))
+	if err != nil || !json.Valid(b) {
+		return nil
+	}
+	return bytes.TrimSpace(b)
+}
+
+// errTooLarge is the meter's refusal once a body passes its limit.
+var errTooLarge = errors.New("upload exceeds the size limit")
+
+// meter passes an upload's bytes through, counting and hashing them (MD5, the ETag), and
+// fails with errTooLarge as soon as they exceed limit: a chunked body of unknown length is
+// refused while streaming, and the blob store discards what it had.
+type meter struct {
+	r     io.Reader
+	limit *int64 // nil = none
+	n     int64
+	md5   hash.Hash
+}
+
+func (m *meter) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	m.n += int64(n)
+	if m.limit != nil && m.n > *m.limit {
+		return 0, errTooLarge
+	}
+	m.md5.Write(p[:n])
+	return n, err
+}
+
+// validRobotsTag checks an X-Robots-Tag value: comma-separated directives, each optionally
+// prefixed by a user agent ("googlebot: noindex").
+func validRobotsTag(v string) bool {
+	simple := map[string]bool{"all": true, "noindex": true, "nofollow": true, "none": true,
+		"noarchive": true, "nosnippet": true, "indexifembedded": true, "notranslate": true,
+		"noimageindex": true}
+	for _, d := range strings.Split(v, ",") {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if d == "" {
+			return false
+		}
+		if simple[d] {
+			continue
+		}
+		key, val, ok := strings.Cut(d, ":")
+		val = strings.TrimSpace(val)
+		switch {
+		case !ok:
+			return false
+		case key == "max-snippet" || key == "max-video-preview":
+			if _, err := strconv.Atoi(val); err != nil {
+				return false
+			}
+		case key == "max-image-preview":
+			if val != "none" && val != "standard" && val != "large" {
+				return false
+			}
+		case key == "unavailable_after":
+			if val == "" {
+				return false
+			}
+		default: // a user-agent prefix before a directive
+			if !validRobotsTag(val) || strings.Contains(val, ",") {
+				return false
+			}
+		}
+	}
+	return true
+}
