@@ -76,7 +76,7 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 		StreamRequestBody:            true,
 		MaxRequestBodySize:           preReadBodySize,
 		DisablePreParseMultipartForm: true,
-		Logger:                slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		Logger:                       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
 
