@@ -27,7 +27,7 @@ type bodyObject map[string]jsonField
 // parseBody reads a JSON object body. An empty body is {} unless the request declares JSON
 // content, which the reference refuses except on routes that opt in (allowEmpty).
 func parseBody(ctx *fasthttp.RequestCtx, allowEmpty bool) (*fields, error) {
-	raw, err := io.ReadAll(io.LimitReader(ctx.RequestBodyStream(), maxJSONBody+1))
+	raw, err := readBody(ctx, maxJSONBody+1)
 	if err != nil {
 		return nil, schemaError("Body could not be read: " + err.Error())
 	}
@@ -52,6 +52,16 @@ func parseBody(ctx *fasthttp.RequestCtx, allowEmpty bool) (*fields, error) {
 		return nil, schemaError("Body is not valid JSON")
 	}
 	return &fields{obj: obj}, nil
+}
+
+// readBody reads at most limit bytes of the request body (the server streams bodies, so there
+// is no stream at all for a request without one).
+func readBody(ctx *fasthttp.RequestCtx, limit int64) ([]byte, error) {
+	stream := ctx.RequestBodyStream()
+	if stream == nil {
+		return ctx.PostBody(), nil
+	}
+	return io.ReadAll(io.LimitReader(stream, limit))
 }
 
 func isJSONContent(ct []byte) bool {

@@ -141,12 +141,19 @@ func parseUpload(ctx *fasthttp.RequestCtx, isPut bool) (*upload, error) {
 		u.contentLength = &cl
 	}
 	u.body = ctx.RequestBodyStream()
+	if u.body == nil {
+		u.body = bytes.NewReader(ctx.PostBody())
+	}
 	return u, nil
 }
 
 // readForm reads form fields up to the first file part, which becomes the body.
 func (u *upload) readForm(ctx *fasthttp.RequestCtx, boundary string) error {
-	mr := multipart.NewReader(ctx.RequestBodyStream(), boundary)
+	var body io.Reader = ctx.RequestBodyStream()
+	if body == nil {
+		body = bytes.NewReader(ctx.PostBody())
+	}
+	mr := multipart.NewReader(body, boundary)
 	u.cacheControl = "no-cache"
 	contentType := ""
 	for {

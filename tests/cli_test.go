@@ -565,7 +565,9 @@ func TestCLIExternalDatabase(t *testing.T) {
 	t.Run("serve", func(t *testing.T) {
 		const secret = "external-secret"
 		port := cliFreePort(t)
-		s := cliServe(t, bin, "", cliEnv(append(base, "AUTH_JWT_SECRET="+secret, "SERVER_PORT="+port)...))
+		blobDir := filepath.Join(t.TempDir(), "blobs")
+		s := cliServe(t, bin, "", cliEnv(append(base, "AUTH_JWT_SECRET="+secret, "SERVER_PORT="+port,
+			"STORAGE_FILE_BACKEND_PATH="+blobDir)...))
 		s.waitReady()
 		require.Equal(t, "http://127.0.0.1:"+port, s.url)
 		require.Equal(t, int(latest), s.schema)
@@ -576,7 +578,8 @@ func TestCLIExternalDatabase(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, body)
 		require.Equal(t, []string{"ext"}, cliBucketNames(t, s.url, s.service))
 		require.Equal(t, 0, s.stop(syscall.SIGTERM))
-		require.NoDirExists(t, dataDir, "serve with DATABASE_URL touched STORAGE_DATA_DIR")
+		require.NoDirExists(t, dataDir, "serve with DATABASE_URL and its own blob path touched STORAGE_DATA_DIR")
+		require.DirExists(t, blobDir)
 	})
 
 	// SERVER_PORT=0 is accepted (0 to 65535) and means "any free port": the listening line
