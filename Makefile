@@ -18,10 +18,10 @@ build: ## build bin/storage
 run: postgres build ## build and start `storage serve` on the embedded default (data in ./data)
 	STORAGE_DATA_DIR=$${STORAGE_DATA_DIR:-$(DATA)} ./$(BIN) serve
 
-test: postgres ## run every test against real PostgreSQL (ephemeral cluster unless TEST_DATABASE_URL)
+test: postgres versitygw ## run every test against real PostgreSQL (ephemeral cluster unless TEST_DATABASE_URL)
 	$(GO) test $(TEST_FLAGS) ./...
 
-test/race: postgres ## the tests with the race detector
+test/race: postgres versitygw ## the tests with the race detector
 	$(GO) test -race $(TEST_FLAGS) ./...
 
 lint: ## gofmt and go vet
@@ -51,4 +51,16 @@ postgres: ## make sure PostgreSQL server binaries exist (installs them with apt 
 	  echo "PostgreSQL server binaries (initdb, postgres) not found. Install them with:"; \
 	  echo "  sudo apt-get install -y postgresql"; \
 	  exit 1; \
+	fi
+
+VERSITYGW_VERSION := v1.8.0
+.PHONY: versitygw
+
+versitygw: ## install the S3 test server (versitygw v1.8.0) into $(GOPATH)/bin
+	@gobin="$$($(GO) env GOBIN)"; gobin="$${gobin:-$$($(GO) env GOPATH | cut -d: -f1)/bin}"; \
+	if [ -n "$$VERSITYGW" ] && [ -x "$$VERSITYGW" ]; then :; \
+	elif command -v versitygw >/dev/null 2>&1 || [ -x "$$gobin/versitygw" ]; then :; \
+	else \
+	  echo "installing versitygw $(VERSITYGW_VERSION) into $$gobin (about 1.5 min the first time)"; \
+	  $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); \
 	fi

@@ -7,12 +7,17 @@ import (
 )
 
 // Store keeps immutable blobs under opaque keys. Keys are chosen by the caller, fresh for every
-// write (the object's version id); a store never overwrites a blob.
+// write (the object's version id); a store never overwrites a blob. Every method refuses a key
+// that CheckKey refuses, with ErrInvalidKey, so all backends accept the same keys.
+// Implementations are safe for concurrent use and pass the suite in blob/blobtest.
 type Store interface {
 	// Put streams r into a new blob under key. size is the exact length when known, else -1.
 	// The blob becomes visible under key only once it is complete and durable (file: written
-	// to a temporary file, fsynced, renamed, directory fsynced; S3: a completed upload). If Put
-	// fails (including when r returns an error, e.g. a size limit), nothing remains under key.
+	// to a temporary file, fsynced, linked under key, directory fsynced; S3: a completed
+	// upload). If Put fails (including when r returns an error, e.g. a size limit), nothing
+	// remains under key, and the error wraps r's so the caller can tell why. A size that r
+	// does not match exactly fails the Put. If key already holds a blob, Put fails with
+	// ErrExists and leaves it as is. Put does not read r after it returns.
 	Put(ctx context.Context, key string, r io.Reader, size int64) error
 
 	// Get opens the blob for reading from offset; length is the number of bytes wanted, or -1

@@ -1,0 +1,7 @@
+// Package file is the blob store that keeps one file per blob under a root directory, the
+// default backend (`<data>/blobs`). A key maps to root/key directly, "/" making
+// subdirectories; the store does no sharding of its own, so callers that write many blobs pick
+// keys like "ab/abcdef…" to keep directories small. Writes go to a temporary file in root/.tmp
+// (TempDir) and are linked into place only once complete and durable, so a key never shows a
+// partial blob and is never overwritten.
+package file

@@ -1,0 +1,287 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/pgstorage/storage/blob"
+)
+
+// TempDir is the directory under root that holds in-progress uploads: every Put writes a
+// temporary file here (named put-*) and links it under its key only once it is complete and
+// fsynced. A file that stays here is the leftover of a Put cut short by a crash; nothing
+// references it, and the `reconcile` command deletes the stale ones (by age: a young one may be
+// an upload in progress). Deleting a leftover never harms a stored blob, even when it is a
+// second link to one (a crash between linking and removing the temporary name). Keys cannot
+// reach it: blob.CheckKey refuses segments that start with a dot.
+const TempDir = ".tmp"
+
+// Store keeps each blob in its own file, root/key. It is safe for concurrent use.
+type Store struct {
+	root string // absolute and clean, so joined paths stay comparable to it
+	tmp  string // root/TempDir
+}
+
+var _ blob.Store = (*Store)(nil)
+
+// New opens (creating if needed) a store rooted at root.
+func New(root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("blob/file: %w", err)
+	}
+	s := &Store{root: abs, tmp: filepath.Join(abs, TempDir)}
+	// Blobs are users' private data: only the server's own user may read them.
+	if err := os.MkdirAll(s.tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("blob/file: %w", err)
+	}
+	return s, nil
+}
+
+// Root returns the store's absolute root directory.
+func (s *Store) Root() string { return s.root }
+
+// path returns the file that holds key, or an error wrapping blob.ErrInvalidKey. blob.CheckKey
+// rules out everything that could climb out of root ("..", absolute paths, NUL, backslashes),
+// so the join cannot escape.
+func (s *Store) path(key string) (string, error) {
+	if err := blob.CheckKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.root, filepath.FromSlash(key)), nil
+}
+
+// copyBufs holds copy buffers: larger than io.Copy's 32 KiB (fewer syscalls on big uploads) and
+// reused, so a Put allocates next to nothing however large the blob.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// Put writes r to a temporary file, fsyncs it, and hard-links it under key. os.Link fails
+// with EEXIST instead of replacing an existing file, so two Puts racing for one key cannot
+// clobber each other: exactly one wins, the other gets blob.ErrExists.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (err error) {
+	final, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	// Cheap early refusal so a duplicate does not cost a whole upload; the link below is
+	// the authoritative check.
+	if _, err := os.Lstat(final); err == nil {
+		return fmt.Errorf("%w: %q", blob.ErrExists, key)
+	}
+
+	f, err := os.CreateTemp(s.tmp, "put-*")
+	if err != nil {
+		return fmt.Errorf("blob/file: %w", err)
+	}
+	tmp := f.Name()
+	// The temporary name goes in every case: on failure it is the only copy, on success the
+	// blob lives on under its key's link.
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		os.Remove(tmp)
+	}()
+
+	src := r
+	if size >= 0 {
+		// One byte more than promised is enough to tell that the reader is too long,
+		// without reading (and storing) an unbounded excess.
+		src = io.LimitReader(r, size+1)
+	}
+	bufp := copyBufs.Get().(*[]byte)
+	// The wrapper hides (*os.File).ReadFrom, which would ignore our buffer and allocate its own.
+	n, err := io.CopyBuffer(writerOnly{f}, ctxReader{ctx, src}, *bufp)
+	copyBufs.Put(bufp)
+	if err != nil {
+		return fmt.Errorf("blob/file: put %q: %w", key, err)
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("blob/file: put %q: reader yielded %s bytes, size says %d", key, countString(n, size), size)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("blob/file: put %q: %w", key, err)
+	}
+	err = f.Close()
+	f = nil
+	if err != nil {
+		return fmt.Errorf("blob/file: put %q: %w", key, err)
+	}
+
+	dir := filepath.Dir(final)
+	if err := s.mkdirs(dir); err != nil {
+		return fmt.Errorf("blob/file: put %q: %w", key, err)
+	}
+	if err := os.Link(tmp, final); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w: %q", blob.ErrExists, key)
+		}
+		return fmt.Errorf("blob/file: put %q: %w", key, err)
+	}
+	// The new directory entry is durable only once its directory is fsynced. If that fails,
+	// take the blob back out: Put must not leave a blob under key when it reports failure.
+	if err := syncDir(dir); err != nil {
+		os.Remove(final)
+		return fmt.Errorf("blob/file: put %q: %w", key, err)
+	}
+	return nil
+}
+
+// countString renders how many bytes a reader yielded when it was cut at size+1.
+func countString(n, size int64) string {
+	if n > size {
+		return "more than " + fmt.Sprint(size)
+	}
+	return fmt.Sprint(n)
+}
+
+// mkdirs creates dir and its missing parents (all inside root), fsyncing each parent that
+// gains an entry: a blob linked into a new directory is durable only if the directory itself is.
+func (s *Store) mkdirs(dir string) error {
+	if dir == s.root {
+		return nil
+	}
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s holds a blob, not a directory", dir)
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if err := s.mkdirs(parent); err != nil {
+		return err
+	}
+	// A concurrent Put may have created it meanwhile; that is fine. Sync the parent anyway,
+	// since our blob may become durable before the other Put gets to its fsync.
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return syncDir(parent)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Get returns the *os.File itself for reads from offset 0 to the end (so the HTTP server can
+// sendfile it) and a reader limited to the range otherwise.
+func (s *Store) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return nil, err
+	}
+	if offset < 0 || length < -1 {
+		return nil, fmt.Errorf("blob/file: get %q: bad range offset %d length %d", key, offset, length)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, notFound(key, err)
+	}
+	// A key that names a directory (the parent of other keys) holds no blob.
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = fs.ErrNotExist
+		}
+		return nil, notFound(key, err)
+	}
+	if offset > 0 {
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("blob/file: get %q: %w", key, err)
+		}
+	}
+	if length < 0 {
+		// Still the *os.File: a read to the end can be sendfile'd from its current offset.
+		return f, nil
+	}
+	return &rangeReader{Reader: io.LimitReader(f, length), f: f}, nil
+}
+
+type rangeReader struct {
+	io.Reader
+	f *os.File
+}
+
+func (r *rangeReader) Close() error { return r.f.Close() }
+
+// Size stats the blob's file.
+func (s *Store) Size(ctx context.Context, key string) (int64, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(p)
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		return 0, notFound(key, err)
+	}
+	return fi.Size(), nil
+}
+
+// Delete removes the blob's file. Empty parent directories stay: removing them would race
+// with a concurrent Put that just created one to link into, and with keys sharded like
+// "ab/…" there are few of them.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	p, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		// Gone already, or a directory (which holds no blob): nothing to delete.
+		if err == nil || isNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("blob/file: delete %q: %w", key, err)
+	}
+	if err := os.Remove(p); err != nil && !isNotExist(err) {
+		return fmt.Errorf("blob/file: delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// isNotExist also counts ENOTDIR: under key "a/b", a blob "a" means "a/b" cannot exist.
+func isNotExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+func notFound(key string, err error) error {
+	if isNotExist(err) {
+		return fmt.Errorf("%w: %q", blob.ErrNotFound, key)
+	}
+	return fmt.Errorf("blob/file: %q: %w", key, err)
+}
+
+// ctxReader stops a Put whose context is done, e.g. because the client went away while the
+// body reader is still being fed.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+type writerOnly struct{ io.Writer }

@@ -1,0 +1,9 @@
+// Package s3 is the blob store on an S3-compatible service (AWS S3, MinIO, R2, versitygw…),
+// used with STORAGE_BACKEND=s3. Blobs are objects under Config.Prefix in one bucket.
+//
+// Puts stream: a body of known size up to one part goes out as a single PutObject straight
+// from the reader (unsigned payload, no buffering); anything else as a multipart upload read
+// into at most Concurrency part buffers, which a failure aborts so no parts linger. Every
+// write is conditional (If-None-Match: *), so a key is never overwritten. Package s3test
+// starts a real S3 server (versitygw) for tests.
+package s3

@@ -1,0 +1,234 @@
+package s3_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgstorage/storage/blob"
+	"github.com/pgstorage/storage/blob/blobtest"
+	"github.com/pgstorage/storage/blob/s3"
+	"github.com/pgstorage/storage/blob/s3/s3test"
+)
+
+// One versitygw for the package; every test works under a prefix of its own in one bucket.
+var (
+	srv      *s3test.Server
+	bucket   s3.Config
+	prefixes atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	srv, err = s3test.StartServer()
+	if err != nil {
+		// Fail, never skip: a missing S3 server must not look like a passing backend.
+		fmt.Fprintln(os.Stderr, "FAIL: cannot start the S3 test server:", err)
+		os.Exit(1)
+	}
+	bucket, err = srv.NewBucket(context.Background())
+	code := 1
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+	} else {
+		code = m.Run()
+	}
+	srv.Stop()
+	os.Exit(code)
+}
+
+// config returns the bucket's configuration with a fresh prefix.
+func config() s3.Config {
+	cfg := bucket
+	cfg.Prefix = fmt.Sprintf("t%03d/", prefixes.Add(1))
+	return cfg
+}
+
+// newStore returns a store under a fresh prefix and checks, when the test ends, that no
+// multipart upload was left behind under it, whatever the test did to its Puts.
+func newStore(t *testing.T, cfg s3.Config) *s3.Store {
+	st, err := s3.New(t.Context(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		require.Empty(t, multipartUploads(t, cfg.Prefix), "multipart uploads left behind")
+	})
+	return st
+}
+
+func multipartUploads(t *testing.T, prefix string) []string {
+	out, err := srv.Client().ListMultipartUploads(context.Background(), &awss3.ListMultipartUploadsInput{
+		Bucket: aws.String(bucket.Bucket),
+		Prefix: aws.String(prefix),
+	})
+	require.NoError(t, err)
+	var keys []string
+	for _, u := range out.Uploads {
+		keys = append(keys, aws.ToString(u.Key))
+	}
+	return keys
+}
+
+// TestStore runs the conformance suite with the default part size, then with the smallest
+// parts S3 allows and more of them in flight, so part boundaries fall elsewhere in the suite's
+// blobs. The two runs are sequential so that each one's memory check runs alone.
+func TestStore(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		partSize    int64
+		concurrency int
+	}{
+		{"DefaultParts", s3.DefaultPartSize, s3.DefaultConcurrency},
+		{"SmallParts", s3.MinPartSize, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The part buffers plus slack for the SDK's per-request garbage.
+			limit := uint64(tc.partSize*int64(tc.concurrency) + 4<<20)
+			blobtest.RunWith(t, func(t *testing.T) blob.Store {
+				cfg := config()
+				cfg.PartSize, cfg.Concurrency = tc.partSize, tc.concurrency
+				return newStore(t, cfg)
+			}, blobtest.Options{MaxPutAlloc: limit})
+		})
+	}
+}
+
+// TestUploadListing makes sure the leftover check in newStore can see an unfinished upload,
+// so its silence means something.
+func TestUploadListing(t *testing.T) {
+	t.Parallel()
+	cfg := config()
+	c := srv.Client()
+	ctx := t.Context()
+	key := aws.String(cfg.Prefix + "dangling")
+	up, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String(cfg.Bucket), Key: key})
+	require.NoError(t, err)
+	require.Equal(t, []string{*key}, multipartUploads(t, cfg.Prefix))
+	_, err = c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: aws.String(cfg.Bucket), Key: key, UploadId: up.UploadId})
+	require.NoError(t, err)
+	require.Empty(t, multipartUploads(t, cfg.Prefix))
+}
+
+// TestPrefix: keys live under Prefix in the bucket, and nowhere else.
+func TestPrefix(t *testing.T) {
+	t.Parallel()
+	cfg := config()
+	st := newStore(t, cfg)
+	ctx := t.Context()
+	require.NoError(t, st.Put(ctx, "ab/cd", strings.NewReader("x"), 1))
+	out, err := srv.Client().ListObjectsV2(ctx, &awss3.ListObjectsV2Input{
+		Bucket: aws.String(cfg.Bucket),
+		Prefix: aws.String(cfg.Prefix),
+	})
+	require.NoError(t, err)
+	require.Len(t, out.Contents, 1)
+	require.Equal(t, cfg.Prefix+"ab/cd", aws.ToString(out.Contents[0].Key))
+	b, p := st.Bucket()
+	require.Equal(t, cfg.Bucket, b)
+	require.Equal(t, cfg.Prefix, p)
+}
+
+func TestNewRefuses(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	for name, edit := range map[string]func(*s3.Config){
+		"NoBucket":       func(c *s3.Config) { c.Bucket = "" },
+		"MissingBucket":  func(c *s3.Config) { c.Bucket = "no-such-bucket" },
+		"WrongSecret":    func(c *s3.Config) { c.SecretAccessKey = "wrong" },
+		"HalfKeyPair":    func(c *s3.Config) { c.SecretAccessKey = "" },
+		"TinyParts":      func(c *s3.Config) { c.PartSize = s3.MinPartSize - 1 },
+		"NegativeWorker": func(c *s3.Config) { c.Concurrency = -1 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg := config()
+			edit(&cfg)
+			_, err := s3.New(ctx, cfg)
+			require.Error(t, err)
+		})
+	}
+}
+
+// TestMissingBucketIsNotNotFound: a bucket deleted under a running store is a configuration
+// error, which must not read as "blob not found" (the server would answer 404 for every
+// object, and the collector would think deletes succeeded).
+func TestMissingBucketIsNotNotFound(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	cfg, err := srv.NewBucket(ctx)
+	require.NoError(t, err)
+	st, err := s3.New(ctx, cfg)
+	require.NoError(t, err)
+	_, err = srv.Client().DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String(cfg.Bucket)})
+	require.NoError(t, err)
+	_, err = st.Get(ctx, "k", 0, -1)
+	require.Error(t, err)
+	require.False(t, errors.Is(err, blob.ErrNotFound), "Get: %v", err)
+	require.Error(t, st.Delete(ctx, "k"))
+}
+
+// TestPartFailure: a part that fails midway (here: the upload was aborted under it) fails the
+// Put promptly, without reading the rest of the body, and leaves nothing behind.
+//
+// One part at a time, so that no part is in flight when the test aborts the upload:
+// versitygw 1.8.0 lets a part that was being written during an abort bring the upload back
+// to life, and the parts after it then succeed (the Put still fails, at completion).
+func TestPartFailure(t *testing.T) {
+	t.Parallel()
+	cfg := config()
+	cfg.Concurrency = 1
+	st := newStore(t, cfg)
+	ctx := t.Context()
+	c := srv.Client()
+	var aborted int
+	abortAll := hook(func() {
+		ups, err := c.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{
+			Bucket: aws.String(cfg.Bucket), Prefix: aws.String(cfg.Prefix),
+		})
+		require.NoError(t, err)
+		for _, u := range ups.Uploads {
+			_, err := c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{
+				Bucket: aws.String(cfg.Bucket), Key: u.Key, UploadId: u.UploadId,
+			})
+			require.NoError(t, err)
+			aborted++
+		}
+	})
+	tail := &counter{r: blobtest.NewGen(2, 200<<20)}
+	err := st.Put(ctx, "k", io.MultiReader(blobtest.NewGen(1, 20<<20), abortAll, tail), -1)
+	// NoSuchUpload, or a reset connection when the server answers that before reading the body.
+	require.ErrorContains(t, err, "part 3:")
+	require.Equal(t, 1, aborted)
+	_, err = st.Size(ctx, "k")
+	require.ErrorIs(t, err, blob.ErrNotFound)
+	// The third part took 4 MiB of the tail; the failed upload of it stops the reading.
+	require.LessOrEqual(t, tail.n, int64(s3.DefaultPartSize), "read on after a part failed")
+}
+
+// hook runs f when first read and yields nothing.
+type hook func()
+
+func (h hook) Read([]byte) (int, error) {
+	h()
+	return 0, io.EOF
+}
+
+type counter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
