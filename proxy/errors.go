@@ -17,8 +17,9 @@ type Error struct {
 	Code       string // machine code, e.g. NoSuchBucket
 	Label      string // the body's legacy "error" field; "" means the same as Code
 	Message    string
-	HTTPStatus int   // explicit status line; 0 = the legacy rule
-	Cause      error // underlying error, for logs; never rendered
+	HTTPStatus int         // explicit status line; 0 = the legacy rule
+	Headers    [][2]string // response headers that go with the error
+	Cause      error       // underlying error, for logs; never rendered
 }
 
 func (e *Error) Error() string {

@@ -66,14 +66,14 @@ func (s *Server) serveBlob(r *request, o *object, expires string) error {
 	if o.meta.Size != nil {
 		size = *o.meta.Size
 	}
-	offset, length, partial, err := parseRange(ctx.Request.Header.Peek(fasthttp.HeaderRange), size)
-	if err != nil {
-		ctx.Response.Header.Set(fasthttp.HeaderContentRange, "bytes */"+strconv.FormatInt(size, 10))
-		return err
+	offset, length, partial, ok := parseRange(ctx.Request.Header.Peek(fasthttp.HeaderRange), size)
+	if !ok {
+		e := *ErrInvalidRange
+		e.Headers = [][2]string{{fasthttp.HeaderContentRange, "bytes */" + strconv.FormatInt(size, 10)}}
+		return &e
 	}
-	body, err := s.blobs.Get(ctxOf(r), blobKey(deref(o.Version)), offset, length)
+	body, err := s.blobs.Get(blobCtx, blobKey(deref(o.Version)), offset, length)
 	if errors.Is(err, blob.ErrNotFound) {
-		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
 		return ErrBlobNotFound
 	}
 	if err != nil {
@@ -89,7 +89,8 @@ func (s *Server) serveBlob(r *request, o *object, expires string) error {
 }
 
 // ErrBlobNotFound: the row exists but its blob does not (reference: S3 backend's answer).
-var ErrBlobNotFound = &Error{Status: 404, Code: "NoSuchKey", Label: "Not found", Message: "The resource was not found"}
+var ErrBlobNotFound = &Error{Status: 404, Code: "NoSuchKey", Label: "Not found", Message: "The resource was not found",
+	Headers: [][2]string{{fasthttp.HeaderCacheControl, "no-store"}}}
 
 // ErrInvalidRange: a Range the object cannot satisfy; the one 416 status line.
 var ErrInvalidRange = &Error{Status: 416, Code: "InvalidRange", Label: "invalid_range", Message: "invalid range provided", HTTPStatus: 416}
@@ -200,16 +201,16 @@ func notModified(ctx *fasthttp.RequestCtx, o *object) bool {
 	return false
 }
 
-// parseRange resolves a Range header against size: (offset, length, partial). No header or
-// one that is not a single bytes range means the whole object.
-func parseRange(h []byte, size int64) (int64, int64, bool, error) {
+// parseRange resolves a Range header against size: (offset, length, partial, satisfiable). No
+// header, or one that is not a single bytes range, means the whole object.
+func parseRange(h []byte, size int64) (int64, int64, bool, bool) {
 	spec, ok := strings.CutPrefix(string(h), "bytes=")
 	if !ok || strings.Contains(spec, ",") {
-		return 0, size, false, nil
+		return 0, size, false, true
 	}
 	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
 	if !ok {
-		return 0, size, false, nil
+		return 0, size, false, true
 	}
 	var start, end int64
 	var err error
@@ -217,22 +218,22 @@ func parseRange(h []byte, size int64) (int64, int64, bool, error) {
 	case first == "": // the last n bytes
 		n, err := strconv.ParseInt(last, 10, 64)
 		if err != nil || n <= 0 || size == 0 {
-			return 0, 0, false, ErrInvalidRange
+			return 0, 0, false, false
 		}
 		start, end = max(size-n, 0), size-1
 	default:
 		if start, err = strconv.ParseInt(first, 10, 64); err != nil || start >= size {
-			return 0, 0, false, ErrInvalidRange
+			return 0, 0, false, false
 		}
 		end = size - 1
 		if last != "" {
 			if end, err = strconv.ParseInt(last, 10, 64); err != nil || end < start {
-				return 0, 0, false, ErrInvalidRange
+				return 0, 0, false, false
 			}
 			end = min(end, size-1)
 		}
 	}
-	return start, end - start + 1, true, nil
+	return start, end - start + 1, true, true
 }
 
 // contentDisposition renders ?download: attachment, with the given file name when there is one.

@@ -3,10 +3,13 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
@@ -159,13 +162,30 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	if e.Status >= 500 {
 		s.log.Error("request failed", "method", string(ctx.Method()), "path", string(ctx.Path()), "code", e.Code, "err", err)
 	}
+	drainBody(ctx)
 	ctx.Response.Reset()
+	for _, h := range e.Headers {
+		ctx.Response.Header.Set(h[0], h[1])
+	}
 	ctx.SetStatusCode(e.httpStatus())
 	if ctx.IsHead() { // HEAD errors carry the status only
 		return
 	}
 	ctx.SetContentType("application/json; charset=utf-8")
 	ctx.SetBody(errorBody(e))
+}
+
+// drainLimit is how much of an unread request body a refusal still reads, so that the client,
+// still sending, gets the answer instead of a connection reset (as with the reference, which
+// reads every body); beyond it the connection is closed.
+const drainLimit = 16 << 20
+
+func drainBody(ctx *fasthttp.RequestCtx) {
+	if stream := ctx.RequestBodyStream(); stream != nil {
+		if n, _ := io.CopyN(io.Discard, stream, drainLimit); n == drainLimit {
+			ctx.SetConnectionClose()
+		}
+	}
 }
 
 // writeJSON sends a 200 JSON body.
@@ -232,10 +252,12 @@ func headersJSON(ctx *fasthttp.RequestCtx) string {
 	return string(append(b, '}'))
 }
 
-// param returns a route parameter percent-decoded once (the raw value if it does not decode).
+// param returns a route parameter percent-decoded once. When the decoded value could not be
+// text (bad escapes, NUL, invalid UTF-8) the raw value is returned instead: its '%' makes the
+// SQL API refuse it as an invalid key or bucket name, rather than PostgreSQL as bad text.
 func param(ctx *fasthttp.RequestCtx, name string) string {
 	raw, _ := ctx.UserValue(name).(string)
-	if v, err := url.PathUnescape(raw); err == nil {
+	if v, err := url.PathUnescape(raw); err == nil && utf8.ValidString(v) && !strings.ContainsRune(v, 0) {
 		return v
 	}
 	return raw
@@ -244,3 +266,8 @@ func param(ctx *fasthttp.RequestCtx, name string) string {
 // ctxOf returns the context database calls run under: the request's, so a server shutdown
 // cancels them.
 func ctxOf(r *request) context.Context { return r.ctx }
+
+// blobCtx is the context of blob store calls. Not the request's: fasthttp recycles the
+// RequestCtx once the handler returns, while a download's body is still being streamed (and
+// an S3 client's transport may still watch its context).
+var blobCtx = context.Background()

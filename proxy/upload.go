@@ -75,7 +75,7 @@ func (s *Server) store(r *request, u *upload, owner string) (string, error) {
 	if u.contentLength != nil {
 		size = *u.contentLength
 	}
-	if err := s.blobs.Put(ctx, blobKey(version), m, size); err != nil {
+	if err := s.blobs.Put(blobCtx, blobKey(version), m, size); err != nil {
 		_ = s.db.ObjectUploadAbort(ctx, svc, version)
 		if errors.Is(err, errTooLarge) {
 			return "", ErrEntityTooLarge

@@ -52,7 +52,8 @@ create unique index bucketid_objname on storage.objects (bucket_id, name collate
 alter table storage.buckets enable row level security;
 alter table storage.objects enable row level security;
 
-grant all on storage.buckets, storage.objects to anon, authenticated, service_role;
+-- Row privileges only: TRUNCATE would skip RLS and the triggers that keep blobs accounted for.
+grant select, insert, update, delete on storage.buckets, storage.objects to anon, authenticated, service_role;
 
 -- Bucket names longer than 100 characters are refused also for direct inserts.
 create function storage.enforce_bucket_name_length() returns trigger

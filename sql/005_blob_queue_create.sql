@@ -1,7 +1,8 @@
 -- 005 blob queue: the bookkeeping that keeps rows and blobs in agreement.
 -- storage.blob_uploads holds an entry per upload in flight (blob being written, row not yet
 -- committed); storage.blobs_freed is the durable queue of blobs no row references any more,
--- filled in the same transaction as the DELETE/UPDATE that freed them (plain SQL deletes too).
+-- filled in the same transaction as the DELETE/UPDATE/TRUNCATE that freed them (plain SQL
+-- deletes too).
 -- A collector drains both later. Reversible (drops both tables and the triggers). Takes a
 -- SHARE ROW EXCLUSIVE lock on storage.objects briefly, to add the triggers and index.
 
@@ -62,7 +63,26 @@ create trigger objects_free_blobs_on_update
   referencing old table as old_rows
   for each statement execute function storage.objects_free_blobs();
 
+-- TRUNCATE skips row triggers: queue every blob first (only the owner may truncate).
+create function storage.objects_free_all_blobs() returns trigger
+  language plpgsql
+  security definer
+  set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  insert into storage.blobs_freed (version, bucket_id)
+  select distinct o.version, o.bucket_id from storage.objects o where o.version is not null;
+  return null;
+end
+$$;
+create trigger objects_free_blobs_on_truncate
+  before truncate on storage.objects
+  for each statement execute function storage.objects_free_all_blobs();
+
 ---- create above / drop below ----
+
+drop trigger objects_free_blobs_on_truncate on storage.objects;
+drop function storage.objects_free_all_blobs();
 
 drop trigger objects_free_blobs_on_update on storage.objects;
 drop trigger objects_free_blobs_on_delete on storage.objects;

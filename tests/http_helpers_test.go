@@ -16,6 +16,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgstorage/storage/blob"
+	"github.com/pgstorage/storage/blob/file"
 	"github.com/pgstorage/storage/proxy"
 	"github.com/pgstorage/storage/tests/testdb"
 )
@@ -31,23 +33,43 @@ const (
 // fresh migrated database of the test's own, plus tokens for the usual callers.
 type httpBundle struct {
 	db      *testdb.DB
-	baseURL string // http://127.0.0.1:<port>
-	service string // JWT with role service_role and no sub (a service key)
-	anon    string // JWT with role anon (an anon key)
-	userA   string // authenticated JWT with sub userA.Sub
-	userB   string // authenticated JWT with sub userB.Sub
+	baseURL string     // http://127.0.0.1:<port>
+	service string     // JWT with role service_role and no sub (a service key)
+	anon    string     // JWT with role anon (an anon key)
+	userA   string     // authenticated JWT with sub userA.Sub
+	userB   string     // authenticated JWT with sub userB.Sub
+	blobs   blob.Store // where the server keeps object bytes
 }
 
-// setupHTTP starts the proxy for t; everything stops when t ends.
-func setupHTTP(t *testing.T) *httpBundle {
+// httpOpt adjusts the configuration setupHTTP starts the proxy with.
+type httpOpt func(*proxy.Config)
+
+// withBlobStore makes the server keep object bytes in s instead of a fresh file store.
+func withBlobStore(s blob.Store) httpOpt { return func(c *proxy.Config) { c.Blobs = s } }
+
+// withUploadLimit replaces the global upload limit (UPLOAD_FILE_SIZE_LIMIT, httpUploadLimit).
+func withUploadLimit(n int64) httpOpt { return func(c *proxy.Config) { c.UploadFileSizeLimit = n } }
+
+// setupHTTP starts the proxy for t; everything stops when t ends. Object bytes go to a file
+// store under t.TempDir() unless withBlobStore says otherwise.
+func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 	t.Helper()
 	db := testdb.New(t)
-	srv := proxy.New(proxy.Config{
+	cfg := proxy.Config{
 		JWTSecret:           httpJWTSecret,
 		Version:             httpVersion,
 		UploadFileSizeLimit: httpUploadLimit,
 		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, db.Pool).HTTPServer()
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.Blobs == nil {
+		fs, err := file.New(t.TempDir())
+		require.NoError(t, err)
+		cfg.Blobs = fs
+	}
+	srv := proxy.New(cfg, db.Pool).HTTPServer()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go srv.Serve(ln) //nolint:errcheck // returns when Shutdown closes the listener
@@ -59,6 +81,7 @@ func setupHTTP(t *testing.T) *httpBundle {
 		anon:    mintJWT(t, "anon"),
 		userA:   mintJWT(t, "authenticated", withSub(userA.Sub)),
 		userB:   mintJWT(t, "authenticated", withSub(userB.Sub)),
+		blobs:   cfg.Blobs,
 	}
 }
 
