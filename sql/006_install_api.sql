@@ -30,4 +30,5 @@ drop function storage.uuid_or_null(text);
 drop function storage.mime_types_check(text[]);
 drop function storage.bucket_size_limit_check(bigint);
 drop function storage.size_parse(text);
+drop function storage.bucket_id_check(text);
 drop function storage.bucket_name_check(text);

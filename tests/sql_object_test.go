@@ -2,11 +2,9 @@ package tests
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgstorage/storage/proxy"
@@ -74,17 +72,6 @@ func sqlObjQuery(t *testing.T, db *testdb.DB, id proxy.Identity, commit bool, sq
 	return out, err
 }
 
-// requireObjSQLState asserts err is a PostgreSQL error with this SQLSTATE (and, when msg is
-// not empty, this message).
-func requireObjSQLState(t *testing.T, err error, code, msg string) {
-	t.Helper()
-	var pgErr *pgconn.PgError
-	require.True(t, errors.As(err, &pgErr), "want SQLSTATE %s, got %v", code, err)
-	require.Equal(t, code, pgErr.Code, "message: %s", pgErr.Message)
-	if msg != "" {
-		require.Equal(t, msg, pgErr.Message)
-	}
-}
 
 func TestSQLObjectInfo(t *testing.T) {
 	t.Parallel()
@@ -96,7 +83,7 @@ func TestSQLObjectInfo(t *testing.T) {
 		sqlObjInsert(t, db, "priv", "k", userA.Sub, "v1")
 		for _, id := range []proxy.Identity{asAnon, userA} {
 			_, err := sqlObjQuery(t, db, id, false, q, "priv", "k", false)
-			requireObjSQLState(t, err, "ST002", "Object not found")
+			requireSQLState(t, err, "ST002", "Object not found")
 		}
 		got, err := sqlObjQuery(t, db, asService, false, q, "priv", "k", false)
 		require.NoError(t, err)
@@ -107,9 +94,9 @@ func TestSQLObjectInfo(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []string{"k"}, got)
 		_, err = sqlObjQuery(t, db, userB, false, q, "priv", "k", false)
-		requireObjSQLState(t, err, "ST002", "Object not found")
+		requireSQLState(t, err, "ST002", "Object not found")
 		_, err = sqlObjQuery(t, db, asAnon, false, q, "priv", "k", false)
-		requireObjSQLState(t, err, "ST002", "Object not found")
+		requireSQLState(t, err, "ST002", "Object not found")
 	})
 
 	t.Run("PublicBucketWithoutRLS", func(t *testing.T) {
@@ -124,7 +111,7 @@ func TestSQLObjectInfo(t *testing.T) {
 			}
 		}
 		_, err := sqlObjQuery(t, db, asAnon, false, q, "pub", "missing", true)
-		requireObjSQLState(t, err, "ST002", "Object not found")
+		requireSQLState(t, err, "ST002", "Object not found")
 	})
 
 	t.Run("PublicOnlyRefusesPrivateBuckets", func(t *testing.T) {
@@ -133,7 +120,7 @@ func TestSQLObjectInfo(t *testing.T) {
 		sqlObjInsert(t, db, "priv", "k", "", "v1")
 		for _, id := range []proxy.Identity{asAnon, userA, asService} {
 			_, err := sqlObjQuery(t, db, id, false, q, "priv", "k", true)
-			requireObjSQLState(t, err, "ST001", "Bucket not found")
+			requireSQLState(t, err, "ST001", "Bucket not found")
 		}
 		// The default is public_only => false.
 		got, err := sqlObjQuery(t, db, asService, false, `select name from storage.object_info('priv', 'k')`)
@@ -146,13 +133,13 @@ func TestSQLObjectInfo(t *testing.T) {
 		db := sqlObjDB(t)
 		for _, id := range []proxy.Identity{asAnon, asService} {
 			_, err := sqlObjQuery(t, db, id, false, q, "nobucket", "k", false)
-			requireObjSQLState(t, err, "ST001", "Bucket not found")
+			requireSQLState(t, err, "ST001", "Bucket not found")
 			_, err = sqlObjQuery(t, db, id, false, q, "priv", "a%b", false)
-			requireObjSQLState(t, err, "ST007", "Invalid key: a%b")
+			requireSQLState(t, err, "ST007", "Invalid key: a%b")
 			_, err = sqlObjQuery(t, db, id, false, q, "pub", "", false)
-			requireObjSQLState(t, err, "ST007", "Invalid key: ")
+			requireSQLState(t, err, "ST007", "Invalid key: ")
 			_, err = sqlObjQuery(t, db, id, false, q, "priv", "missing", false)
-			requireObjSQLState(t, err, "ST002", "Object not found")
+			requireSQLState(t, err, "ST002", "Object not found")
 		}
 	})
 }
@@ -167,21 +154,21 @@ func TestSQLObjectDelete(t *testing.T) {
 		sqlObjInsert(t, db, "priv", "k", userA.Sub, "v1")
 		for _, id := range []proxy.Identity{asAnon, userA, asService} {
 			_, err := sqlObjQuery(t, db, id, true, del, "priv", "missing")
-			requireObjSQLState(t, err, "ST002", "Object not found")
+			requireSQLState(t, err, "ST002", "Object not found")
 			_, err = sqlObjQuery(t, db, id, true, del, "nobucket", "k")
-			requireObjSQLState(t, err, "ST002", "Object not found")
+			requireSQLState(t, err, "ST002", "Object not found")
 		}
 		for _, id := range []proxy.Identity{asAnon, userA} {
 			_, err := sqlObjQuery(t, db, id, true, del, "priv", "k")
-			requireObjSQLState(t, err, "ST011", "Access denied")
+			requireSQLState(t, err, "ST011", "Access denied")
 		}
 		// DELETE alone is not enough: the row must be visible (DELETE + SELECT).
 		admin(t, db, `create policy del on storage.objects for delete to authenticated using (owner_id = (select auth.uid())::text)`)
 		_, err := sqlObjQuery(t, db, userA, true, del, "priv", "k")
-		requireObjSQLState(t, err, "ST011", "Access denied")
+		requireSQLState(t, err, "ST011", "Access denied")
 		admin(t, db, `create policy sel on storage.objects for select to authenticated using (true)`)
 		_, err = sqlObjQuery(t, db, userB, true, del, "priv", "k")
-		requireObjSQLState(t, err, "ST011", "Access denied")
+		requireSQLState(t, err, "ST011", "Access denied")
 		require.Equal(t, []string{"priv/k"}, sqlObjNames(t, db))
 		require.Empty(t, sqlObjFreed(t, db))
 
@@ -365,11 +352,11 @@ func TestSQLObjectBlobQueue(t *testing.T) {
 		for _, id := range []proxy.Identity{asAnon, userA} {
 			err := exec(t, db, id, `truncate storage.objects`)
 			require.Equal(t, []string{"priv/k", "pub/p"}, sqlObjNames(t, db), "%s truncated storage.objects, past RLS", id.Role)
-			requireObjSQLState(t, err, "42501", "")
+			requireSQLState(t, err, "42501", "")
 		}
 		// The service role: refused, or every blob queued.
 		if err := exec(t, db, asService, `truncate storage.objects`); err != nil {
-			requireObjSQLState(t, err, "42501", "")
+			requireSQLState(t, err, "42501", "")
 			require.Equal(t, []string{"priv/k", "pub/p"}, sqlObjNames(t, db))
 		} else {
 			require.ElementsMatch(t, []string{"v1 priv", "v2 pub"}, sqlObjFreed(t, db), "TRUNCATE orphaned the blobs")
@@ -392,7 +379,7 @@ func TestSQLObjectBlobQueue(t *testing.T) {
 				`insert into storage.blob_uploads (version, bucket_id, name) values ('x', 'priv', 'x')`,
 			} {
 				_, err := sqlObjQuery(t, db, id, true, stmt)
-				requireObjSQLState(t, err, "42501", "")
+				requireSQLState(t, err, "42501", "")
 			}
 		}
 		got, err := sqlObjQuery(t, db, asService, false, `select version from storage.blobs_freed`)
@@ -429,30 +416,34 @@ func TestSQLObjectUpload(t *testing.T) {
 		sqlObjInsert(t, db, "priv", "exists", "", "v1")
 
 		_, _, err := prep(t, db, userA, "nobucket", "k", false, "text/plain", nil)
-		requireObjSQLState(t, err, "ST001", "Bucket not found")
+		requireSQLState(t, err, "ST001", "Bucket not found")
 		_, _, err = prep(t, db, asAnon, "nobucket", "k", false, "text/plain", nil)
-		requireObjSQLState(t, err, "ST001", "Bucket not found")
+		requireSQLState(t, err, "ST001", "Bucket not found")
 		_, _, err = prep(t, db, userA, "priv", "exists", false, "text/plain", nil)
-		requireObjSQLState(t, err, "ST004", "The resource already exists")
+		requireSQLState(t, err, "ST004", "The resource already exists")
 		_, _, err = prep(t, db, userA, "priv", "a%b", false, "text/plain", nil)
-		requireObjSQLState(t, err, "ST007", "Invalid key: a%b")
+		requireSQLState(t, err, "ST007", "Invalid key: a%b")
 		_, _, err = prep(t, db, userA, "priv", "", false, "text/plain", nil)
-		requireObjSQLState(t, err, "ST007", "Invalid key: ")
+		requireSQLState(t, err, "ST007", "Invalid key: ")
+		_, _, err = prep(t, db, userA, "a/b", "k", false, "text/plain", nil)
+		requireSQLState(t, err, "ST006", "Bucket name invalid")
+		requireSQLState(t, exec(t, db, asService, `select storage.object_delete(bucket_id => 'a%b', name => 'k')`), "ST006", "Bucket name invalid")
+		requireSQLState(t, exec(t, db, asService, `select * from storage.object_delete_many(bucket_id => 'a%b', names => array['k'])`), "ST006", "Bucket name invalid")
 		_, _, err = prep(t, db, userA, "lim", "k", false, "text/plain", n(11))
-		requireObjSQLState(t, err, "ST008", "The object exceeded the maximum allowed size")
+		requireSQLState(t, err, "ST008", "The object exceeded the maximum allowed size")
 		_, _, err = prep(t, db, userA, "priv", "x/.emptyFolderPlaceholder", false, "text/plain", n(1))
-		requireObjSQLState(t, err, "ST008", "The object exceeded the maximum allowed size")
+		requireSQLState(t, err, "ST008", "The object exceeded the maximum allowed size")
 		_, _, err = prep(t, db, userA, "lim", "k", false, "image/png", n(1))
-		requireObjSQLState(t, err, "ST009", "mime type image/png is not supported")
+		requireSQLState(t, err, "ST009", "mime type image/png is not supported")
 		_, _, err = prep(t, db, userA, "lim", "k", false, "text/plain;charset=UTF-8", nil)
-		requireObjSQLState(t, err, "ST009", "mime type text/plain;charset=UTF-8 is not supported")
+		requireSQLState(t, err, "ST009", "mime type text/plain;charset=UTF-8 is not supported")
 		// No INSERT policy for anon; upsert needs UPDATE and SELECT policies too.
 		_, _, err = prep(t, db, asAnon, "priv", "k", false, "text/plain", nil)
-		requireObjSQLState(t, err, "42501", "")
+		requireSQLState(t, err, "42501", "")
 		_, _, err = prep(t, db, userA, "priv", "k", true, "text/plain", nil)
-		requireObjSQLState(t, err, "42501", "")
+		requireSQLState(t, err, "42501", "")
 		_, _, err = prep(t, db, userA, "priv", "exists", true, "text/plain", nil)
-		requireObjSQLState(t, err, "42501", "")
+		requireSQLState(t, err, "42501", "")
 
 		require.Empty(t, sqlObjCol(t, db, `select version from storage.blob_uploads`), "a refused upload begins nothing")
 		require.Equal(t, []string{"priv/exists"}, sqlObjNames(t, db))
@@ -473,9 +464,9 @@ func TestSQLObjectUpload(t *testing.T) {
 		// Only the server (service_role) commits.
 		for _, id := range []proxy.Identity{asAnon, userA} {
 			_, err := sqlObjQuery(t, db, id, true, commit, "lim", "k", version, false, userA.Sub)
-			requireObjSQLState(t, err, "42501", "")
+			requireSQLState(t, err, "42501", "")
 			err = exec(t, db, id, `select storage.object_upload_abort(version => $1)`, version)
-			requireObjSQLState(t, err, "42501", "")
+			requireSQLState(t, err, "42501", "")
 		}
 		got, err := sqlObjQuery(t, db, asService, true, commit, "lim", "k", version, false, userA.Sub)
 		require.NoError(t, err)
@@ -518,7 +509,7 @@ func TestSQLObjectUpload(t *testing.T) {
 		_, err = sqlObjQuery(t, db, asService, true, commit, "priv", "k", v1, false, nil)
 		require.NoError(t, err)
 		_, err = sqlObjQuery(t, db, asService, true, commit, "priv", "k", v2, false, nil)
-		requireObjSQLState(t, err, "ST004", "The resource already exists")
+		requireSQLState(t, err, "ST004", "The resource already exists")
 		require.Equal(t, []string{v2}, sqlObjCol(t, db, `select version from storage.blob_uploads`), "the loser is still in flight until aborted")
 		// The server aborts the loser: its blob is queued.
 		require.NoError(t, exec(t, db, asService, `select storage.object_upload_abort(version => $1)`, v2))

@@ -1,13 +1,14 @@
 -- storage.object_delete(bucket_id, name) → void
 -- Deletes one object as the calling role (RLS: DELETE and SELECT policies). A key that does
 -- not exist at all is ST002 (even when the bucket is missing); one that exists but the caller
--- may not delete is ST011 'Access denied'. The blob is queued for collection by the
+-- may not delete is ST011 'Access denied'. An invalid bucket id is ST006. The blob is queued for collection by the
 -- objects_free_blobs trigger in the same transaction.
 create or replace function storage.object_delete(bucket_id text, name text) returns void
   language plpgsql
   as $$
 #variable_conflict use_column
 begin
+  perform storage.bucket_id_check(object_delete.bucket_id);
   delete from storage.objects o where o.bucket_id = object_delete.bucket_id and o.name = object_delete.name;
   if found then
     return;

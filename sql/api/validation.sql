@@ -17,6 +17,19 @@ begin
 end
 $$;
 
+-- storage.bucket_id_check refuses bucket ids object routes could never address: the character
+-- and length rules of bucket_name_check without the create-only ones. Writes and deletes check
+-- it before touching any row, as the reference does (reads just find no bucket). ST006.
+create or replace function storage.bucket_id_check(id text) returns void
+  language plpgsql immutable
+  as $$
+begin
+  if id is null or id !~ '^[A-Za-z0-9_!.*''() &$=@;:+,?-]{1,100}$' then
+    raise exception using errcode = 'ST006', message = 'Bucket name invalid';
+  end if;
+end
+$$;
+
 -- storage.size_parse turns a size into bytes: digits are bytes as given; '<n>[.<d>](GB|MB|KB|B)'
 -- (case-insensitive, decimal multipliers) is first rounded to 3 significant digits, as the
 -- reference does ('1024KB' → 1020000). NULL stays NULL. ST010 on anything else.

@@ -1,7 +1,7 @@
 -- storage.object_upload_prepare(bucket_id, name, upsert, mimetype, content_length,
 --                               user_metadata) → (version text, size_limit bigint)
 -- Everything an upload must pass before any byte moves, as the calling role:
---   bucket exists (ST001, whatever RLS); size: content_length, when the client declared it,
+--   bucket id valid (ST006) and existing (ST001, whatever RLS); size: content_length, when the client declared it,
 --   within size_limit = min(bucket limit, server limit), 0 for '.emptyFolderPlaceholder' keys
 --   (ST008); MIME allowed by the bucket (ST009; not checked for placeholders); key valid
 --   (ST007); RLS dry-run of the row: INSERT, or INSERT … ON CONFLICT DO UPDATE … RETURNING
@@ -32,6 +32,7 @@ declare
                                     'contentLength', object_upload_prepare.content_length);
   _seen int;
 begin
+  perform storage.bucket_id_check(object_upload_prepare.bucket_id);
   select * into b from storage.bucket_lookup(object_upload_prepare.bucket_id);
   size_limit := case when _placeholder then 0 else least(b.file_size_limit, _global) end;
   if object_upload_prepare.content_length > size_limit then
