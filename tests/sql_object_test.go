@@ -72,7 +72,6 @@ func sqlObjQuery(t *testing.T, db *testdb.DB, id proxy.Identity, commit bool, sq
 	return out, err
 }
 
-
 func TestSQLObjectInfo(t *testing.T) {
 	t.Parallel()
 	const q = `select name from storage.object_info(bucket_id => $1, name => $2, public_only => $3)`
