@@ -38,3 +38,20 @@ var ErrNotFound = errors.New("blob: not found")
 
 // ErrInvalidKey is returned for a key the store refuses (empty, NUL, "..", absolute paths…).
 var ErrInvalidKey = errors.New("blob: invalid key")
+
+// ContextReader returns a reader that fails with ctx's error once ctx is done, so a Put stops
+// reading (and discards what it wrote) when its caller gives up, even while the body it reads
+// still has bytes.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -30,19 +30,10 @@ func requireSQLState(t *testing.T, err error, code, msg string) {
 	}
 }
 
-// queryStrings runs a query as id and returns the first column of every row.
+// queryStrings runs a query as id (rolled back) and returns the first column of every row.
 func queryStrings(t *testing.T, db *testdb.DB, id proxy.Identity, sql string, args ...any) ([]string, error) {
 	t.Helper()
-	var out []string
-	err := asRole(t, db, id, false, func(tx pgx.Tx) error {
-		rows, err := tx.Query(context.Background(), sql, args...)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
-	})
-	return out, err
+	return sqlObjQuery(t, db, id, false, sql, args...)
 }
 
 func insertObject(t *testing.T, db *testdb.DB, bucket, name, ownerID string) {

@@ -98,7 +98,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 	}
 	bufp := copyBufs.Get().(*[]byte)
 	// The wrapper hides (*os.File).ReadFrom, which would ignore our buffer and allocate its own.
-	n, err := io.CopyBuffer(writerOnly{f}, ctxReader{ctx, src}, *bufp)
+	n, err := io.CopyBuffer(writerOnly{f}, blob.ContextReader(ctx, src), *bufp)
 	copyBufs.Put(bufp)
 	if err != nil {
 		return fmt.Errorf("blob/file: put %q: %w", key, err)
@@ -268,20 +268,6 @@ func notFound(key string, err error) error {
 		return fmt.Errorf("%w: %q", blob.ErrNotFound, key)
 	}
 	return fmt.Errorf("blob/file: %q: %w", key, err)
-}
-
-// ctxReader stops a Put whose context is done, e.g. because the client went away while the
-// body reader is still being fed.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 type writerOnly struct{ io.Writer }

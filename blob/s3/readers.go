@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -108,18 +107,4 @@ func (g *bodyGuard) close() error {
 	defer g.mu.Unlock()
 	g.closed = true
 	return g.err
-}
-
-// ctxReader stops a Put whose context is done. net/http stops sending when the request's
-// context ends, but a multipart upload reads the next part from the body before it sends it.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

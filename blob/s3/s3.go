@@ -192,7 +192,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	}
 	// Innermost, stop reading once the context is done (the client went away); outermost,
 	// remember why reading failed and make sure nothing reads r once Put has returned.
-	var body io.Reader = ctxReader{ctx, r}
+	var body io.Reader = blob.ContextReader(ctx, r)
 	if size >= 0 {
 		body = &exactReader{r: body, remaining: size}
 	}
