@@ -45,7 +45,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.DELETE("/object/{bucket}/{key:*}", s.route(opObjectDelete, authJWT, s.ObjectDelete))
 	r.DELETE("/object/{bucket}", s.route(opObjectDeleteMany, authJWT, s.ObjectDeleteMany))
 
-	return r.Handler
+	return s.cors(r.Handler)
 }
 
 // notFound answers unmatched routes the way the reference does inside its API scopes: HTTP

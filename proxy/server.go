@@ -29,6 +29,7 @@ type Config struct {
 	IdleTimeout         time.Duration // SERVER_IDLE_TIMEOUT
 	Logger              *slog.Logger
 	Blobs               blob.Store // where object bytes live (STORAGE_BACKEND)
+	CORSAllowedOrigins  []string   // CORS_ALLOWED_ORIGINS: origins browsers may call from; nil = ["*"]
 }
 
 // Server holds the proxy's dependencies; routes.go wires its handlers.
@@ -48,6 +49,9 @@ func New(cfg Config, pool *pgxpool.Pool) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.CORSAllowedOrigins == nil {
+		cfg.CORSAllowedOrigins = []string{"*"}
 	}
 	s := &Server{
 		cfg:      cfg,

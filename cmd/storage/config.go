@@ -59,6 +59,9 @@ type Config struct {
 	// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: the s3 backend.
 	S3Bucket, S3Endpoint, S3Region, S3AccessKeyID, S3SecretAccessKey string
 	S3ForcePathStyle                                                 bool
+	// CORS_ALLOWED_ORIGINS: comma-separated origins browsers may call the server from;
+	// default * (any).
+	CORSAllowedOrigins []string
 }
 
 // envVar is one documented environment variable: how --help shows it and how it is read.
@@ -117,6 +120,15 @@ var envVars = []envVar{
 	}},
 	{"AWS_ACCESS_KEY_ID", "", "s3 backend: access key", func(c *Config, v string) error { c.S3AccessKeyID = v; return nil }},
 	{"AWS_SECRET_ACCESS_KEY", "", "s3 backend: secret key", func(c *Config, v string) error { c.S3SecretAccessKey = v; return nil }},
+	{"CORS_ALLOWED_ORIGINS", "*", "comma-separated origins browsers may call from (* = any)", func(c *Config, v string) error {
+		c.CORSAllowedOrigins = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, o)
+			}
+		}
+		return nil
+	}},
 }
 
 func intVar(set func(*Config, int), bounds ...int) func(*Config, string) error {

@@ -50,6 +50,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		IdleTimeout:         cfg.IdleTimeout,
 		Logger:              log,
 		Blobs:               blobs,
+		CORSAllowedOrigins:  cfg.CORSAllowedOrigins,
 	}, db.pool).HTTPServer()
 
 	anon, service, err := apiKeys(secret, cfg.JWTAlgorithm)
