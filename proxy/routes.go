@@ -45,6 +45,12 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.DELETE("/object/{bucket}/{key:*}", s.route(opObjectDelete, authJWT, s.ObjectDelete))
 	r.DELETE("/object/{bucket}", s.route(opObjectDeleteMany, authJWT, s.ObjectDeleteMany))
 
+	r.POST("/object/sign/{bucket}/{key:*}", s.route(opObjectSign, authJWT, s.ObjectSign))
+	r.POST("/object/sign/{bucket}", s.route(opObjectSignMany, authJWT, s.ObjectSignMany))
+	r.GET("/object/sign/{bucket}/{key:*}", s.route(opObjectGetSigned, authNone, s.ObjectGetSigned))
+	r.POST("/object/upload/sign/{bucket}/{key:*}", s.route(opObjectSignUploadURL, authJWT, s.ObjectSignUpload))
+	r.PUT("/object/upload/sign/{bucket}/{key:*}", s.route(opObjectUploadSigned, authNone, s.ObjectUploadSigned))
+
 	return s.cors(r.Handler)
 }
 

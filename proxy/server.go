@@ -30,6 +30,7 @@ type Config struct {
 	Logger              *slog.Logger
 	Blobs               blob.Store // where object bytes live (STORAGE_BACKEND)
 	CORSAllowedOrigins  []string   // CORS_ALLOWED_ORIGINS: origins browsers may call from; nil = ["*"]
+	UploadURLExpiry     int64      // UPLOAD_SIGNED_URL_EXPIRATION_TIME: signed upload URLs live this many seconds
 }
 
 // Server holds the proxy's dependencies; routes.go wires its handlers.
@@ -49,6 +50,9 @@ func New(cfg Config, pool *pgxpool.Pool) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.UploadURLExpiry <= 0 {
+		cfg.UploadURLExpiry = 7200
 	}
 	if cfg.CORSAllowedOrigins == nil {
 		cfg.CORSAllowedOrigins = []string{"*"}

@@ -60,4 +60,9 @@ const (
 	opObjectHeadInfo         = "object.head_authenticated_info"
 	opObjectDelete           = "storage.object.delete"
 	opObjectDeleteMany       = "storage.object.delete_many"
+	opObjectSign             = "storage.object.sign"
+	opObjectSignMany         = "storage.object.sign_many"
+	opObjectGetSigned        = "storage.object.get_signed"
+	opObjectSignUploadURL    = "storage.object.sign_upload_url"
+	opObjectUploadSigned     = "storage.object.upload_signed"
 )

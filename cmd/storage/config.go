@@ -62,6 +62,9 @@ type Config struct {
 	// CORS_ALLOWED_ORIGINS: comma-separated origins browsers may call the server from;
 	// default * (any).
 	CORSAllowedOrigins []string
+	// UPLOAD_SIGNED_URL_EXPIRATION_TIME: seconds a signed upload URL stays valid. Default 7200
+	// (storage-js documents two hours).
+	UploadURLExpiry int64
 }
 
 // envVar is one documented environment variable: how --help shows it and how it is read.
@@ -120,6 +123,14 @@ var envVars = []envVar{
 	}},
 	{"AWS_ACCESS_KEY_ID", "", "s3 backend: access key", func(c *Config, v string) error { c.S3AccessKeyID = v; return nil }},
 	{"AWS_SECRET_ACCESS_KEY", "", "s3 backend: secret key", func(c *Config, v string) error { c.S3SecretAccessKey = v; return nil }},
+	{"UPLOAD_SIGNED_URL_EXPIRATION_TIME", "7200", "seconds a signed upload URL stays valid", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return errors.New("must be a positive number of seconds")
+		}
+		c.UploadURLExpiry = n
+		return nil
+	}},
 	{"CORS_ALLOWED_ORIGINS", "*", "comma-separated origins browsers may call from (* = any)", func(c *Config, v string) error {
 		c.CORSAllowedOrigins = nil
 		for _, o := range strings.Split(v, ",") {

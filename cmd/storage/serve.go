@@ -39,6 +39,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer db.close()
+	// Signed URLs are minted in SQL (storage.url_sign*) with the same secret that verifies
+	// them here: keep the database's copy in step with AUTH_JWT_SECRET.
+	if _, err := db.pool.Exec(ctx, `select storage.signing_secret_set($1)`, secret); err != nil {
+		return fmt.Errorf("store the URL signing secret: %s", oneLine(err))
+	}
 
 	srv := proxy.New(proxy.Config{
 		JWTSecret:           secret,
@@ -51,6 +56,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Logger:              log,
 		Blobs:               blobs,
 		CORSAllowedOrigins:  cfg.CORSAllowedOrigins,
+		UploadURLExpiry:     cfg.UploadURLExpiry,
 	}, db.pool).HTTPServer()
 
 	anon, service, err := apiKeys(secret, cfg.JWTAlgorithm)

@@ -26,3 +26,4 @@
 {{ template "object_info.sql" . }}
 {{ template "object_delete.sql" . }}
 {{ template "object_delete_many.sql" . }}
+{{ template "url_sign.sql" . }}

@@ -1,18 +1,27 @@
--- 006 install api: the SQL API of sql/api, frozen in sql/snapshots/006: the bucket functions
+-- 007 install api: the SQL API of sql/api, frozen in sql/snapshots/007: the bucket functions
 -- (bucket_create, _get, _list, _update, _delete, _empty), the object functions (object_info,
--- object_delete, object_delete_many, the upload's prepare/commit/abort) and their helpers, all
--- in schema storage. Up installs the snapshot (CREATE OR REPLACE throughout); down drops them.
--- No table locks.
-{{ install_snapshot "006" }}
+-- object_delete, object_delete_many, the upload's prepare/commit/abort), URL signing
+-- (url_sign, url_sign_many, url_sign_upload) and their helpers, all in schema storage. Up
+-- installs the snapshot (CREATE OR REPLACE throughout); down drops them. No table locks.
+{{ install_snapshot "007" }}
 
 ---- create above / drop below ----
 
+drop function storage.url_sign_upload(text, text, boolean, bigint);
+drop function storage.url_sign_many(text, text[], bigint);
+drop function storage.url_sign(text, text, bigint);
+drop function storage.url_expiry(bigint);
+drop function storage.signing_secret_set(text);
+drop function storage.url_token(jsonb);
+drop function storage.base64url(bytea);
+drop function storage.hmac_sha256(bytea, bytea);
 drop function storage.object_delete_many(text, text[]);
 drop function storage.object_exists(text, text);
 drop function storage.object_delete(text, text);
 drop function storage.object_info(text, text, boolean);
 drop function storage.object_upload_commit(text, text, text, boolean, text, bigint, text, text, text, jsonb, text);
 drop function storage.object_upload_prepare(text, text, boolean, text, bigint, jsonb);
+drop function storage.object_write_check(text, text, boolean, text, bigint, jsonb);
 drop function storage.object_upload_abort(text);
 drop function storage.blob_upload_begin(text, text);
 drop function storage.object_public_lookup(text, text);

@@ -1,0 +1,183 @@
+package proxy
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Signed URLs: the SQL API mints them (storage.url_sign*, under the caller's RLS); the proxy
+// verifies them on the signed routes, with the same secret (spec §4).
+
+// ErrInvalidSignature: a signed-URL token for another object or another use.
+var ErrInvalidSignature = &Error{Status: 400, Code: "InvalidSignature", Message: "Invalid signature"}
+
+// urlClaims are the claims a signed-URL token carries.
+type urlClaims struct {
+	URL    string `json:"url"`
+	Scope  string `json:"scope"`
+	Owner  string `json:"owner"`
+	Upsert *bool  `json:"upsert"`
+	jwt.RegisteredClaims
+}
+
+// verifyURLToken checks a signed-URL token for scope ("download" or "upload") and the object
+// bucket/key of the request: signature and expiry (InvalidJWT), scope (legacy tokens without
+// one are told apart by their upsert claim), and url (InvalidSignature).
+func (v *Verifier) verifyURLToken(token, scope, url string) (*urlClaims, error) {
+	var c urlClaims
+	if _, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return v.secret, nil }); err != nil {
+		return nil, &Error{Status: 400, Code: "InvalidJWT", Message: jwtMessage(err)}
+	}
+	legacy := c.Scope == "" && (c.Upsert != nil) == (scope == "upload")
+	if c.Scope != scope && !legacy {
+		return nil, ErrInvalidSignature.with("Token is not scoped for " + scope)
+	}
+	if c.URL != url {
+		return nil, ErrInvalidSignature
+	}
+	return &c, nil
+}
+
+// tokenParam reads the required ?token=.
+func tokenParam(r *request) (string, error) {
+	t, ok := queryValue(r.ctx, "token")
+	if !ok {
+		return "", schemaError("querystring must have required property 'token'")
+	}
+	return t, nil
+}
+
+// ObjectSign answers POST /object/sign/{bucket}/{key}: {"signedURL"} for an object the
+// caller can see.
+func (s *Server) ObjectSign(r *request) error {
+	f, err := parseBody(r.ctx, false)
+	if err != nil {
+		return err
+	}
+	expiresIn := f.expiresIn()
+	if f.err != nil {
+		return f.err
+	}
+	url, err := s.db.URLSign(ctxOf(r), s.settings(r), param(r.ctx, "bucket"), param(r.ctx, "key"), expiresIn)
+	if err != nil {
+		return err
+	}
+	return writeJSON(r.ctx, append(appendJSONString([]byte(`{"signedURL":`), url), '}'))
+}
+
+// ObjectSignMany answers POST /object/sign/{bucket}: one entry per path, in input order.
+func (s *Server) ObjectSignMany(r *request) error {
+	f, err := parseBody(r.ctx, false)
+	if err != nil {
+		return err
+	}
+	expiresIn := f.expiresIn()
+	f.require("paths")
+	paths := f.strings("paths")
+	if f.err == nil && (len(paths) < 1 || len(paths) > 1000) {
+		f.fail("body/paths must NOT have fewer than 1 items or more than 1000 items")
+	}
+	if f.err != nil {
+		return f.err
+	}
+	signed, err := s.db.URLSignMany(ctxOf(r), s.settings(r), param(r.ctx, "bucket"), paths, expiresIn)
+	if err != nil {
+		return err
+	}
+	b := []byte{'['}
+	for i, u := range signed {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendNullableString(append(b, `{"error":`...), u.Error)
+		b = appendJSONString(append(b, `,"path":`...), u.Path)
+		b = append(appendNullableString(append(b, `,"signedURL":`...), u.URL), '}')
+	}
+	return writeJSON(r.ctx, append(b, ']'))
+}
+
+// ObjectGetSigned answers GET /object/sign/{bucket}/{key}?token=: the object the token names,
+// read as the service (the token is the authorization), with Expires instead of Cache-Control.
+func (s *Server) ObjectGetSigned(r *request) error {
+	token, err := tokenParam(r)
+	if err != nil {
+		return err
+	}
+	bucket, key := param(r.ctx, "bucket"), param(r.ctx, "key")
+	c, err := s.verifier.verifyURLToken(token, "download", bucket+"/"+key)
+	if err != nil {
+		return err
+	}
+	o, err := s.db.ObjectInfo(ctxOf(r), s.serviceSettings(r), bucket, key, false)
+	if err != nil {
+		return err
+	}
+	expires := ""
+	if c.ExpiresAt != nil {
+		expires = c.ExpiresAt.UTC().Format(time.RFC1123)[:len(time.RFC1123)-3] + "GMT"
+	}
+	return s.serveBlob(r, &o, expires)
+}
+
+// ObjectSignUpload answers POST /object/upload/sign/{bucket}/{key}: an upload URL and its
+// token, after the upload's checks as the caller (x-upsert: true allows replacing).
+func (s *Server) ObjectSignUpload(r *request) error {
+	upsert := string(r.ctx.Request.Header.Peek("x-upsert")) == "true"
+	url, token, err := s.db.URLSignUpload(ctxOf(r), s.settings(r), param(r.ctx, "bucket"), param(r.ctx, "key"), upsert, s.cfg.UploadURLExpiry)
+	if err != nil {
+		return err
+	}
+	b := appendJSONString([]byte(`{"url":`), url)
+	b = appendJSONString(append(b, `,"token":`...), token)
+	return writeJSON(r.ctx, append(b, '}'))
+}
+
+// ObjectUploadSigned answers PUT /object/upload/sign/{bucket}/{key}?token=: an upload with
+// the token's owner and upsert (the request's x-upsert is ignored), written as the service;
+// size and MIME limits apply now.
+func (s *Server) ObjectUploadSigned(r *request) error {
+	token, err := tokenParam(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.verifier.verifyURLToken(token, "upload", param(r.ctx, "bucket")+"/"+param(r.ctx, "key"))
+	if err != nil {
+		return err
+	}
+	u, err := parseUpload(r.ctx, false)
+	if err != nil {
+		return err
+	}
+	u.upsert = c.Upsert != nil && *c.Upsert
+	if u.userMetadata == nil {
+		u.userMetadata = []byte(`{}`)
+	}
+	r.id = Identity{Role: serviceRole, Sub: c.Owner, Claims: `{"role":"service_role"}`, Token: token}
+	if _, err := s.store(r, u, c.Owner); err != nil {
+		return err
+	}
+	return writeJSON(r.ctx, append(appendJSONString([]byte(`{"Key":`), u.bucket+"/"+u.name), '}'))
+}
+
+// expiresIn reads the required expiresIn: an integer ≥ 1 (its upper bound is the SQL API's).
+func (f *fields) expiresIn() int64 {
+	f.require("expiresIn")
+	raw, ok := f.obj["expiresIn"]
+	if !ok {
+		return 0
+	}
+	s := string(raw)
+	if len(s) > 1 && s[0] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	switch {
+	case err != nil:
+		f.fail("body/expiresIn must be integer")
+	case n < 1:
+		f.fail("body/expiresIn must be >= 1")
+	}
+	return n
+}
