@@ -1,0 +1,334 @@
+// storage-js in a real browser: headless Chromium loads a page from one loopback origin, the
+// page loads storage-js's browser (UMD) build and talks to `storage serve` on another origin
+// (another port), so every call goes through CORS (preflights included). The page writes its
+// verdict into <pre id="result">; Chromium's --dump-dom hands us the DOM.
+//
+// Chromium is required when STORAGE_BROWSER_TEST=1 (the Makefile's test/js sets it): then a
+// missing Chromium fails the test. Otherwise the test is skipped with a message.
+
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { createServer } from 'node:http'
+import { join } from 'node:path'
+import { after, before, describe, test as nodeTest } from 'node:test'
+import { createRequire } from 'node:module'
+
+import { freshDir, startStorage } from './harness.js'
+
+const require = createRequire(import.meta.url)
+const UMD = join(require.resolve('@supabase/storage-js/package.json'), '..', 'dist', 'umd', 'supabase.js')
+const VERSION = require('@supabase/storage-js/package.json').version
+
+// Bounds: Chromium is killed after 65 s (dumpResult), a test fails after 90 s, a hook after 120 s.
+const test = (name, fn) => nodeTest(name, { timeout: 90_000 }, fn)
+const HOOK = { timeout: 120_000 }
+
+const required = process.env.STORAGE_BROWSER_TEST === '1'
+const chromium = findChromium()
+const skip = !chromium && !required ? 'Chromium not found (set CHROMIUM or install chromium; STORAGE_BROWSER_TEST=1 makes this a failure)' : false
+
+function findChromium() {
+  const candidates = [process.env.CHROMIUM, 'chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'].filter(Boolean)
+  for (const c of candidates) {
+    if (c.includes('/')) {
+      if (existsSync(c)) return c
+      continue
+    }
+    for (const dir of (process.env.PATH || '').split(':')) {
+      if (dir && existsSync(join(dir, c))) return join(dir, c)
+    }
+  }
+  return null
+}
+
+// The in-page program: everything an app does with storage-js in a browser, each step checked.
+// It runs as a classic script after the UMD bundle defined window.supabase.
+const PAGE_SCRIPT = String.raw`
+const CFG = JSON.parse(document.getElementById('cfg').textContent)
+const out = document.getElementById('result')
+const done = []
+function check(cond, what, detail) {
+  if (!cond) throw new Error(what + (detail === undefined ? '' : ': ' + (detail && detail.message ? detail.message + ' ' + JSON.stringify(detail) : JSON.stringify(detail))))
+  done.push(what)
+}
+function same(a, b) {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+async function hex(buf) {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', buf))
+  return Array.from(d, (x) => x.toString(16).padStart(2, '0')).join('')
+}
+async function full() {
+  const { StorageClient, StorageApiError } = window.supabase
+  const storage = new StorageClient(CFG.url, { Authorization: 'Bearer ' + CFG.token })
+  const files = storage.from(CFG.bucket)
+  const bytes = new Uint8Array(300000)
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31 + (i >> 8)) & 255
+  const dir = 'browser'
+
+  let r = await files.upload(dir + '/blob.bin', new Blob([bytes], { type: 'application/octet-stream' }), { metadata: { from: 'browser' } })
+  check(!r.error && r.data.fullPath === CFG.bucket + '/' + dir + '/blob.bin', 'upload Blob (multipart)', r.error || r.data)
+
+  r = await files.upload(dir + '/raw.bin', bytes, { contentType: 'application/octet-stream', metadata: { raw: true } })
+  check(!r.error, 'upload Uint8Array (raw, x-metadata)', r.error)
+
+  r = await files.upload(dir + '/hello.txt', 'hello from the browser')
+  check(!r.error, 'upload string', r.error)
+
+  for (const p of ['blob.bin', 'raw.bin']) {
+    const d = await files.download(dir + '/' + p)
+    check(!d.error && d.data instanceof Blob, 'download ' + p, d.error)
+    const got = new Uint8Array(await d.data.arrayBuffer())
+    check(same(got, bytes), 'bytes equal ' + p, { got: got.length, want: bytes.length })
+  }
+  const s = await files.download(dir + '/raw.bin').asStream()
+  check(!s.error, 'download as stream', s.error)
+  check((await hex(await new Response(s.data).arrayBuffer())) === (await hex(bytes)), 'stream bytes equal')
+
+  const t = await files.download(dir + '/hello.txt')
+  check(!t.error && (await t.data.text()) === 'hello from the browser', 'download string', t.error)
+
+  const info = await files.info(dir + '/blob.bin')
+  check(!info.error && info.data.size === bytes.length && info.data.metadata.from === 'browser' && info.data.bucketId === CFG.bucket, 'info', info.error || info.data)
+
+  r = await files.upload(dir + '/hello.txt', 'again')
+  check(r.error instanceof StorageApiError && r.error.statusCode === '409' && r.error.message === 'The resource already exists', 'duplicate refused (409)', r.error)
+
+  r = await files.upload(dir + '/hello.txt', 'upserted', { upsert: true })
+  check(!r.error, 'upsert', r.error)
+  r = await files.update(dir + '/hello.txt', new Blob(['updated'], { type: 'text/plain' }))
+  check(!r.error, 'update', r.error)
+  check((await (await files.download(dir + '/hello.txt')).data.text()) === 'updated', 'updated content')
+
+  const missing = await files.download(dir + '/missing.bin')
+  check(missing.error instanceof StorageApiError && missing.error.statusCode === '404' && missing.error.message === 'Object not found', 'missing object error readable cross-origin', missing.error)
+
+  check((await files.exists(dir + '/raw.bin')).data === true, 'exists true')
+  check((await files.exists(dir + '/missing.bin')).data === false, 'exists false')
+
+  const pub = storage.from(CFG.publicBucket)
+  r = await pub.upload('page.txt', new Blob(['public bytes'], { type: 'text/plain' }), { upsert: true })
+  check(!r.error, 'upload to public bucket', r.error)
+  const res = await fetch(pub.getPublicUrl('page.txt').data.publicUrl)
+  check(res.status === 200 && (await res.text()) === 'public bytes', 'getPublicUrl fetch', res.status)
+  check(/^"[0-9a-f]{32}"$/.test(res.headers.get('etag') || ''), 'ETag exposed', res.headers.get('etag'))
+  const dl = await fetch(pub.getPublicUrl('page.txt', { download: 'x.txt' }).data.publicUrl)
+  await dl.arrayBuffer()
+  check((dl.headers.get('content-disposition') || '').startsWith('attachment;'), 'Content-Disposition exposed', dl.headers.get('content-disposition'))
+
+  const rm = await files.remove([dir + '/blob.bin', dir + '/raw.bin', dir + '/hello.txt'])
+  check(!rm.error && rm.data.length === 3, 'remove', rm.error || rm.data)
+
+  const buckets = await storage.getBucket(CFG.bucket)
+  check(!buckets.error && buckets.data.id === CFG.bucket, 'getBucket', buckets.error)
+}
+async function probe() {
+  // one call only: for an origin the server does not allow, the browser must block it
+  const { StorageClient } = window.supabase
+  const storage = new StorageClient(CFG.url, { Authorization: 'Bearer ' + CFG.token })
+  const r = await storage.from(CFG.bucket).download('browser/none.bin')
+  check(r.error && r.error.name === 'StorageUnknownError', 'blocked by CORS', r.error ? { name: r.error.name, message: r.error.message } : 'no error')
+}
+;(CFG.mode === 'probe' ? probe() : full())
+  .then(() => { out.textContent = 'OK storage-js ' + CFG.version + ': ' + done.join('; ') })
+  .catch((e) => { out.textContent = 'FAIL after [' + done.join('; ') + ']: ' + (e && e.message ? e.message : String(e)) })
+  .finally(() => fetch('/result', { method: 'POST', body: out.textContent }).catch(() => {}))
+`
+
+function page(cfg) {
+  const json = JSON.stringify(cfg).replace(/</g, '\\u003c')
+  return `<!doctype html>
+<html><head><meta charset="utf-8"><title>storage-js in a browser</title></head>
+<body>
+<pre id="result">PENDING</pre>
+<script id="cfg" type="application/json">${json}</script>
+<script src="/storage-js.umd.js"></script>
+<script>${PAGE_SCRIPT}</script>
+<script src="/hold.js"></script>
+</body></html>`
+}
+
+/**
+ * A loopback page server: GET / serves the page for cfg, GET /storage-js.umd.js the bundle,
+ * POST /result takes the page's verdict. GET /hold.js, a parser-blocking script at the end of
+ * the page, is answered only once the verdict arrived (or after 45 s), so the page's load event,
+ * which --dump-dom waits for, comes after the in-page program finished.
+ */
+function startPageServer(cfgFor) {
+  const results = []
+  const holds = []
+  const release = () => {
+    for (const res of holds.splice(0)) {
+      res.writeHead(200, { 'content-type': 'text/javascript' })
+      res.end('/* released */')
+    }
+  }
+  const bundle = readFileSync(UMD)
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/hold.js') {
+      if (results.length > 0) {
+        holds.push(res)
+        return release()
+      }
+      holds.push(res)
+      const t = setTimeout(release, 45_000)
+      res.on('close', () => clearTimeout(t))
+      return
+    }
+    const url = new URL(req.url, 'http://x')
+    if (req.method === 'GET' && url.pathname === '/') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+      return res.end(page(cfgFor(url.searchParams)))
+    }
+    if (req.method === 'GET' && url.pathname === '/storage-js.umd.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' })
+      return res.end(bundle)
+    }
+    if (req.method === 'POST' && url.pathname === '/result') {
+      let body = ''
+      req.on('data', (c) => (body += c))
+      req.on('end', () => {
+        results.push(body)
+        res.writeHead(204)
+        res.end()
+        release()
+      })
+      return
+    }
+    res.writeHead(404)
+    res.end()
+  })
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      resolve({
+        origin: `http://127.0.0.1:${server.address().port}`,
+        results,
+        close: () => new Promise((r) => {
+          server.closeAllConnections?.()
+          server.close(() => r())
+        }),
+      })
+    })
+  })
+}
+
+/** Runs headless Chromium on url with --dump-dom and returns the text of <pre id="result">. */
+async function dumpResult(url) {
+  const profile = freshDir('storage-js-chromium-')
+  const args = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--disable-dev-shm-usage',
+    `--user-data-dir=${profile}`,
+    '--virtual-time-budget=60000',
+    '--dump-dom',
+    url,
+  ]
+  const child = spawn(chromium, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (c) => (stdout += c))
+  child.stderr.on('data', (c) => (stderr = (stderr + c).slice(-8000)))
+  const killGroup = (sig) => {
+    try {
+      process.kill(-child.pid, sig)
+    } catch {}
+  }
+  const exited = new Promise((resolve) => child.on('exit', resolve))
+  // a wedged browser must not hang the run: SIGTERM at 60 s, SIGKILL 5 s later
+  const t1 = setTimeout(() => killGroup('SIGTERM'), 60_000)
+  const t2 = setTimeout(() => killGroup('SIGKILL'), 65_000)
+  const onExit = () => killGroup('SIGKILL')
+  process.on('exit', onExit)
+  try {
+    await exited
+  } finally {
+    clearTimeout(t1)
+    clearTimeout(t2)
+    killGroup('SIGKILL') // helpers (zygote, GPU, …) left in the group
+    process.off('exit', onExit)
+    rmSync(profile, { recursive: true, force: true })
+  }
+  const m = stdout.match(/<pre id="result">([\s\S]*?)<\/pre>/)
+  assert.ok(m, `no <pre id="result"> in Chromium's dump.\nstdout: ${stdout.slice(0, 2000)}\nstderr: ${stderr}`)
+  return m[1].replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&')
+}
+
+describe('storage-js browser build in headless Chromium', { skip }, () => {
+  test('headless Chromium is installed', () => {
+    assert.ok(chromium, 'Chromium is required (STORAGE_BROWSER_TEST=1) but was not found: apt-get install -y chromium (make chromium), or set CHROMIUM')
+  })
+  if (!chromium) return
+
+  describe('default CORS (every origin)', () => {
+    let srv, pages
+    before(async () => {
+      srv = await startStorage({ backend: 'file' })
+      const service = srv.client(srv.serviceKey)
+      for (const [id, pub] of [['web', false], ['web-public', true]]) {
+        const { error } = await service.createBucket(id, { public: pub })
+        assert.equal(error, null)
+      }
+      // the page signs in as a user; these are the policies an app would have
+      await srv.sql(`
+        create policy web_all on storage.objects for all to authenticated
+          using (bucket_id in ('web', 'web-public')) with check (bucket_id in ('web', 'web-public'));
+        create policy web_buckets on storage.buckets for select to authenticated using (id in ('web', 'web-public'));
+      `)
+      const token = srv.userToken('5b0c2c57-0d6c-4a9e-9d4c-6a1b1e7d0a11')
+      pages = await startPageServer((q) => ({ url: srv.url, token, bucket: 'web', publicBucket: 'web-public', version: VERSION, mode: q.get('mode') || 'full' }))
+    }, HOOK)
+    after(async () => {
+      await pages?.close()
+      await srv?.stop()
+    }, HOOK)
+
+    test('upload, download, compare, info, refusals, public URL, remove — from another origin', async () => {
+      assert.notEqual(new URL(pages.origin).port, new URL(srv.url).port)
+      const result = await dumpResult(`${pages.origin}/`)
+      if (process.env.STORAGE_TEST_VERBOSE) console.log(result)
+      assert.match(result, /^OK /, `page reported: ${result}\n(posted: ${pages.results.join(' | ')})`)
+      assert.match(result, /bytes equal blob\.bin/)
+      assert.match(result, /bytes equal raw\.bin/)
+    })
+  })
+
+  describe('CORS_ALLOWED_ORIGINS lists one origin', () => {
+    let srv, allowed, other
+    before(async () => {
+      allowed = await startPageServer(() => cfg('full'))
+      other = await startPageServer(() => cfg('probe'))
+      srv = await startStorage({ backend: 'file', env: { CORS_ALLOWED_ORIGINS: allowed.origin } })
+      const service = srv.client(srv.serviceKey)
+      for (const [id, pub] of [['web', false], ['web-public', true]]) {
+        const { error } = await service.createBucket(id, { public: pub })
+        assert.equal(error, null)
+      }
+    }, HOOK)
+    const cfg = (mode) => ({ url: srv.url, token: srv.serviceKey, bucket: 'web', publicBucket: 'web-public', version: VERSION, mode })
+    after(async () => {
+      await allowed?.close()
+      await other?.close()
+      await srv?.stop()
+    }, HOOK)
+
+    test('the listed origin works', async () => {
+      const result = await dumpResult(`${allowed.origin}/`)
+      assert.match(result, /^OK /, `page reported: ${result}`)
+    })
+
+    test('another origin is blocked by the browser', async () => {
+      const result = await dumpResult(`${other.origin}/`)
+      assert.match(result, /^OK .*blocked by CORS/, `page reported: ${result}`)
+    })
+  })
+})
