@@ -20,6 +20,7 @@ run: postgres build ## build and start `storage serve` on the embedded default (
 
 test: postgres versitygw ## run every test against real PostgreSQL (ephemeral cluster unless TEST_DATABASE_URL)
 	$(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) test/js
 
 test/race: postgres versitygw ## the tests with the race detector
 	$(GO) test -race $(TEST_FLAGS) ./...
@@ -63,4 +64,42 @@ versitygw: ## install the S3 test server (versitygw v1.8.0) into $(GOPATH)/bin
 	else \
 	  echo "installing versitygw $(VERSITYGW_VERSION) into $$gobin (about 1.5 min the first time)"; \
 	  $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); \
+	fi
+
+.PHONY: bench
+
+bench: postgres build ## run the benchmarks (wrk, pgbench); not part of make test
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing wrk (apt-get install -y wrk)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; \
+	else \
+	  echo "wrk not found. Install it with:"; \
+	  echo "  sudo apt-get install -y wrk"; \
+	  exit 1; \
+	fi
+	$(GO) build -o bin/bench-hello ./bench/hello
+	$(GO) run ./bench
+
+.PHONY: test/js chromium
+
+test/js: postgres build versitygw chromium ## run the storage-js client suite (tests/js: node --test, file and s3 backends, headless Chromium)
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  echo "node and npm (Node >= 20) not found; install Node.js 20 or newer (apt-get install -y nodejs)"; exit 1; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { \
+	  echo "tests/js needs Node >= 20, found $$(node --version)"; exit 1; }
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	cd tests/js && STORAGE_BROWSER_TEST=1 node --test
+
+chromium: ## make sure headless Chromium exists for tests/js (installs it with apt when root)
+	@if [ -n "$$CHROMIUM" ] && [ -x "$$CHROMIUM" ]; then :; \
+	elif command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	     command -v google-chrome >/dev/null 2>&1 || command -v google-chrome-stable >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Chromium for the browser test (apt-get install -y chromium)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+	  echo "Chromium (headless browser for tests/js/browser.test.js) not found. Install it with:"; \
+	  echo "  sudo apt-get install -y chromium"; \
+	  exit 1; \
 	fi

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options is the run's configuration: flags for paths, environment for the knobs make passes.
+type options struct {
+	storageBin, helloBin, out string
+	duration, warmup          time.Duration
+	keep                      bool
+	bigSize                   int64
+}
+
+func main() {
+	os.Exit(run())
+}
+
+// run returns the exit code, so that every deferred clean-up runs before os.Exit.
+func run() int {
+	var o options
+	flag.StringVar(&o.storageBin, "storage", "bin/storage", "the storage binary to benchmark (make bench builds it)")
+	flag.StringVar(&o.helloBin, "hello", "bin/bench-hello", "the hello-world ceiling server (go build -o bin/bench-hello ./bench/hello)")
+	flag.StringVar(&o.out, "out", "bench/results/latest.md", "where to write the report (also printed to stdout)")
+	flag.Int64Var(&o.bigSize, "big", 1<<30, "size in bytes of the large upload and download")
+	flag.Parse()
+	var err error
+	if o.duration, err = envDuration("BENCH_DURATION", 10*time.Second); err != nil {
+		return fail(err)
+	}
+	if o.warmup, err = envDuration("BENCH_WARMUP", time.Second); err != nil {
+		return fail(err)
+	}
+	o.keep = os.Getenv("BENCH_KEEP") == "1"
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		// A second Ctrl-C kills the harness at once; the children still stop through their
+		// parent-death signal.
+		stop()
+	}()
+	procs := &procSet{}
+	defer procs.stopAll()
+
+	rep, err := bench(ctx, o, procs)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = errors.New("interrupted")
+		}
+		return fail(err)
+	}
+	text := rep.markdown()
+	fmt.Print("\n" + text)
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		return fail(err)
+	}
+	if err := os.WriteFile(o.out, []byte(text), 0o644); err != nil {
+		return fail(err)
+	}
+	fmt.Printf("\nreport written to %s\n", o.out)
+	return 0
+}
+
+func fail(err error) int {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	return 1
+}
+
+// envDuration reads a Go duration from the environment ("5s", "1m").
+func envDuration(name string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s=%q: must be a Go duration such as 5s or 1m", name, v)
+	}
+	return d, nil
+}
+
+// progress tells the operator what is running: a run takes minutes.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+// bench does one whole run and returns its report. Only failures that leave nothing to
+// measure (no wrk, a server that does not start, fixtures refused) are errors; a workload
+// that cannot run becomes a row saying why.
+func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return nil, errors.New("wrk not found; install it with apt-get install -y wrk (make bench does this when root)")
+	}
+	for _, bin := range []string{o.storageBin, o.helloBin} {
+		if _, err := os.Stat(bin); err != nil {
+			return nil, fmt.Errorf("%v; run make bench, which builds bin/storage and bin/bench-hello", err)
+		}
+	}
+	storageBin, _ := filepath.Abs(o.storageBin)
+	helloBin, _ := filepath.Abs(o.helloBin)
+
+	rep := &report{
+		started:   time.Now(),
+		settings:  wrkSettings{threads: 2, conns: 32, duration: o.duration, timeout: 5 * time.Second},
+		warmup:    o.warmup,
+		bigSize:   o.bigSize,
+		loadStart: loadAverage(),
+	}
+	dir, err := os.MkdirTemp("", "storage-bench-")
+	if err != nil {
+		return nil, err
+	}
+	// As root the embedded PostgreSQL runs as the postgres OS user, which must reach the data
+	// dir inside; MkdirTemp makes the directory 0700.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
+	rep.dataDir = dir
+	failed := true
+	defer func() {
+		// The processes first: PostgreSQL must stop before its files go.
+		procs.stopAll()
+		// A failed run keeps its logs for a look; an interrupted one keeps nothing (it may hold
+		// a partial 1 GiB blob).
+		if o.keep || (failed && ctx.Err() == nil) {
+			progress("kept %s (server.log, data/pg/postgres.log, blobs)", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}()
+	scripts, err := writeScripts(dir)
+	if err != nil {
+		return nil, err
+	}
+
+	progress("starting %s serve in %s", o.storageBin, dir)
+	// The upload limit leaves room above the large object so a limit is never what is measured.
+	s, err := startServer(ctx, procs, storageBin, dir, 2*o.bigSize)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.createFixtures(ctx); err != nil {
+		return nil, fmt.Errorf("%w (server log: %s)", err, s.logTail(5))
+	}
+
+	progress("ceiling: fasthttp hello-world")
+	before := takeCPUSnap()
+	if r, err := helloCeiling(ctx, procs, helloBin, rep.settings); err != nil {
+		rep.helloErr = err
+	} else {
+		rep.hello = &r
+	}
+	rep.helloOthers = othersShare(before, takeCPUSnap())
+	progress("ceiling: pgbench select bench_noop()")
+	before = takeCPUSnap()
+	pg, err := runPgbench(ctx, s.dbConn, dir, rep.settings.conns, rep.settings.threads, o.duration)
+	rep.pgOthers = othersShare(before, takeCPUSnap())
+	if err != nil {
+		rep.pgErr = err
+	} else {
+		rep.pg = &pg
+	}
+	progress("ceiling: disk write %s + fsync", sizeName(o.bigSize))
+	rep.disk, rep.diskErr = diskCeiling(ctx, dir, o.bigSize)
+	rep.machine = machineInfo(ctx, pg.version)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+
+	w := watchRSS(s.proc.pid())
+	rep.hwmExact = w.exact
+	for _, wl := range workloads {
+		progress("workload: %s", wl.name)
+		rep.rows = append(rep.rows, runWorkload(ctx, s, rep.settings, o.warmup, scripts, wl))
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if s.proc.exited() {
+			return nil, fmt.Errorf("storage serve exited during %s: %s", wl.name, s.logTail(10))
+		}
+	}
+	rep.smallRSS = w.done()
+
+	progress("upload %s", sizeName(o.bigSize))
+	before = takeCPUSnap()
+	up := uploadBig(ctx, s, o.bigSize)
+	up.others = othersShare(before, takeCPUSnap())
+	rep.upload = &up
+	if up.err == nil {
+		progress("download %s", sizeName(o.bigSize))
+		before = takeCPUSnap()
+		down := downloadBig(ctx, s, o.bigSize)
+		down.others = othersShare(before, takeCPUSnap())
+		rep.download = &down
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if warn := serverWarnings(s); warn != "" {
+		progress("the server logged warnings or errors (%s): %s", s.logPath, warn)
+	}
+	rep.elapsed = time.Since(rep.started)
+	rep.loadEnd = loadAverage()
+	failed = false
+	return rep, nil
+}
+
+// helloCeiling starts the hello-world server and drives it with the workloads' settings.
+func helloCeiling(ctx context.Context, procs *procSet, bin string, st wrkSettings) (wrkResult, error) {
+	cmd := exec.Command(bin)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return wrkResult{}, err
+	}
+	p, err := procs.start("hello", cmd, syscall.SIGKILL, time.Second)
+	if err != nil {
+		return wrkResult{}, err
+	}
+	defer p.stop() // before the storage workloads: it must not compete with them for CPU
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			addr <- strings.TrimSpace(sc.Text())
+		}
+		close(addr)
+	}()
+	var a string
+	select {
+	case a = <-addr:
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+		return wrkResult{}, ctx.Err()
+	}
+	if a == "" {
+		return wrkResult{}, errors.New("hello did not print its address")
+	}
+	return runWrk(ctx, st, st.duration, wrkRun{url: "http://" + a + "/"})
+}
+
+// serverWarnings returns the first lines the server logged at warn or above, if any: errors
+// under load (a full pool, a refused upload) explain bad numbers.
+func serverWarnings(s *server) string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return ""
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	more := ""
+	if len(lines) > 3 {
+		more = fmt.Sprintf(" … (%d lines)", len(lines))
+		lines = lines[:3]
+	}
+	return strings.Join(lines, " | ") + more
+}

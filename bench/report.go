@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Targets from the issue: at least 10× the reference on every small-request workload with p99
+// under 10 ms; 1 GiB upload ≥ 400 MB/s, download ≥ 1.5 GB/s, server peak RSS ≤ 64 MiB.
+const (
+	targetFactor   = 10
+	targetP99      = 10 * time.Millisecond
+	targetUpload   = 400.0  // MB/s
+	targetDownload = 1500.0 // MB/s
+	targetRSS      = 64 << 20
+	// The reference server's 1 GiB numbers on this machine.
+	refUpload   = 126.0 // MB/s
+	refDownload = 183.0 // MB/s
+	refRSS      = 599e6 // bytes ("599 MB")
+)
+
+// report is everything one run measured.
+type report struct {
+	started  time.Time
+	elapsed  time.Duration
+	machine  []string // "name: value" header lines
+	settings wrkSettings
+	warmup   time.Duration
+	hello    *wrkResult
+	helloErr error
+	pg       *pgbenchResult
+	pgErr    error
+	// helloOthers, pgOthers: share of the machine's CPU other programs used during each ceiling.
+	helloOthers, pgOthers float64
+	disk                  float64 // MB/s of the disk write ceiling
+	diskErr               error
+	rows                  []outcome
+	smallRSS              rssPeak
+	bigSize               int64
+	upload                *transferResult
+	download              *transferResult
+	dataDir               string
+	// /proc/loadavg at the start and the end of the run.
+	loadStart, loadEnd string
+	hwmExact           bool
+}
+
+// markdown renders the report.
+func (r *report) markdown() string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+
+	p("# storage benchmarks\n\n")
+	p("- date: %s (run took %s)\n", r.started.UTC().Format("2006-01-02 15:04 MST"), r.elapsed.Round(time.Second))
+	for _, m := range r.machine {
+		p("- %s\n", m)
+	}
+	p("- load average (1, 5, 15 min) at start: %s; at end: %s (the machine is not reserved for the run: anything else running shows here and in the numbers)\n", r.loadStart, r.loadEnd)
+	p("- settings: wrk -t%d -c%d -d%s --latency --timeout %s, after a %s warm-up per workload; server: storage serve, "+
+		"file backend and embedded PostgreSQL in a fresh directory under %s, LOG_LEVEL=warn\n",
+		r.settings.threads, r.settings.conns, wrkDuration(r.settings.duration), wrkDuration(r.settings.timeout), r.warmup, filepath.Dir(r.dataDir))
+
+	p("\n## Ceilings (same machine, same run)\n\n")
+	p("| ceiling | rate | p50 | p99 | errors | others' CPU |\n|---|---:|---:|---:|---:|---:|\n")
+	if r.hello != nil {
+		p("| fasthttp hello-world, wrk with the same settings | %s req/s | %s | %s | %s | %s |\n",
+			thousands(r.hello.rps), latency(r.hello.p50), latency(r.hello.p99), errorsCell(*r.hello), share(r.helloOthers))
+	} else {
+		p("| fasthttp hello-world | not measured: %s | | | | |\n", cell(r.helloErr))
+	}
+	if r.pg != nil {
+		p("| pgbench `select bench_noop()` (plpgsql), -c%d -j%d -M prepared | %s calls/s | avg %s | – | %d | %s |\n",
+			r.settings.conns, r.settings.threads, thousands(r.pg.tps), latency(r.pg.latency), r.pg.failed, share(r.pgOthers))
+	} else {
+		p("| pgbench `select bench_noop()` | not measured: %s | | | | |\n", cell(r.pgErr))
+	}
+	if r.diskErr == nil {
+		p("| disk: write %s in 256 KiB writes + fsync, in the data dir | %s MB/s | | | | |\n", sizeName(r.bigSize), thousands(r.disk))
+	} else {
+		p("| disk write | not measured: %s | | | | |\n", cell(r.diskErr))
+	}
+
+	p("\n## Small requests\n\n")
+	p("| workload | req/s | p50 | p99 | errors | × reference (ref req/s) | of hello-world | of pgbench | target: ≥ 10× ref, p99 < 10 ms | others' CPU |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
+	for _, o := range r.rows {
+		if o.skipped != "" {
+			p("| %s | %s | | | | (%s) | | | | |\n", o.w.name, cell(o.skipped), o.w.refText)
+			continue
+		}
+		res := o.res
+		p("| %s | %s | %s | %s | %s | %.1f× (%s) | %s | %s | %s | %s |\n",
+			o.w.name, thousands(res.rps), latency(res.p50), latency(res.p99), errorsCell(res),
+			res.rps/o.w.ref, o.w.refText, r.fraction(res.rps, r.hello != nil, func() float64 { return r.hello.rps }),
+			r.fraction(res.rps, r.pg != nil, func() float64 { return r.pg.tps }), smallTarget(res, o.w.ref), share(o.others))
+	}
+	p("\nServer peak RSS over the small-request workloads: %s.\n", rssCell(r.smallRSS))
+
+	p("\n## %s transfer\n\n", sizeName(r.bigSize))
+	p("| transfer | MB/s | time | server peak RSS | × reference (ref MB/s) | of disk write | target | others' CPU |\n|---|---:|---:|---:|---:|---:|---|---:|\n")
+	r.transferRow(&b, "upload", r.upload, refUpload, targetUpload, r.fraction(rateOf(r.upload), r.diskErr == nil, func() float64 { return r.disk }))
+	r.transferRow(&b, "download", r.download, refDownload, targetDownload, "–")
+
+	peak := "VmHWM, reset at the start of each phase"
+	if !r.hwmExact {
+		peak = "the highest VmRSS sampled every 10 ms (VmHWM could not be reset: clear_refs refused)"
+	}
+	p("\nNotes:\n\n")
+	p("- reference: the reference server (Supabase Storage) on this machine, as given in the issue; midpoints where a range. " +
+		"Its p99 was 50–150 ms and its 1 GiB peak RSS 599 MB. Small-request callers use the service key.\n")
+	p("- \"of hello-world\" and \"of pgbench\": the workload's rate as a fraction of each ceiling (every request is one " +
+		"HTTP round trip and at least one plpgsql call). MB = 10⁶ bytes.\n")
+	p("- peak RSS: the storage process alone (its PostgreSQL backends are separate processes): %s. Go keeps freed heap "+
+		"for a while, so a phase starts from what the previous one left.\n", peak)
+	p("- others' CPU: the share of the machine's CPU used during the measurement by processes outside this run (anything " +
+		"but the harness, the server, its PostgreSQL, wrk and pgbench). Above a few percent the numbers are disturbed")
+	if n := r.disturbed(); n > 0 {
+		p("; %d measurement(s) of this run were above 10%%: rerun on a quiet machine before comparing them", n)
+	}
+	p(".\n")
+	return b.String()
+}
+
+// disturbed counts the measurements during which other programs took more than 10% of the CPU.
+func (r *report) disturbed() int {
+	shares := []float64{r.helloOthers, r.pgOthers}
+	for _, o := range r.rows {
+		if o.skipped == "" {
+			shares = append(shares, o.others)
+		}
+	}
+	for _, t := range []*transferResult{r.upload, r.download} {
+		if t != nil {
+			shares = append(shares, t.others)
+		}
+	}
+	n := 0
+	for _, f := range shares {
+		if f > 0.10 {
+			n++
+		}
+	}
+	return n
+}
+
+// rateOf is a transfer's MB/s, 0 when it did not run or failed.
+func rateOf(t *transferResult) float64 {
+	if t == nil || t.err != nil {
+		return 0
+	}
+	return t.mbps()
+}
+
+func (r *report) transferRow(b *strings.Builder, name string, t *transferResult, ref, target float64, ofDisk string) {
+	label := fmt.Sprintf("%s %s", name, sizeName(r.bigSize))
+	if t == nil {
+		fmt.Fprintf(b, "| %s | not run | | | (%.0f) | | | |\n", label, ref)
+		return
+	}
+	if t.err != nil {
+		fmt.Fprintf(b, "| %s | failed: %s | | %s | (%.0f) | | | |\n", label, cell(t.err), rssCell(t.rss), ref)
+		return
+	}
+	var missed []string
+	if t.mbps() < target {
+		missed = append(missed, fmt.Sprintf("rate < %s MB/s", thousands(target)))
+	}
+	if t.rss.bytes > targetRSS {
+		missed = append(missed, "RSS > 64 MiB")
+	}
+	verdict := "met"
+	if len(missed) > 0 {
+		verdict = "missed: " + strings.Join(missed, ", ")
+	}
+	fmt.Fprintf(b, "| %s | %s | %.2f s | %s; ref %.0f MB | %.1f× (%.0f) | %s | ≥ %s MB/s, ≤ 64 MiB: %s | %s |\n",
+		label, thousands(t.mbps()), t.elapsed.Seconds(), rssCell(t.rss), refRSS/1e6,
+		t.mbps()/ref, ref, ofDisk, thousands(target), verdict, share(t.others))
+}
+
+// fraction renders rate as a percentage of a ceiling, or "–" when that ceiling is missing.
+func (r *report) fraction(rate float64, have bool, ceiling func() float64) string {
+	if !have || ceiling() <= 0 {
+		return "–"
+	}
+	f := 100 * rate / ceiling()
+	if f < 10 {
+		return fmt.Sprintf("%.1f%%", f)
+	}
+	return fmt.Sprintf("%.0f%%", f)
+}
+
+// smallTarget says whether a workload meets the issue's target, and if not, by what.
+func smallTarget(res wrkResult, ref float64) string {
+	var missed []string
+	if res.rps < targetFactor*ref {
+		missed = append(missed, fmt.Sprintf("rate < %s", thousands(targetFactor*ref)))
+	}
+	if res.p99 >= targetP99 {
+		missed = append(missed, "p99 ≥ 10 ms")
+	}
+	if res.errors() > 0 {
+		missed = append(missed, "errors")
+	}
+	if len(missed) == 0 {
+		return "met"
+	}
+	return "missed: " + strings.Join(missed, ", ")
+}
+
+func errorsCell(res wrkResult) string {
+	if res.errors() == 0 {
+		return "0"
+	}
+	var parts []string
+	if res.non2xx > 0 {
+		parts = append(parts, fmt.Sprintf("%d non-2xx", res.non2xx))
+	}
+	if res.sockErrs > 0 {
+		parts = append(parts, fmt.Sprintf("%d socket (%s)", res.sockErrs, res.sockDetail))
+	}
+	return fmt.Sprintf("%d of %d: %s", res.errors(), res.requests, strings.Join(parts, ", "))
+}
+
+// cell makes text safe for one markdown table cell.
+func cell(v any) string {
+	s := fmt.Sprint(v)
+	s = strings.Join(strings.Fields(s), " ")
+	return strings.ReplaceAll(s, "|", "\\|")
+}
+
+// thousands renders a rate rounded to an integer with thousands separators: 12,345.
+func thousands(v float64) string {
+	s := strconv.FormatInt(int64(v+0.5), 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// latency renders a latency in ms with about three significant digits.
+func latency(d time.Duration) string {
+	ms := float64(d) / float64(time.Millisecond)
+	switch {
+	case ms < 10:
+		return fmt.Sprintf("%.2f ms", ms)
+	case ms < 100:
+		return fmt.Sprintf("%.1f ms", ms)
+	default:
+		return fmt.Sprintf("%.0f ms", ms)
+	}
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// share renders a fraction of the machine as a percentage ("?" when unknown).
+func share(f float64) string {
+	if f < 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f%%", 100*f)
+}
+
+// rssCell renders a phase's peak and the RSS it started from: Go keeps freed heap for a while,
+// so a phase's peak is never below what the previous phase left.
+func rssCell(p rssPeak) string {
+	return fmt.Sprintf("%s%s (%s at start)", mib(p.bytes), approx(p), mib(p.start))
+}
+
+// approx marks a sampled (not exact) peak.
+func approx(p rssPeak) string {
+	if p.exact {
+		return ""
+	}
+	return " (sampled)"
+}
+
+func sizeName(n int64) string {
+	if n >= 1<<30 && n%(1<<30) == 0 {
+		return fmt.Sprintf("%d GiB", n>>30)
+	}
+	return fmt.Sprintf("%d MiB", n>>20)
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
+}
+
+// machineInfo describes the machine and the software under test for the report header.
+func machineInfo(ctx context.Context, pgVersion string) []string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if name, val, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+				cpu = strings.TrimSpace(val)
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				mem = fmt.Sprintf(", %.1f GiB RAM", float64(kb)/(1<<20))
+			}
+		}
+	}
+	kernel := ""
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = ", Linux " + strings.TrimSpace(string(b))
+	}
+	lines := []string{fmt.Sprintf("machine: %s, %d CPUs%s%s", cpu, runtime.NumCPU(), mem, kernel)}
+
+	wrk := "wrk"
+	if out, err := runTool(ctx, 10*time.Second, os.Environ(), "wrk", "-v"); err == nil || out != "" {
+		// "wrk debian/4.1.0-3+b2 [epoll] Copyright (C) 2012 Will Glozer" (wrk -v exits 1)
+		if f := strings.Fields(out); len(f) >= 2 {
+			wrk = f[0] + " " + f[1]
+		}
+	}
+	pg := "PostgreSQL " + pgVersion
+	if pgVersion == "" {
+		pg = "PostgreSQL (version unknown)"
+	}
+	commit := "unknown commit"
+	if out, err := runTool(ctx, 10*time.Second, os.Environ(), "git", "rev-parse", "--short", "HEAD"); err == nil {
+		commit = "commit " + strings.TrimSpace(out)
+		if st, err := runTool(ctx, 10*time.Second, os.Environ(), "git", "status", "--porcelain", "--untracked-files=no"); err == nil && strings.TrimSpace(st) != "" {
+			commit += " (with uncommitted changes)"
+		}
+	}
+	lines = append(lines, fmt.Sprintf("software: storage %s, %s, %s, %s", commit, runtime.Version(), wrk, pg))
+	return lines
+}
