@@ -23,16 +23,18 @@ var anonymous = Identity{Role: "anon"}
 // Verifier checks bearer tokens: HMAC with the configured secret and algorithm; exp and nbf
 // when present (exp is not required, as in the reference); no alg none, no other algorithm.
 type Verifier struct {
-	secret []byte
-	parser *jwt.Parser
+	secret    []byte
+	parser    *jwt.Parser
+	urlParser *jwt.Parser // signed-URL tokens: the SQL API signs them HS256 whatever alg is
 }
 
 // NewVerifier returns a Verifier for secret (its UTF-8 bytes are the key) and alg (HS256,
 // HS384 or HS512).
 func NewVerifier(secret, alg string) *Verifier {
 	return &Verifier{
-		secret: []byte(secret),
-		parser: jwt.NewParser(jwt.WithValidMethods([]string{alg})),
+		secret:    []byte(secret),
+		parser:    jwt.NewParser(jwt.WithValidMethods([]string{alg})),
+		urlParser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256", alg})),
 	}
 }
 

@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -271,7 +272,7 @@ func httpDate(iso string) string {
 	if err != nil {
 		return ""
 	}
-	return t.UTC().Format(time.RFC1123)[:len(time.RFC1123)-3] + "GMT"
+	return t.UTC().Format(http.TimeFormat)
 }
 
 func deref(s *string) string {

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"math"
+	"net/http"
 	"strconv"
-	"time"
+	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -27,7 +29,7 @@ type urlClaims struct {
 // one are told apart by their upsert claim), and url (InvalidSignature).
 func (v *Verifier) verifyURLToken(token, scope, url string) (*urlClaims, error) {
 	var c urlClaims
-	if _, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return v.secret, nil }); err != nil {
+	if _, err := v.urlParser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return v.secret, nil }); err != nil {
 		return nil, &Error{Status: 400, Code: "InvalidJWT", Message: jwtMessage(err)}
 	}
 	legacy := c.Scope == "" && (c.Upsert != nil) == (scope == "upload")
@@ -116,7 +118,7 @@ func (s *Server) ObjectGetSigned(r *request) error {
 	}
 	expires := ""
 	if c.ExpiresAt != nil {
-		expires = c.ExpiresAt.UTC().Format(time.RFC1123)[:len(time.RFC1123)-3] + "GMT"
+		expires = c.ExpiresAt.UTC().Format(http.TimeFormat)
 	}
 	return s.serveBlob(r, &o, expires)
 }
@@ -161,22 +163,29 @@ func (s *Server) ObjectUploadSigned(r *request) error {
 	return writeJSON(r.ctx, append(appendJSONString([]byte(`{"Key":`), u.bucket+"/"+u.name), '}'))
 }
 
-// expiresIn reads the required expiresIn: an integer ≥ 1 (its upper bound is the SQL API's).
+// expiresIn reads the required expiresIn: an integer ≥ 1, written as JSON pleases ("60",
+// 60.0, 6e1); its upper bound is the SQL API's. Integer-valued numbers beyond int64 are passed
+// on as the largest int64, which the SQL API refuses as out of range.
 func (f *fields) expiresIn() int64 {
 	f.require("expiresIn")
 	raw, ok := f.obj["expiresIn"]
 	if !ok {
 		return 0
 	}
-	s := string(raw)
-	if len(s) > 1 && s[0] == '"' {
-		s = s[1 : len(s)-1]
-	}
+	s := strings.Trim(string(raw), `"`)
 	n, err := strconv.ParseInt(s, 10, 64)
-	switch {
-	case err != nil:
-		f.fail("body/expiresIn must be integer")
-	case n < 1:
+	if err != nil {
+		v, ferr := strconv.ParseFloat(s, 64)
+		if ferr != nil || v != math.Trunc(v) {
+			f.fail("body/expiresIn must be integer")
+			return 0
+		}
+		n = math.MaxInt64
+		if v < math.MaxInt64 {
+			n = int64(v)
+		}
+	}
+	if n < 1 {
 		f.fail("body/expiresIn must be >= 1")
 	}
 	return n

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -64,6 +65,10 @@ func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	// As `storage serve` does at start: signed URLs are minted in SQL with the secret the
+	// proxy verifies them with (db.Pool connects as the owner, who alone may set it).
+	_, err := db.Pool.Exec(context.Background(), "select storage.signing_secret_set($1)", cfg.JWTSecret)
+	require.NoError(t, err)
 	if cfg.Blobs == nil {
 		fs, err := file.New(t.TempDir())
 		require.NoError(t, err)

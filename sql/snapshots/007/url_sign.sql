@@ -95,7 +95,8 @@ $$;
 -- storage.url_sign(bucket_id, name, expires_in) → text
 -- A download URL for one object, relative as the REST API returns it:
 -- '/object/sign/<bucket>/<name>?token=<jwt>' with claims url, scope 'download', iat, exp.
--- The object must be visible to the caller (RLS SELECT; missing or hidden → ST002).
+-- The object must be visible to the caller (RLS SELECT; missing or hidden → ST002). An invalid
+-- bucket id is ST006.
 create or replace function storage.url_sign(bucket_id text, name text, expires_in bigint) returns text
   language plpgsql
   set search_path = pg_catalog, pg_temp
@@ -103,6 +104,7 @@ create or replace function storage.url_sign(bucket_id text, name text, expires_i
 declare
   _exp bigint := storage.url_expiry(url_sign.expires_in);
 begin
+  perform storage.bucket_id_check(url_sign.bucket_id);
   perform storage.object_name_check(url_sign.name);
   perform from storage.objects o where o.bucket_id = url_sign.bucket_id and o.name = url_sign.name;
   if not found then
@@ -127,6 +129,7 @@ declare
   _iat bigint := floor(extract(epoch from now()))::bigint;
   n text;
 begin
+  perform storage.bucket_id_check(url_sign_many.bucket_id);
   foreach n in array url_sign_many.names loop
     path := n;
     if exists (select from storage.objects o where o.bucket_id = url_sign_many.bucket_id and o.name = n) then
