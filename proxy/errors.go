@@ -86,6 +86,13 @@ var (
 	ErrInternal = &Error{Status: 500, Code: "InternalError", Label: "Internal", Message: "Internal Server Error", HTTPStatus: 500}
 )
 
+// internalError is ErrInternal carrying cause for the log.
+func internalError(cause error) *Error {
+	e := *ErrInternal
+	e.Cause = cause
+	return &e
+}
+
 // sqlError is one row of the SQLSTATE table. keepMessage passes the database's message
 // through (the SQL API words those messages for clients); otherwise Message is fixed.
 type sqlError struct {
@@ -151,7 +158,7 @@ func interpretError(err error) error {
 	if pgconn.Timeout(err) {
 		return &Error{Status: 544, Code: "DatabaseTimeout", Message: "The connection to the database timed out", HTTPStatus: 544, Cause: err}
 	}
-	return &Error{Status: ErrInternal.Status, Code: ErrInternal.Code, Label: ErrInternal.Label, Message: ErrInternal.Message, HTTPStatus: ErrInternal.HTTPStatus, Cause: err}
+	return internalError(err)
 }
 
 // errorBody renders the four-field body every REST error has. statusCode is a string.

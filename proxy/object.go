@@ -78,7 +78,7 @@ func (s *Server) serveBlob(r *request, o *object, expires string) error {
 		return ErrBlobNotFound
 	}
 	if err != nil {
-		return &Error{Status: 500, Code: "InternalError", Label: "Internal", Message: "Internal Server Error", HTTPStatus: 500, Cause: err}
+		return internalError(err)
 	}
 	if partial {
 		ctx.SetStatusCode(fasthttp.StatusPartialContent)

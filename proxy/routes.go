@@ -67,5 +67,5 @@ func (s *Server) notFound(ctx *fasthttp.RequestCtx) {
 
 // panicked turns a handler panic into a logged 500 instead of a dropped connection.
 func (s *Server) panicked(ctx *fasthttp.RequestCtx, v any) {
-	s.writeError(ctx, &Error{Status: 500, Code: "InternalError", Label: "Internal", Message: "Internal Server Error", HTTPStatus: 500, Cause: fmt.Errorf("panic: %v", v)})
+	s.writeError(ctx, internalError(fmt.Errorf("panic: %v", v)))
 }

@@ -80,7 +80,7 @@ func (s *Server) store(r *request, u *upload, owner string) (string, error) {
 		if errors.Is(err, errTooLarge) {
 			return "", ErrEntityTooLarge
 		}
-		return "", &Error{Status: 500, Code: "InternalError", Label: "Internal", Message: "Internal Server Error", HTTPStatus: 500, Cause: err}
+		return "", internalError(err)
 	}
 	p := uploadCommitParams{
 		Bucket: u.bucket, Name: u.name, Version: version, Upsert: u.upsert, Size: m.n,
