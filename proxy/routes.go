@@ -30,11 +30,10 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.DELETE("/bucket/{id}", s.route(opBucketDelete, authJWT, s.BucketDelete))
 	r.POST("/bucket/{id}/empty", s.route(opBucketEmpty, authJWT, s.BucketEmpty))
 
-	// Literal segments win over /object/{bucket}/…: listing is registered (as not found until
-	// it is implemented) so that a list request can never become an upload into a bucket
-	// named "list".
-	r.POST("/object/list/{bucket}", s.notFound)
-	r.POST("/object/list-v2/{bucket}", s.notFound)
+	// Literal segments win over /object/{bucket}/…, so a bucket named "list" is unreachable
+	// by the short routes (as in the reference).
+	r.POST("/object/list/{bucket}", s.route(opObjectList, authJWT, s.ObjectList))
+	r.POST("/object/list-v2/{bucket}", s.route(opObjectListV2, authBearer, s.ObjectListV2))
 	r.POST("/object/{bucket}/{key:*}", s.route(opObjectUpload, authJWT, s.ObjectUpload))
 	r.PUT("/object/{bucket}/{key:*}", s.route(opObjectUploadUpdate, authJWT, s.ObjectUpload))
 	r.GET("/object/authenticated/{bucket}/{key:*}", s.route(opObjectGetAuthenticated, authJWT, s.ObjectGet(readAuthenticated)))

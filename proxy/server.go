@@ -98,6 +98,9 @@ const (
 	// authJWT: the Authorization header is required (its absence is a schema error, as in
 	// the reference) and must carry a valid JWT.
 	authJWT authMode = iota
+	// authBearer: a valid JWT is required, but its absence is an auth error, not a schema
+	// error (list v2 declares no header schema in the reference).
+	authBearer
 	// authOptional: a valid JWT is used when sent; a missing or invalid one makes the
 	// request anonymous (the reference's optional-auth object routes).
 	authOptional
@@ -144,8 +147,11 @@ func (s *Server) authenticate(r *request, mode authMode) error {
 	}
 	h := r.ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
 	if h == nil {
-		if mode == authOptional {
+		switch mode {
+		case authOptional:
 			return nil
+		case authBearer:
+			return ErrAccessDenied.with("Invalid Compact JWS")
 		}
 		return schemaError("headers must have required property 'authorization'")
 	}

@@ -61,6 +61,8 @@ const (
 	opObjectDelete           = "storage.object.delete"
 	opObjectDeleteMany       = "storage.object.delete_many"
 	opObjectSign             = "storage.object.sign"
+	opObjectList             = "storage.object.list"
+	opObjectListV2           = "storage.object.list_v2"
 	opObjectSignMany         = "storage.object.sign_many"
 	opObjectGetSigned        = "storage.object.get_signed"
 	opObjectSignUploadURL    = "storage.object.sign_upload_url"

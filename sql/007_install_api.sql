@@ -1,12 +1,16 @@
--- 007 install api: the SQL API of sql/api, frozen in sql/snapshots/007: the bucket functions
--- (bucket_create, _get, _list, _update, _delete, _empty), the object functions (object_info,
--- object_delete, object_delete_many, the upload's prepare/commit/abort), URL signing
--- (url_sign, url_sign_many, url_sign_upload) and their helpers, all in schema storage. Up
--- installs the snapshot (CREATE OR REPLACE throughout); down drops them. No table locks.
+-- 007 install api: the SQL API of sql/api, frozen in sql/snapshots/007: buckets
+-- (bucket_create, _get, _list, _update, _delete, _empty), objects (object_info, object_delete,
+-- object_delete_many, the upload's prepare/commit/abort), listing (object_list,
+-- object_list_v2), URL signing (url_sign, url_sign_many, url_sign_upload) and their helpers,
+-- all in schema storage. Up installs the snapshot (CREATE OR REPLACE throughout); down drops
+-- them. No table locks.
 {{ install_snapshot "007" }}
 
 ---- create above / drop below ----
 
+drop function storage.object_list_v2(text, text, integer, text, boolean, text, text, timestamptz);
+drop function storage.object_list(text, text, integer, integer, text, text, text);
+drop function storage.prefix_successor(text);
 drop function storage.url_sign_upload(text, text, boolean, bigint);
 drop function storage.url_sign_many(text, text[], bigint);
 drop function storage.url_sign(text, text, bigint);

@@ -656,15 +656,45 @@ export function conformance(backend) {
     })
 
     // -----------------------------------------------------------------------------------------
-    // Listing is not served yet; its literal routes must still never fall through to the upload
-    // route (spec §1.2: /object/list/… wins over /object/{bucket}/…).
-    describe('list routes are literal', () => {
-      test('list() and listV2() never upload into a bucket named like the route', async () => {
-        ok(await service.createBucket('list'))
+    describe('list and listV2', () => {
+      const L = 'listing'
+      let files
+      before(async () => {
+        ok(await service.createBucket(L))
+        ok(await service.createBucket('list')) // a bucket named like the route must not catch list()
         ok(await service.createBucket('list-v2'))
-        const files = service.from('listed')
-        refused(await files.list(), { message: 'Route POST:/object/list/listed not found', statusCode: '404', status: 404 })
-        refused(await files.listV2(), { message: 'Route POST:/object/list-v2/listed not found', statusCode: '404', status: 404 })
+        files = service.from(L)
+        for (const p of ['folder/a.txt', 'folder/b.txt', 'folder/deep/c.txt', 'top.txt']) ok(await files.upload(p, p))
+      })
+
+      test('list: immediate children, folders without id, search, paging; never an upload', async () => {
+        const root = ok(await files.list())
+        assert.deepEqual(root.map((e) => e.name), ['folder', 'top.txt'])
+        assert.equal(root[0].id, null)
+        assert.equal(root[0].metadata, null)
+        assert.match(root[1].id, UUID)
+        assert.equal(root[1].metadata.size, 'top.txt'.length)
+        assert.deepEqual(ok(await files.list('folder')).map((e) => e.name), ['a.txt', 'b.txt', 'deep'])
+        assert.deepEqual(ok(await files.list('folder', { search: 'a' })).map((e) => e.name), ['a.txt'])
+        assert.deepEqual(ok(await files.list('folder', { limit: 1, offset: 1 })).map((e) => e.name), ['b.txt'])
+        assert.deepEqual(await srv.sql(`select name from storage.objects where bucket_id in ('list', 'list-v2')`), [])
+      })
+
+      test('listV2: flat and delimited listings, cursor pages', async () => {
+        const flat = ok(await files.listV2({ prefix: 'folder/' }))
+        assert.deepEqual(flat.objects.map((o) => o.name), ['folder/a.txt', 'folder/b.txt', 'folder/deep/c.txt'])
+        assert.deepEqual(flat.folders, [])
+        assert.equal(flat.hasNext, false)
+        assert.ok(!('nextCursor' in flat))
+        const delim = ok(await files.listV2({ prefix: 'folder/', with_delimiter: true }))
+        assert.deepEqual(delim.folders.map((f) => f.name), ['folder/deep/'])
+        assert.deepEqual(delim.objects.map((o) => o.name), ['folder/a.txt', 'folder/b.txt'])
+        const p1 = ok(await files.listV2({ prefix: 'folder/', limit: 2 }))
+        assert.equal(p1.hasNext, true)
+        assert.equal(p1.objects.length, 2)
+        const p2 = ok(await files.listV2({ prefix: 'folder/', limit: 2, cursor: p1.nextCursor }))
+        assert.deepEqual(p2.objects.map((o) => o.name), ['folder/deep/c.txt'])
+        assert.equal(p2.hasNext, false)
         assert.deepEqual(await srv.sql(`select name from storage.objects where bucket_id in ('list', 'list-v2')`), [])
       })
     })

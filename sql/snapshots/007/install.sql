@@ -27,3 +27,4 @@
 {{ template "object_delete.sql" . }}
 {{ template "object_delete_many.sql" . }}
 {{ template "url_sign.sql" . }}
+{{ template "object_list.sql" . }}
