@@ -171,3 +171,41 @@ func jsonArg(b json.RawMessage) any {
 	}
 	return string(b)
 }
+
+type moveParams struct {
+	Bucket, SourceKey, DestinationKey string
+	DestinationBucket                 *string
+}
+
+// ObjectMove calls storage.object_move.
+func (db *DB) ObjectMove(ctx context.Context, settings []any, p moveParams) error {
+	return db.call(ctx, settings,
+		`select storage.object_move(bucket_id => $1, source_key => $2, destination_key => $3, destination_bucket => $4)`,
+		[]any{p.Bucket, p.SourceKey, p.DestinationKey, p.DestinationBucket}, nil)
+}
+
+type copyParams struct {
+	moveParams
+	Upsert       bool
+	CopyMetadata bool
+	Metadata     json.RawMessage
+	UserMetadata json.RawMessage
+}
+
+// ObjectCopy calls storage.object_copy and returns the new row.
+func (db *DB) ObjectCopy(ctx context.Context, settings []any, p copyParams) (object, error) {
+	var o object
+	err := db.call(ctx, settings,
+		`select `+objectColumns+` from storage.object_copy(bucket_id => $1, source_key => $2,
+		   destination_key => $3, destination_bucket => $4, upsert => $5, copy_metadata => $6,
+		   metadata => $7, user_metadata => $8)`,
+		[]any{p.Bucket, p.SourceKey, p.DestinationKey, p.DestinationBucket, p.Upsert, p.CopyMetadata,
+			jsonArg(p.Metadata), jsonArg(p.UserMetadata)},
+		func(rows pgx.Rows) (err error) {
+			if rows.Next() {
+				o, err = scanObject(rows)
+			}
+			return err
+		})
+	return o, err
+}

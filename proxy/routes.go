@@ -32,6 +32,8 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 
 	// Literal segments win over /object/{bucket}/…, so a bucket named "list" is unreachable
 	// by the short routes (as in the reference).
+	r.POST("/object/move", s.route(opObjectMove, authJWT, s.ObjectMove))
+	r.POST("/object/copy", s.route(opObjectCopy, authJWT, s.ObjectCopy))
 	r.POST("/object/list/{bucket}", s.route(opObjectList, authJWT, s.ObjectList))
 	r.POST("/object/list-v2/{bucket}", s.route(opObjectListV2, authBearer, s.ObjectListV2))
 	r.POST("/object/{bucket}/{key:*}", s.route(opObjectUpload, authJWT, s.ObjectUpload))

@@ -62,6 +62,8 @@ const (
 	opObjectDeleteMany       = "storage.object.delete_many"
 	opObjectSign             = "storage.object.sign"
 	opObjectList             = "storage.object.list"
+	opObjectMove             = "storage.object.move"
+	opObjectCopy             = "storage.object.copy"
 	opObjectListV2           = "storage.object.list_v2"
 	opObjectSignMany         = "storage.object.sign_many"
 	opObjectGetSigned        = "storage.object.get_signed"

@@ -1,13 +1,17 @@
 -- 007 install api: the SQL API of sql/api, frozen in sql/snapshots/007: buckets
 -- (bucket_create, _get, _list, _update, _delete, _empty), objects (object_info, object_delete,
--- object_delete_many, the upload's prepare/commit/abort), listing (object_list,
--- object_list_v2), URL signing (url_sign, url_sign_many, url_sign_upload) and their helpers,
--- all in schema storage. Up installs the snapshot (CREATE OR REPLACE throughout); down drops
--- them. No table locks.
+-- object_delete_many, object_move, object_copy, the upload's prepare/commit/abort), listing
+-- (object_list, object_list_v2), URL signing (url_sign, url_sign_many, url_sign_upload) and
+-- their helpers, all in schema storage. Up installs the snapshot (CREATE OR REPLACE
+-- throughout); down drops them. No table locks.
 {{ install_snapshot "007" }}
 
 ---- create above / drop below ----
 
+drop function storage.object_copy(text, text, text, text, boolean, boolean, jsonb, jsonb);
+drop function storage.object_move(text, text, text, text);
+drop function storage.object_share_lock(uuid);
+drop function storage.object_dest_check(text, text, bigint, text);
 drop function storage.object_list_v2(text, text, integer, text, boolean, text, text, timestamptz);
 drop function storage.object_list(text, text, integer, integer, text, text, text);
 drop function storage.prefix_successor(text);

@@ -157,7 +157,7 @@ func TestMigrationsAPIParity(t *testing.T) {
 		require.NoError(t, err)
 		proxySource += string(b)
 	}
-	routeFacing := regexp.MustCompile(`^(bucket_(create|get|list|update|delete|empty)|object_(info|delete|delete_many|upload_prepare|upload_commit|upload_abort)|url_sign(_many|_upload)?|object_list(_v2)?)$`)
+	routeFacing := regexp.MustCompile(`^(bucket_(create|get|list|update|delete|empty)|object_(info|delete|delete_many|upload_prepare|upload_commit|upload_abort|move|copy)|url_sign(_many|_upload)?|object_list(_v2)?)$`)
 	for _, f := range inDB {
 		if !routeFacing.MatchString(f) {
 			continue

@@ -28,3 +28,4 @@
 {{ template "object_delete_many.sql" . }}
 {{ template "url_sign.sql" . }}
 {{ template "object_list.sql" . }}
+{{ template "object_move_copy.sql" . }}
