@@ -700,6 +700,41 @@ export function conformance(backend) {
     })
 
     // -----------------------------------------------------------------------------------------
+    describe('move and copy', () => {
+      const M = 'moving'
+      let files
+      before(async () => {
+        ok(await service.createBucket(M))
+        ok(await service.createBucket('moved-to'))
+        files = service.from(M)
+        for (const p of ['mv/src.txt', 'mv/taken.txt', 'cp/src.txt', 'cp/taken.txt']) ok(await files.upload(p, p))
+      })
+
+      test('move: within and across buckets; onto an existing key 409; missing source 404', async () => {
+        const id = ok(await files.info('mv/src.txt')).id
+        assert.deepEqual(ok(await files.move('mv/src.txt', 'mv/dst.txt')), { message: 'Successfully moved' })
+        assert.equal((await files.exists('mv/src.txt')).data, false)
+        assert.equal(await ok(await files.download('mv/dst.txt')).text(), 'mv/src.txt')
+        assert.equal(ok(await files.info('mv/dst.txt')).id, id)
+        refused(await files.move('mv/dst.txt', 'mv/taken.txt'), { message: 'The resource already exists', statusCode: '409' })
+        ok(await files.move('mv/dst.txt', 'from-moving.txt', { destinationBucket: 'moved-to' }))
+        assert.equal(await ok(await service.from('moved-to').download('from-moving.txt')).text(), 'mv/src.txt')
+        refused(await files.move('mv/nope.txt', 'mv/x.txt'), { message: 'Object not found', statusCode: '404' })
+      })
+
+      test('copy: within and across buckets; onto an existing key 409; metadata options', async () => {
+        assert.deepEqual(ok(await files.copy('cp/src.txt', 'cp/dst.txt')), { path: `${M}/cp/dst.txt` })
+        assert.equal(await ok(await files.download('cp/src.txt')).text(), 'cp/src.txt')
+        assert.equal(await ok(await files.download('cp/dst.txt')).text(), 'cp/src.txt')
+        refused(await files.copy('cp/src.txt', 'cp/taken.txt'), { message: 'The resource already exists', statusCode: '409' })
+        assert.deepEqual(ok(await files.copy('cp/src.txt', 'copied.txt', { destinationBucket: 'moved-to' })), { path: 'moved-to/copied.txt' })
+        assert.equal(await ok(await service.from('moved-to').download('copied.txt')).text(), 'cp/src.txt')
+        ok(await files.copy('cp/src.txt', 'cp/meta.txt', { copyMetadata: false, metadata: { cacheControl: 'max-age=77' } }))
+        assert.equal(ok(await files.info('cp/meta.txt')).cacheControl, 'max-age=77')
+      })
+    })
+
+    // -----------------------------------------------------------------------------------------
     describe('RLS policies created in SQL', () => {
       const A = uuid()
       const B = uuid()
