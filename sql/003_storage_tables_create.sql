@@ -48,9 +48,9 @@ create table storage.objects (
 comment on column storage.objects.owner is 'Deprecated: use owner_id. The uploader''s sub when it is a UUID.';
 -- One row per key. Byte order (COLLATE "C") so the same index serves listing by name.
 create unique index bucketid_objname on storage.objects (bucket_id, name collate "C");
--- List v1 is case-insensitive: walk keys by (lower(name), name) in byte order; the \x01 joint
--- orders ties between names that differ only in case (keys cannot contain \x01).
-create index objects_bucket_list_key on storage.objects (bucket_id, (lower(name) || E'\x01' || name) collate "C");
+-- List v1 is case-insensitive and orders a folder by its name: it walks keys by lower(name)
+-- with '/' mapped below every character (keys cannot contain \x01).
+create index objects_bucket_list_key on storage.objects (bucket_id, translate(lower(name), '/', E'\x01') collate "C");
 
 alter table storage.buckets enable row level security;
 alter table storage.objects enable row level security;

@@ -20,7 +20,7 @@ create or replace function storage.prefix_successor(p text) returns text
 -- sort_column 'name' (default) interleaves folders and files by lower(name), bytewise; the
 -- other columns (updated_at, created_at, last_accessed_at) list all folders first, by name,
 -- then the files by the column. limits (default 100) is capped at 1500; offsets skips entries.
--- Errors: ST012 for an unknown sort column or order.
+-- Errors: ST006 for an invalid bucket id, ST012 for an unknown sort column or order.
 create or replace function storage.object_list(
   bucket_id text,
   prefix text,
@@ -48,8 +48,10 @@ declare
   _slash int;
   _folder text;
   _seen int := 0;
+  _key text;
   o storage.objects;
 begin
+  perform storage.bucket_id_check(object_list.bucket_id);
   if _col not in ('name', 'updated_at', 'created_at', 'last_accessed_at') then
     raise exception using errcode = 'ST012', message = 'Invalid Parameter sortBy.column';
   end if;
@@ -104,42 +106,58 @@ begin
     return;
   end if;
 
-  -- By name: walk the index on (lower(name), name) from the prefix, one probe per entry; a
-  -- folder is emitted once and skipped over ('0' is the character after '/').
-  _cur := case when _asc then _eff else _eff || chr(1114111) end;
+  -- By name: walk the index on translate(lower(name), '/', '\x01') from the prefix, one
+  -- probe per entry. Mapping '/' below every other character makes a folder's keys sort right
+  -- where its name does ("a" before "a.txt"), so folders and files interleave by name as the
+  -- reference orders them; a folder is emitted once and skipped over (its keys all start
+  -- with name || '\x01', so name || '\x02' is past them). Names equal but for case come
+  -- together, as one group.
+  _cur := case when _asc then translate(_eff, '/', E'\x01') else translate(_eff, '/', E'\x01') || chr(1114111) end;
+  <<walk>>
   while _seen < _skip + _want loop
     if _asc then
       select x.* into o from storage.objects x
       where x.bucket_id = object_list.bucket_id
-        and (lower(x.name) || E'\x01' || x.name) collate "C" >= _cur
-      order by (lower(x.name) || E'\x01' || x.name) collate "C"
+        and translate(lower(x.name), '/', E'\x01') collate "C" >= _cur
+      order by translate(lower(x.name), '/', E'\x01') collate "C"
       limit 1;
     else
       select x.* into o from storage.objects x
       where x.bucket_id = object_list.bucket_id
-        and (lower(x.name) || E'\x01' || x.name) collate "C" < _cur
-      order by (lower(x.name) || E'\x01' || x.name) collate "C" desc
+        and translate(lower(x.name), '/', E'\x01') collate "C" < _cur
+      order by translate(lower(x.name), '/', E'\x01') collate "C" desc
       limit 1;
     end if;
     exit when not found or not starts_with(lower(o.name), _eff);
     _slash := position('/' in substr(o.name, _plen + _slen + 1));
     if _slash > 0 then
       _folder := left(substr(o.name, _plen + 1), _slen + _slash - 1);
-      _cur := case when _asc then lower(_prefix || _folder) || '0' else lower(_prefix || _folder || '/') end;
+      _cur := translate(lower(_prefix || _folder), '/', E'\x01') || case when _asc then E'\x02' else E'\x01' end;
       if _seen >= _skip then
         name := _folder; id := null; updated_at := null; created_at := null;
         last_accessed_at := null; metadata := null;
         return next;
       end if;
+      _seen := _seen + 1;
     else
-      _cur := case when _asc then lower(o.name) || E'\x01' || o.name || E'\x01' else lower(o.name) || E'\x01' || o.name end;
-      if _seen >= _skip then
-        name := substr(o.name, _plen + 1); id := o.id; updated_at := o.updated_at;
-        created_at := o.created_at; last_accessed_at := o.last_accessed_at; metadata := o.metadata;
-        return next;
-      end if;
+      _key := translate(lower(o.name), '/', E'\x01');
+      for o in
+        select x.* from storage.objects x
+        where x.bucket_id = object_list.bucket_id
+          and translate(lower(x.name), '/', E'\x01') collate "C" = _key
+        order by case when _asc then x.name collate "C" end asc, case when not _asc then x.name collate "C" end desc
+      loop
+        exit walk when _seen >= _skip + _want;
+        if _seen >= _skip then
+          name := substr(o.name, _plen + 1); id := o.id; updated_at := o.updated_at;
+          created_at := o.created_at; last_accessed_at := o.last_accessed_at; metadata := o.metadata;
+          return next;
+        end if;
+        _seen := _seen + 1;
+      end loop;
+      -- Just past the group: asc continues at the smallest longer string, desc below it.
+      _cur := case when _asc then _key || E'\x01' else _key end;
     end if;
-    _seen := _seen + 1;
   end loop;
 end
 $$;
@@ -147,18 +165,20 @@ $$;
 -- storage.object_list_v2(bucket_id, prefix, limits, start_after, with_delimiter, sort_column,
 --                        sort_order, start_after_time)
 --   → table(key, name, id, updated_at, created_at, last_accessed_at, metadata)
--- List v2 (storage-js listV2): up to limits (default and at most 1000) entries after the
+-- List v2 (storage-js listV2): up to limits (default 1000, at most 10000; the REST route pages
+-- by at most 1000) entries after the
 -- position start_after (the last name of the previous page; with a time sort also
 -- start_after_time, its timestamp), as the calling role sees them (RLS SELECT). The prefix is
 -- a raw, case-sensitive string prefix ('%' and '_' literal).
 --   Without with_delimiter: every object under the prefix at any depth (key NULL).
---   With with_delimiter: the immediate children only — objects (key = their last segment
---   from the prefix on) and folders (key = the segment, name = the full path ending in '/',
+--   With with_delimiter: the immediate children only — objects and folders, key = the path
+--   segment at the prefix's depth (prefix 'aal' lists 'aal.txt' and folder 'aal/' with keys
+--   'aal.txt' and 'aal'); a folder's name is its full path ending in '/',
 --   id and metadata NULL; timestamps NULL when sorting by name, else the earliest
 --   created_at beneath).
 -- sort_column 'name' (bytewise; the default), 'updated_at' or 'created_at' (then name);
 -- sort_order 'asc' or 'desc'. Name-sorted pages walk the index; folders are skipped over.
--- Errors: ST012 for an unknown sort column or order.
+-- Errors: ST006 for an invalid bucket id, ST012 for an unknown sort column or order.
 create or replace function storage.object_list_v2(
   bucket_id text,
   prefix text default '',
@@ -178,15 +198,17 @@ declare
   _upper text := storage.prefix_successor(coalesce(object_list_v2.prefix, ''));
   _col text := lower(coalesce(object_list_v2.sort_column, 'name'));
   _asc boolean := lower(coalesce(object_list_v2.sort_order, 'asc')) = 'asc';
-  _want int := least(greatest(coalesce(object_list_v2.limits, 1000), 0), 1000);
+  _want int := least(greatest(coalesce(object_list_v2.limits, 1000), 0), 10000);
   _after text := object_list_v2.start_after;
   _plen int := length(coalesce(object_list_v2.prefix, ''));
   _cur text;
   _slash int;
   _seg text;
   _n int := 0;
+  _depth int := length(coalesce(object_list_v2.prefix, '')) - length(replace(coalesce(object_list_v2.prefix, ''), '/', ''));
   o storage.objects;
 begin
+  perform storage.bucket_id_check(object_list_v2.bucket_id);
   if _col not in ('name', 'updated_at', 'created_at') then
     raise exception using errcode = 'ST012', message = 'Invalid Parameter sortBy.column';
   end if;
@@ -199,21 +221,21 @@ begin
     -- earliest created_at) sorted by (timestamp, name), keyset after the cursor.
     return query
       with entries as (
-        select case when object_list_v2.with_delimiter then substr(x.name, _plen + 1) end as key,
+        select case when object_list_v2.with_delimiter then split_part(x.name, '/', _depth + 1) end as key,
                x.name, x.id, x.updated_at, x.created_at, x.last_accessed_at, x.metadata,
                case _col when 'updated_at' then x.updated_at else x.created_at end as ts
         from storage.objects x
         where x.bucket_id = object_list_v2.bucket_id and starts_with(x.name, _p)
           and (not object_list_v2.with_delimiter or position('/' in substr(x.name, _plen + 1)) = 0)
         union all
-        select split_part(substr(x.name, _plen + 1), '/', 1),
+        select split_part(x.name, '/', _depth + 1),
                _p || split_part(substr(x.name, _plen + 1), '/', 1) || '/',
                null, min(x.created_at), min(x.created_at), null, null, min(x.created_at)
         from storage.objects x
         where object_list_v2.with_delimiter
           and x.bucket_id = object_list_v2.bucket_id and starts_with(x.name, _p)
           and position('/' in substr(x.name, _plen + 1)) > 0
-        group by split_part(substr(x.name, _plen + 1), '/', 1)
+        group by split_part(substr(x.name, _plen + 1), '/', 1), split_part(x.name, '/', _depth + 1)
       )
       select e.key, e.name, e.id, e.updated_at, e.created_at, e.last_accessed_at, e.metadata
       from entries e
@@ -268,11 +290,11 @@ begin
     if _slash > 0 then
       _seg := left(substr(o.name, _plen + 1), _slash - 1);
       _cur := case when _asc then _p || _seg || '0' else _p || _seg || '/' end;
-      key := _seg; name := _p || _seg || '/'; id := null; updated_at := null; created_at := null;
+      key := split_part(o.name, '/', _depth + 1); name := _p || _seg || '/'; id := null; updated_at := null; created_at := null;
       last_accessed_at := null; metadata := null;
     else
       _cur := case when _asc then o.name || E'\x01' else o.name end;
-      key := substr(o.name, _plen + 1); name := o.name; id := o.id; updated_at := o.updated_at;
+      key := split_part(o.name, '/', _depth + 1); name := o.name; id := o.id; updated_at := o.updated_at;
       created_at := o.created_at; last_accessed_at := o.last_accessed_at; metadata := o.metadata;
     end if;
     return next;
