@@ -13,21 +13,29 @@
 //     cluster, and the data dir's disk writing 1 GiB and fsyncing it (the upload's ceiling);
 //  4. drives each small-request workload with wrk (2 threads, 32 connections, --latency) after
 //     a short warm-up: authenticated GET, public GET, object info, bucket get, sign URL, list
-//     v1, 1 KiB upload to fresh keys. Sign URL and list v1 are probed first and reported as
-//     "not implemented yet" until their routes answer in the expected shape; they then run
-//     without a change here;
+//     v1 (page of 100 from a 2,000-object folder), 1 KiB upload to fresh keys. A workload
+//     marked planned is probed first and reported as "not implemented yet" until its route
+//     answers in the expected shape; it then runs without a change here;
 //  5. uploads 1 GiB streamed from a generator and downloads it again, timing MB/s and the
 //     server's peak RSS (VmHWM, reset before each phase through /proc/<pid>/clear_refs);
-//  6. prints a markdown report (machine header, ceilings, per-workload req/s, p50, p99, errors,
+//  6. last (a million inserted rows must not disturb the rest): the listing benchmark
+//     (listing.go) fills buckets of 1k, 100k and 1M objects directly in SQL (one INSERT …
+//     generate_series each, tree tNNN/sNN/fNNNN.txt with leaf folders of 500), times 200 calls of
+//     each listing (v1, v2 with and without delimiter: a page of 100 from a folder; v1 and v2 at
+//     the bucket root) inside PostgreSQL with clock_timestamp(), drives the 1M bucket's folder
+//     pages over HTTP with wrk, and captures EXPLAIN (ANALYZE, BUFFERS) of the statements the
+//     listing functions run on the 1M bucket through auto_explain, flagging any Seq Scan or any
+//     sort of more than a page;
+//  7. prints a markdown report (machine header, ceilings, per-workload req/s, p50, p99, errors,
 //     ratio to the reference server, fraction of each ceiling, and the share of the machine's
 //     CPU other programs took during each measurement, since a shared machine disturbs the
 //     numbers) and writes it to bench/results/latest.md.
 //
 // Environment: BENCH_DURATION (wrk and pgbench duration per workload, default 10s),
 // BENCH_WARMUP (unmeasured wrk run before each workload, default 1s; 0 skips it), BENCH_KEEP=1
-// (keep the temporary directory: server log, PostgreSQL log, blobs). TMPDIR chooses where the
-// temporary directory (and so the 1 GiB blob) lives. Flags name the binaries and the output
-// file; see -help.
+// (keep the temporary directory: server log, PostgreSQL log, blobs), BENCH_LISTING=0 (skip the
+// listing benchmark). TMPDIR chooses where the temporary directory (and so the 1 GiB blob)
+// lives. Flags name the binaries and the output file; see -help.
 //
 // Every child runs in its own process group with a parent-death signal, and all of them are
 // stopped on exit, on error and on Ctrl-C.

@@ -21,6 +21,7 @@ type options struct {
 	duration, warmup          time.Duration
 	keep                      bool
 	bigSize                   int64
+	listing                   bool // the listing benchmark (BENCH_LISTING=0 skips it)
 }
 
 func main() {
@@ -43,6 +44,7 @@ func run() int {
 		return fail(err)
 	}
 	o.keep = os.Getenv("BENCH_KEEP") == "1"
+	o.listing = os.Getenv("BENCH_LISTING") != "0"
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -208,6 +210,13 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
+	}
+	// Last: filling a million rows must not disturb the other measurements.
+	if o.listing {
+		rep.listing = runListing(ctx, s, rep.settings, o.warmup, scripts)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 	}
 	if warn := serverWarnings(s); warn != "" {
 		progress("the server logged warnings or errors (%s): %s", s.logPath, warn)

@@ -45,6 +45,7 @@ type report struct {
 	bigSize               int64
 	upload                *transferResult
 	download              *transferResult
+	listing               *listingResult // nil: not run
 	dataDir               string
 	// /proc/loadavg at the start and the end of the run.
 	loadStart, loadEnd string
@@ -106,6 +107,8 @@ func (r *report) markdown() string {
 	p("| transfer | MB/s | time | server peak RSS | × reference (ref MB/s) | of disk write | target | others' CPU |\n|---|---:|---:|---:|---:|---:|---|---:|\n")
 	r.transferRow(&b, "upload", r.upload, refUpload, targetUpload, r.fraction(rateOf(r.upload), r.diskErr == nil, func() float64 { return r.disk }))
 	r.transferRow(&b, "download", r.download, refDownload, targetDownload, "–")
+
+	r.listing.markdown(&b)
 
 	peak := "VmHWM, reset at the start of each phase"
 	if !r.hwmExact {

@@ -80,7 +80,7 @@ var workloads = []workload{
 	},
 	{
 		// POST /object/list/{b} (API.md O21, §7.1) with storage-js's default body shape.
-		name: "list v1 (100 of 2,000)", ref: 570, refText: "570", planned: true,
+		name: "list v1 (page of 100 from a 2,000-object folder)", ref: 570, refText: "570",
 		method: "POST", path: listPath, token: serviceKey, body: listBody, header: jsonHeader,
 		check: wantJSONArray(-1), fixture: listFixture,
 	},

@@ -44,7 +44,15 @@ create function storage.objects_free_blobs() returns trigger
   security definer
   set search_path = pg_catalog, pg_temp
   as $$
+declare
+  v text;
 begin
+  -- Two transactions removing the last two rows of one blob would each still see the other's
+  -- row and neither would queue it: serialize per version (in a fixed order, so no deadlock),
+  -- and check afresh once the lock is held (READ COMMITTED: a new snapshot per statement).
+  for v in select distinct o.version from old_rows o where o.version is not null order by 1 loop
+    perform pg_advisory_xact_lock(hashtext('storage.blob:' || v));
+  end loop;
   insert into storage.blobs_freed (version, bucket_id)
   select distinct o.version, o.bucket_id
   from old_rows o

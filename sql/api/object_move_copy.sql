@@ -37,17 +37,18 @@ begin
 end
 $$;
 
--- storage.object_share_lock(id) → text: locks the object row against delete and overwrite
--- until the caller's transaction ends (FOR KEY SHARE) and returns its current version. Copy
+-- storage.object_share_lock(id) → storage.objects: locks the object row against delete and
+-- overwrite until the caller's transaction ends (FOR SHARE) and returns it as it is now. Copy
 -- calls it after reading the source under RLS, so a concurrent delete or overwrite of the
--- source cannot free the blob the copy is about to reference. SECURITY DEFINER: SELECT … FOR
--- SHARE would otherwise require UPDATE policies on the source.
-create or replace function storage.object_share_lock(id uuid) returns text
+-- source cannot free the blob the copy is about to reference, and the copy takes the version
+-- and metadata that go together. SECURITY DEFINER: SELECT … FOR SHARE would otherwise require
+-- UPDATE policies on the source; it returns only a row the caller has just read.
+create or replace function storage.object_share_lock(id uuid) returns setof storage.objects
   language sql
   security definer
   set search_path = pg_catalog, pg_temp
   as $$
-    select o.version from storage.objects o where o.id = object_share_lock.id for key share
+    select o.* from storage.objects o where o.id = object_share_lock.id for share
   $$;
 revoke all on function storage.object_share_lock(uuid) from public;
 grant execute on function storage.object_share_lock(uuid) to anon, authenticated, service_role;
@@ -63,6 +64,7 @@ create or replace function storage.object_move(bucket_id text, source_key text, 
   destination_bucket text default null) returns void
   language plpgsql
   as $$
+#variable_conflict use_column
 declare
   _dest_bucket text := coalesce(object_move.destination_bucket, object_move.bucket_id);
   _sub text := nullif(current_setting('request.jwt.claim.sub', true), '');
@@ -106,6 +108,7 @@ create or replace function storage.object_copy(bucket_id text, source_key text, 
   metadata jsonb default null, user_metadata jsonb default null) returns storage.objects
   language plpgsql
   as $$
+#variable_conflict use_column
 declare
   _dest_bucket text := coalesce(object_copy.destination_bucket, object_copy.bucket_id);
   _sub text := nullif(current_setting('request.jwt.claim.sub', true), '');
@@ -121,10 +124,13 @@ begin
   if not found then
     raise exception using errcode = 'ST002', message = 'Object not found';
   end if;
-  _version := storage.object_share_lock(src.id);
-  if _version is null then -- deleted since it was read
+  -- Lock the source, then take its version and metadata as they are now (an overwrite may
+  -- have committed since it was read).
+  select * into src from storage.object_share_lock(src.id);
+  if not found then -- deleted since it was read
     raise exception using errcode = 'ST002', message = 'Object not found';
   end if;
+  _version := src.version;
   _meta := coalesce(src.metadata, '{}'::jsonb);
   _umeta := src.user_metadata;
   if not coalesce(object_copy.copy_metadata, true) then
