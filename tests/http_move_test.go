@@ -8,21 +8,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgstorage/storage/blob"
 	"github.com/pgstorage/storage/blob/file"
-	"github.com/pgstorage/storage/blob/s3"
 )
 
 // POST /object/move (O19) and POST /object/copy (O20) over real HTTP against the real proxy, a
@@ -110,46 +107,28 @@ func xMetadata(doc string) reqOpt {
 	return withHeader("x-metadata", base64.StdEncoding.EncodeToString([]byte(doc)))
 }
 
-// storeUsage counts what the blob store holds: files (or S3 objects and unfinished multipart
-// uploads) and their bytes, everything under the store's root included (temporary files too).
+// storeUsage counts what the blob store holds (listBlobs: blobs, temporary files, unfinished
+// multipart uploads) and the bytes of its blobs and files.
 func storeUsage(t *testing.T, s blob.Store) (n int, size int64) {
 	t.Helper()
-	switch s := s.(type) {
-	case *file.Store:
-		require.NoError(t, filepath.WalkDir(s.Root(), func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			n++
-			size += fi.Size()
-			return nil
-		}))
-	case *s3.Store:
-		ctx := context.Background()
-		bucket, prefix := s.Bucket()
-		pages := awss3.NewListObjectsV2Paginator(s.Client(), &awss3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
-		for pages.HasMorePages() {
-			page, err := pages.NextPage(ctx)
-			require.NoError(t, err)
-			for _, o := range page.Contents {
-				n++
-				size += aws.ToInt64(o.Size)
-			}
+	for _, k := range listBlobs(t, s) {
+		n++
+		if strings.HasPrefix(k, "multipart upload: ") {
+			continue
 		}
-		mp, err := s.Client().ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+		if fs, ok := s.(*file.Store); ok { // temporary files are not blobs: stat them
+			fi, err := os.Stat(filepath.Join(fs.Root(), filepath.FromSlash(k)))
+			require.NoError(t, err)
+			size += fi.Size()
+			continue
+		}
+		sz, err := s.Size(context.Background(), k)
 		require.NoError(t, err)
-		n += len(mp.Uploads)
-	default:
-		t.Fatalf("storeUsage: unknown store %T", s)
+		size += sz
 	}
 	return n, size
 }
 
-// downloadSHA256 streams bucket/key (service key) and returns its length and SHA-256.
 func (o *objEnv) downloadSHA256(t *testing.T, bucket, key string) (int64, string) {
 	t.Helper()
 	resp, err := httpClient.Do(o.newRequest(t, "GET", "/object/authenticated/"+escapeKey(bucket)+"/"+escapeKey(key), o.service, nil, 0))
