@@ -38,7 +38,12 @@ func New(root string) (*Store, error) {
 		return nil, fmt.Errorf("blob/file: %w", err)
 	}
 	s := &Store{root: abs, tmp: filepath.Join(abs, TempDir)}
-	// Blobs are users' private data: only the server's own user may read them.
+	// Missing parents are made traversable (0755): the data dir that holds the blobs may also
+	// hold the embedded PostgreSQL cluster, which another OS user must reach. The blobs
+	// themselves are users' private data: only the server's own user may read them.
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return nil, fmt.Errorf("blob/file: %w", err)
+	}
 	if err := os.MkdirAll(s.tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("blob/file: %w", err)
 	}

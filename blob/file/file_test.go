@@ -163,3 +163,30 @@ func TestParentIsBlob(t *testing.T) {
 	require.ErrorIs(t, err, blob.ErrNotFound)
 	require.NoError(t, st.Delete(ctx, "a/b"))
 }
+
+// The blobs are private (root and temporary directory: no access for group or others), but
+// parents New creates stay traversable: the embedded PostgreSQL cluster, run as another OS
+// user, lives beside them.
+func TestNewDirectoryModes(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	st, err := file.New(filepath.Join(base, "data", "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode := func(dir string) os.FileMode {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode().Perm()
+	}
+	if m := mode(filepath.Join(base, "data")); m&0o001 == 0 {
+		t.Errorf("data dir mode %04o: others cannot traverse it", m)
+	}
+	for _, dir := range []string{st.Root(), filepath.Join(st.Root(), file.TempDir)} {
+		if m := mode(dir); m&0o077 != 0 {
+			t.Errorf("%s: mode %04o, want no access for group and others", dir, m)
+		}
+	}
+}
