@@ -59,3 +59,15 @@ func CheckKey(key string) error {
 	}
 	return nil
 }
+
+// VersionKey maps an object row's version to the key of its blob, sharded by the version's
+// first two characters so that no directory of the file store grows past a few thousand
+// entries per million objects. Keys sort exactly as their versions do (the shard is the
+// version's own prefix), which lets reconcile merge a store listing with rows ordered by
+// version.
+func VersionKey(version string) string {
+	if len(version) < 3 {
+		return version
+	}
+	return version[:2] + "/" + version
+}

@@ -73,7 +73,7 @@ func (s *Server) serveBlob(r *request, o *object, expires string) error {
 		e.Headers = [][2]string{{fasthttp.HeaderContentRange, "bytes */" + strconv.FormatInt(size, 10)}}
 		return &e
 	}
-	body, err := s.blobs.Get(blobCtx, blobKey(deref(o.Version)), offset, length)
+	body, err := s.blobs.Get(blobCtx, blob.VersionKey(deref(o.Version)), offset, length)
 	if errors.Is(err, blob.ErrNotFound) {
 		return ErrBlobNotFound
 	}

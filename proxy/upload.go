@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/pgstorage/storage/blob"
 )
 
 // maxUserMetadata is the largest user metadata a multipart field may carry (1 MiB).
@@ -75,7 +77,7 @@ func (s *Server) store(r *request, u *upload, owner string) (string, error) {
 	if u.contentLength != nil {
 		size = *u.contentLength
 	}
-	if err := s.blobs.Put(blobCtx, blobKey(version), m, size); err != nil {
+	if err := s.blobs.Put(blobCtx, blob.VersionKey(version), m, size); err != nil {
 		_ = s.db.ObjectUploadAbort(ctx, svc, version)
 		if errors.Is(err, errTooLarge) {
 			return "", ErrEntityTooLarge
@@ -96,15 +98,6 @@ func (s *Server) store(r *request, u *upload, owner string) (string, error) {
 		return "", err
 	}
 	return id, nil
-}
-
-// blobKey maps an object version to its blob key, sharded by its first two hex digits so no
-// directory of the file store grows past a few thousand entries per million objects.
-func blobKey(version string) string {
-	if len(version) < 3 {
-		return version
-	}
-	return version[:2] + "/" + version
 }
 
 // parseUpload reads the upload's parameters: from the headers for a raw body, or from the
