@@ -39,7 +39,7 @@ db/reset: ## delete the embedded cluster in ./data/pg (all buckets and objects' 
 	rm -rf $(DATA)/pg
 
 api/snapshot: ## freeze sql/api into the next migration (sql/NNN_install_api.sql + sql/snapshots/NNN)
-	$(GO) run github.com/jackc/tern/v2 code snapshot sql/api -m sql
+	$(GO) run github.com/jackc/tern/v2@$$($(GO) list -m -f "{{.Version}}" github.com/jackc/tern/v2) code snapshot sql/api -m sql
 	@echo "now add the down section to the new sql/NNN_install_api.sql and bump latestMigration in tests/migrate_test.go"
 
 postgres: ## make sure PostgreSQL server binaries exist (installs them with apt when root)

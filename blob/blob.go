@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 )
 
 // Store keeps immutable blobs under opaque keys. Keys are chosen by the caller, fresh for every
@@ -31,6 +32,51 @@ type Store interface {
 
 	// Delete removes the blob. A blob that is already gone is not an error (idempotent).
 	Delete(ctx context.Context, key string) error
+
+	// List calls fn for every blob, in ascending byte-wise order of keys (strings.Compare;
+	// S3's listing order), so that a caller can merge the listing with rows sorted the same
+	// way without holding either in memory. It stops at fn's first error and returns that
+	// error as is. Only blobs are listed: not leftovers, and not whatever else lies in the
+	// store's place under a name that is no key (CheckKey refuses it), which no Put can have
+	// written. Blobs put or deleted while List runs may or may not be seen. fn may Delete the
+	// blob it is given.
+	List(ctx context.Context, fn func(Info) error) error
+
+	// Leftovers calls fn for each leftover of an interrupted Put, whatever its age: a Put still
+	// in progress has one too, so the caller decides by Started which are stale. It stops at
+	// fn's first error and returns that error as is. fn may RemoveLeftover the leftover it is
+	// given.
+	Leftovers(ctx context.Context, fn func(Leftover) error) error
+
+	// RemoveLeftover deletes the leftover whose Leftover.ID is id. One that is already gone is
+	// not an error. Removing the leftover of a Put still in progress fails that Put, unless it
+	// is already making its blob visible; either way, a complete blob is never harmed. An id
+	// that no leftover of this store can have is refused with an error wrapping ErrInvalidKey.
+	RemoveLeftover(ctx context.Context, id string) error
+}
+
+// Info describes one stored blob, as List reports it.
+type Info struct {
+	Key  string
+	Size int64 // in bytes
+	// Modified is when the blob was written: the file's modification time, the S3 object's
+	// LastModified.
+	Modified time.Time
+}
+
+// Leftover is what a Put that never finished (a crash, a killed process) left behind: in the
+// file store a temporary file under root/.tmp, in S3 an unfinished multipart upload. It never
+// shows under a key and nothing references it, but it takes space until removed.
+type Leftover struct {
+	// ID names the leftover to RemoveLeftover. It is opaque; its form is the store's own.
+	ID string
+	// Key is the key the Put was writing, when the store knows it: "" for the file store,
+	// whose temporary files do not record it.
+	Key string
+	// Started is when the Put began, as near as the store can tell. The file store takes the
+	// temporary file's modification time, which is that of its last write: a Put that is
+	// still streaming keeps looking fresh.
+	Started time.Time
 }
 
 // ErrNotFound is returned by Get and Size for a key that holds no blob.

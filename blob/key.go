@@ -26,7 +26,7 @@ const (
 // no empty segment (which also rules out a leading "/", a trailing "/" and "//"), no segment
 // starting with "." ("." and ".." walk the tree; other dot names are reserved for the stores'
 // own bookkeeping, like the file store's temporary directory), no backslash (a separator on
-// Windows), no control characters (NUL truncates paths in syscalls; none survive S3's XML
+// Windows), no U+FFFE/U+FFFF (XML cannot carry them), no control characters (NUL truncates paths in syscalls; none survive S3's XML
 // listings), valid UTF-8, and the length limits above. Both stores call it, so they refuse
 // exactly the same keys.
 func CheckKey(key string) error {
@@ -45,6 +45,10 @@ func CheckKey(key string) error {
 		}
 		if c == '\\' {
 			return fmt.Errorf("%w: backslash", ErrInvalidKey)
+		}
+		if c == 0xFFFE || c == 0xFFFF {
+			// XML 1.0 cannot carry them, so S3 listings cannot return such a key intact.
+			return fmt.Errorf("%w: noncharacter %U", ErrInvalidKey, c)
 		}
 	}
 	for seg := range strings.SplitSeq(key, "/") {

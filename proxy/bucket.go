@@ -113,7 +113,8 @@ func (s *Server) BucketDelete(r *request) error {
 }
 
 // BucketEmpty answers POST /bucket/{id}/empty. Only the service role may call it: the one
-// role check the reference makes at the HTTP layer (HTTP 403).
+// role check the reference makes at the HTTP layer (HTTP 403). The objects go later, in a
+// durable job (storage.bucket_empty_jobs) that the collector works.
 func (s *Server) BucketEmpty(r *request) error {
 	if r.id.Role != serviceRole {
 		return ErrInvalidRole
@@ -123,6 +124,9 @@ func (s *Server) BucketEmpty(r *request) error {
 	}
 	if err := s.db.BucketEmpty(ctxOf(r), s.settings(r), param(r.ctx, "id")); err != nil {
 		return err
+	}
+	if s.cfg.EmptyQueued != nil {
+		s.cfg.EmptyQueued()
 	}
 	return writeJSON(r.ctx, messageBody("Empty bucket has been queued. Completion may take up to an hour."))
 }

@@ -112,7 +112,7 @@ func (db *DB) BucketDelete(ctx context.Context, settings []any, id string) error
 	return db.call(ctx, settings, `select storage.bucket_delete(id => $1)`, []any{id}, nil)
 }
 
-// BucketEmpty calls storage.bucket_empty.
+// BucketEmpty calls storage.bucket_empty, which queues the job (its id is not needed here).
 func (db *DB) BucketEmpty(ctx context.Context, settings []any, id string) error {
 	return db.call(ctx, settings, `select storage.bucket_empty(id => $1)`, []any{id}, nil)
 }

@@ -31,6 +31,9 @@ type Config struct {
 	Blobs               blob.Store // where object bytes live (STORAGE_BACKEND)
 	CORSAllowedOrigins  []string   // CORS_ALLOWED_ORIGINS: origins browsers may call from; nil = ["*"]
 	UploadURLExpiry     int64      // UPLOAD_SIGNED_URL_EXPIRATION_TIME: signed upload URLs live this many seconds
+	// EmptyQueued, when set, is called after a bucket-empty job was queued, so the server's
+	// collector can start on it without waiting for its next turn. It must not block.
+	EmptyQueued func()
 }
 
 // Server holds the proxy's dependencies; routes.go wires its handlers.

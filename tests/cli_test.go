@@ -46,7 +46,7 @@ var cliEnvVarNames = []string{
 	"DATABASE_URL", "DATABASE_MAX_CONNECTIONS", "STORAGE_DATA_DIR", "STORAGE_PG_BINDIR",
 	"SERVER_HOST", "SERVER_PORT", "AUTH_JWT_SECRET", "AUTH_JWT_ALGORITHM",
 	"UPLOAD_FILE_SIZE_LIMIT", "VERSION", "SERVER_READ_TIMEOUT", "SERVER_WRITE_TIMEOUT",
-	"SERVER_IDLE_TIMEOUT", "LOG_LEVEL",
+	"SERVER_IDLE_TIMEOUT", "LOG_LEVEL", "STORAGE_BLOB_RETENTION", "STORAGE_GC_INTERVAL",
 }
 
 // cliBin is the storage binary shared by the tests of this file. It is built once (a
@@ -662,9 +662,11 @@ func TestCLIHelpAndUsage(t *testing.T) {
 		"SERVER_WRITE_TIMEOUT":     "0",
 		"SERVER_IDLE_TIMEOUT":      "120s",
 		"LOG_LEVEL":                "info",
+		"STORAGE_BLOB_RETENTION":   "168h",
+		"STORAGE_GC_INTERVAL":      "30s",
 	}
 	require.Len(t, defaults, len(cliEnvVarNames))
-	for _, args := range [][]string{{"serve", "--help"}, {"help"}} {
+	for _, args := range [][]string{{"serve", "--help"}, {"reconcile", "--help"}, {"help"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			res := cliRun(t, bin, safe, args...)
 			require.Equal(t, 0, res.code, res.stderr)
@@ -681,6 +683,51 @@ func TestCLIHelpAndUsage(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("help mentions reconcile", func(t *testing.T) {
+		res := cliRun(t, bin, safe, "help")
+		require.Equal(t, 0, res.code, res.stderr)
+		require.Contains(t, res.stdout, "storage reconcile [--apply] [--grace 1h]")
+	})
+	t.Run("reconcile --help shows the flags", func(t *testing.T) {
+		res := cliRun(t, bin, safe, "reconcile", "--help")
+		require.Equal(t, 0, res.code, res.stderr)
+		require.Empty(t, res.stderr)
+		require.True(t, strings.HasPrefix(res.stdout, "Usage: storage reconcile [--apply] [--grace duration]\n"), "got:\n%s", res.stdout)
+		require.Contains(t, res.stdout, "--apply")
+		require.Contains(t, res.stdout, "--grace")
+		require.Contains(t, res.stdout, "(default 1h0m0s)", "the default grace period")
+		require.Contains(t, res.stdout, "\nEnvironment:\n")
+		require.NoDirExists(t, dataDir)
+	})
+	t.Run("reconcile unknown flag", func(t *testing.T) {
+		res := cliRun(t, bin, safe, "reconcile", "--bogus")
+		require.Equal(t, 2, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+		msg := cliOneLine(t, res.stderr)
+		require.Contains(t, msg, "storage reconcile")
+		require.Contains(t, msg, "-bogus")
+		require.Contains(t, msg, "storage reconcile --help")
+		require.Empty(t, res.stdout)
+		require.NoDirExists(t, dataDir)
+	})
+	t.Run("reconcile --grace not a duration", func(t *testing.T) {
+		res := cliRun(t, bin, safe, "reconcile", "--grace", "soon")
+		require.Equal(t, 2, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+		msg := cliOneLine(t, res.stderr)
+		require.Contains(t, msg, "-grace")
+		require.Contains(t, msg, "soon")
+		require.Empty(t, res.stdout)
+		require.NoDirExists(t, dataDir)
+	})
+	// A negative grace parses as a duration, so the flag package accepts it; reconcile itself
+	// refuses it, as a failure (exit 1), before opening the blob store or the database.
+	t.Run("reconcile --grace negative", func(t *testing.T) {
+		res := cliRun(t, bin, safe, "reconcile", "--grace", "-1s")
+		require.Equal(t, 2, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+		require.Equal(t, "storage reconcile: invalid value \"-1s\" for flag -grace: must be a duration of 0 or more, such as 30m or 1h (see storage reconcile --help)\n", res.stderr)
+		require.Empty(t, res.stdout)
+		require.NoDirExists(t, dataDir, "a refused --grace must not create anything")
+	})
 
 	t.Run("unknown command", func(t *testing.T) {
 		res := cliRun(t, bin, safe, "frobnicate")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pgstorage/storage/blob"
 	"github.com/pgstorage/storage/blob/file"
+	"github.com/pgstorage/storage/lifecycle"
 	"github.com/pgstorage/storage/proxy"
 	"github.com/pgstorage/storage/tests/testdb"
 )
@@ -74,6 +75,18 @@ func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 		require.NoError(t, err)
 		cfg.Blobs = fs
 	}
+	// As `storage serve` does: a collector works bucket-empty jobs as soon as one is queued.
+	// Its retention is long, so blobs freed by a test stay in the store unless the test runs a
+	// collector of its own.
+	collector := &lifecycle.Collector{DB: db.Pool, Blobs: cfg.Blobs, Retention: time.Hour, Interval: time.Hour,
+		Logger: cfg.Logger}
+	if cfg.EmptyQueued == nil {
+		cfg.EmptyQueued = collector.Kick
+	}
+	gcCtx, stopGC := context.WithCancel(context.Background())
+	gcDone := make(chan struct{})
+	go func() { defer close(gcDone); collector.Run(gcCtx) }()
+	t.Cleanup(func() { stopGC(); <-gcDone })
 	srv := proxy.New(cfg, db.Pool).HTTPServer()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

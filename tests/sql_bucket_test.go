@@ -324,18 +324,44 @@ func TestSQLBucketEmpty(t *testing.T) {
 		require.NoError(t, db.Pool.QueryRow(context.Background(), `select count(*) from storage.objects where bucket_id = $1`, bucket).Scan(&n))
 		return n
 	}
+	// empty queues the job as id and returns its id (nil for SQL NULL).
+	empty := func(id proxy.Identity) (*int64, error) {
+		var job *int64
+		err := asRole(t, db, id, true, func(tx pgx.Tx) error {
+			return tx.QueryRow(context.Background(), `select storage.bucket_empty(id => 'e')`).Scan(&job)
+		})
+		return job, err
+	}
 
-	requireSQLState(t, exec(t, db, asAnon, `select storage.bucket_empty(id => 'e')`), "ST001", "Bucket not found")
+	_, err := empty(asAnon)
+	requireSQLState(t, err, "ST001", "Bucket not found")
 	requireSQLState(t, exec(t, db, asService, `select storage.bucket_empty(id => 'missing')`), "ST001", "Bucket not found")
 
-	// Under RLS a user empties only what it may delete.
+	// Under RLS a user empties only what it may delete. The call only queues the job; the
+	// server works it (storage.bucket_empty_work as the tables' owner) under the caller's
+	// identity.
 	admin(t, db, `create policy sel on storage.buckets for select to authenticated using (true)`)
 	admin(t, db, `create policy osel on storage.objects for select to authenticated using (owner_id = (select auth.uid())::text)`)
 	admin(t, db, `create policy odel on storage.objects for delete to authenticated using (owner_id = (select auth.uid())::text)`)
-	require.NoError(t, exec(t, db, userA, `select storage.bucket_empty(id => 'e')`))
+	jobA, err := empty(userA)
+	require.NoError(t, err)
+	require.NotNil(t, jobA)
+	require.Equal(t, 2, countObjects("e"), "nothing is deleted before the job is worked")
+	require.Equal(t, []emptyWork{{JobID: *jobA, Deleted: 1, Done: true}}, emptyDrain(t, db, 1000))
 	require.Equal(t, 1, countObjects("e"))
+	j := emptyJobGet(t, db, *jobA)
+	require.Equal(t, int64(1), j.Deleted)
+	require.NotNil(t, j.FinishedAt)
+	require.Nil(t, j.Error)
+	// userA sees nothing left to empty: no job.
+	again, err := empty(userA)
+	require.NoError(t, err)
+	require.Nil(t, again)
 
-	require.NoError(t, exec(t, db, asService, `select storage.bucket_empty(id => 'e')`))
+	jobS, err := empty(asService)
+	require.NoError(t, err)
+	require.NotNil(t, jobS)
+	require.Equal(t, []emptyWork{{JobID: *jobS, Deleted: 1, Done: true}}, emptyDrain(t, db, 1000))
 	require.Equal(t, 0, countObjects("e"))
 	require.Equal(t, 1, countObjects("keep"))
 }

@@ -23,8 +23,10 @@ import (
 // (sql/api/object_move_copy.sql), always through the production prelude (asRole) under anon,
 // authenticated (userA, userB) or service_role, with the blob bookkeeping of
 // sql/005_blob_queue_create.sql. Both are metadata-only: a moved row keeps its version, a copy
-// shares the source's version, and a version is queued in storage.blobs_freed exactly when the
-// last row referencing it goes — also when transactions race (TestSQLMoveConcurrency).
+// shares the source's version. Every version a statement stops referencing is queued in
+// storage.blobs_freed (sql/008: even one another row still shares), and the collector
+// (storage.blob_collect_next) hands a blob out for deletion only once no row references it and
+// never leaves an unreferenced one behind — also when transactions race (TestSQLMoveConcurrency).
 // Unlike the reference (spec §10 item 14), the destination bucket's size and MIME limits
 // apply (ST008, ST009).
 
@@ -34,7 +36,8 @@ const (
 	mvCopySQL = `select id::text from storage.object_copy(bucket_id => $1, source_key => $2,
 		destination_key => $3, destination_bucket => $4, upsert => $5, copy_metadata => $6,
 		metadata => $7, user_metadata => $8)`
-	// mvCommitSQL overwrites an object as an upsert upload's commit does (service_role only).
+	// mvCommitSQL overwrites an object as an upsert upload's commit does (service_role only);
+	// the version's upload must be in flight (mvUploadBegin).
 	mvCommitSQL = `select storage.object_upload_commit(bucket_id => $1, name => $2, version => $3,
 		upsert => true, owner_id => null, size => 3, md5 => 'd41d8cd98f00b204e9800998ecf8427e',
 		mimetype => 'text/plain', cache_control => 'no-cache', user_metadata => null)`
@@ -72,6 +75,14 @@ func mvPutMeta(t *testing.T, db *testdb.DB, bucket, name, ownerID, version, meta
 		 values ($1, $2, storage.uuid_or_null(nullif($3, '')), nullif($3, ''), $4, $5::jsonb, '{"u":1}')
 		 returning id::text`, bucket, name, ownerID, version, meta).Scan(&id))
 	return id
+}
+
+// mvUploadBegin records the upload of version in flight (storage.blob_uploads), as
+// storage.blob_upload_begin does, so that mvCommitSQL may commit it. The tables' owner writes
+// the entry itself to keep the test's own version names.
+func mvUploadBegin(t *testing.T, db *testdb.DB, bucket, name, version string) {
+	t.Helper()
+	admin(t, db, `insert into storage.blob_uploads (version, bucket_id, name) values ($1, $2, $3)`, version, bucket, name)
 }
 
 // mvRow is a row of storage.objects as the tables' owner reads it.
@@ -542,20 +553,27 @@ func TestSQLMoveCopy(t *testing.T) {
 			_, err := mvCopy(t, db, asService, mvCopyArgs{bucket: "b", src: "a", dst: dst})
 			require.NoError(t, err)
 		}
-		// Deleting the source of copies queues nothing: they hold the blob.
+		// Deleting the source of copies queues v1, but the collector keeps the blob: they hold it.
 		require.NoError(t, exec(t, db, asService, mvDeleteSQL, "b", "a"))
-		require.Empty(t, sqlObjFreed(t, db))
-		// Overwriting a copy (an upsert's commit) queues nothing while another row holds v1.
+		require.Equal(t, []string{"v1 b"}, sqlObjFreed(t, db))
+		require.Empty(t, sqlCollectable(t, db))
+		// Overwriting a copy (an upsert's commit) queues the replaced v1 again; another row
+		// still holds it.
+		mvUploadBegin(t, db, "b", "b", "v2")
 		require.NoError(t, exec(t, db, asService, mvCommitSQL, "b", "b", "v2"))
-		require.Empty(t, sqlObjFreed(t, db))
-		// A move queues nothing either.
+		require.Equal(t, []string{"v1 b", "v1 b"}, sqlObjFreed(t, db))
+		require.Empty(t, sqlCollectable(t, db))
+		// A move queues nothing.
 		require.NoError(t, mvMove(t, db, asService, "b", "c", "c2", "b2"))
-		require.Empty(t, sqlObjFreed(t, db))
-		// The last row of v1 goes: v1 is queued, once.
+		require.Equal(t, []string{"v1 b", "v1 b"}, sqlObjFreed(t, db))
+		require.Empty(t, sqlCollectable(t, db))
+		// The last row of v1 goes: v1 may be collected.
 		require.NoError(t, exec(t, db, asService, mvDeleteSQL, "b2", "c2"))
-		require.Equal(t, []string{"v1 b2"}, sqlObjFreed(t, db))
+		require.Equal(t, []string{"v1 b", "v1 b", "v1 b2"}, sqlObjFreed(t, db))
+		require.Equal(t, []string{"v1"}, sqlCollectable(t, db))
 		require.NoError(t, exec(t, db, asService, mvDeleteSQL, "b", "b"))
-		require.Equal(t, []string{"v1 b2", "v2 b"}, sqlObjFreed(t, db))
+		require.Equal(t, []string{"v1 b", "v1 b", "v1 b2", "v2 b"}, sqlObjFreed(t, db))
+		require.Equal(t, []string{"v1", "v2"}, sqlCollectable(t, db))
 
 		// Several rows of one version deleted in one statement: queued once.
 		mvPut(t, db, "b", "x", "", "v3")
@@ -565,18 +583,22 @@ func TestSQLMoveCopy(t *testing.T) {
 		}
 		_, err := sqlObjQuery(t, db, asService, true, `select name from storage.object_delete_many('b', array['x', 'y'])`)
 		require.NoError(t, err)
-		require.Equal(t, []string{"v1 b2", "v2 b"}, sqlObjFreed(t, db))
+		require.Equal(t, []string{"v1 b", "v1 b", "v1 b2", "v2 b", "v3 b"}, sqlObjFreed(t, db))
+		require.Equal(t, []string{"v1", "v2"}, sqlCollectable(t, db), "z still holds v3")
 		_, err = sqlObjQuery(t, db, asService, true, `select name from storage.object_delete_many('b', array['z'])`)
 		require.NoError(t, err)
-		require.Equal(t, []string{"v1 b2", "v2 b", "v3 b"}, sqlObjFreed(t, db))
+		require.Equal(t, []string{"v1 b", "v1 b", "v1 b2", "v2 b", "v3 b", "v3 b"}, sqlObjFreed(t, db))
+		require.Equal(t, []string{"v1", "v2", "v3"}, sqlCollectable(t, db))
 		require.Empty(t, sqlObjNames(t, db))
 	})
 }
 
 // ---------------------------------------------------------------------------------------------
-// Concurrency: the blob of a version is queued when, and only when, its last row goes, also
-// when transactions race. Each transaction runs in its own connection through the prelude as
-// service_role, as the server's requests do.
+// Concurrency: whatever the interleaving of two transactions, the collector never hands out
+// the blob of a version a row references (data loss), and a version no row references is
+// always queued (else its blob leaks). Each transaction runs in its own connection through the
+// prelude as service_role, as the server's requests do; the collector (storage.blob_collect_next
+// as the tables' owner, mvCollect) runs between the transactions' commits and after them.
 
 // mvPool is a pool of the test database large enough for every racing transaction to hold
 // its own connection.
@@ -650,20 +672,39 @@ func mvRace(ctx context.Context, pool *pgxpool.Pool, stmts []mvStmt) []error {
 	return errs
 }
 
-// mvViolations checks the blob bookkeeping for the given versions (each referenced by some row
-// at some point): queued lists those a row references but storage.blobs_freed holds (a blob
-// about to be deleted under a live object: data loss); leaked lists those no row references
-// that are not queued (a blob nobody will ever delete).
-func mvViolations(t *testing.T, db *testdb.DB, versions []string) (queued, leaked []string) {
+// mvCollectTable creates public.mv_collected, where mvCollect records what the collector
+// handed out.
+func mvCollectTable(t *testing.T, db *testdb.DB) {
 	t.Helper()
-	queued = sqlObjCol(t, db, `select distinct f.version from storage.blobs_freed f
-		where f.version = any ($1) and exists (select from storage.objects o where o.version = f.version)
+	admin(t, db, `create table public.mv_collected (version text not null, at timestamptz not null default clock_timestamp())`)
+}
+
+// mvCollect runs one pass of the collector as the server's does (storage.blob_collect_next as
+// the tables' owner, committed: it drops the entries of versions a row still references) and
+// records the versions it hands out in public.mv_collected. Like a collector whose blob
+// deletes have not finished yet, it does not report them done: their entries stay queued.
+func mvCollect(t *testing.T, db *testdb.DB) {
+	t.Helper()
+	admin(t, db, `insert into public.mv_collected (version)
+		select v from storage.blob_collect_next(interval '0', 1000000) v`)
+}
+
+// mvViolations checks the blob bookkeeping for the given versions (each referenced by some row
+// at some point) after a last collector pass (mvCollect): collected lists those a row
+// references yet the collector handed out (their blob would be deleted under a live object:
+// data loss); leaked lists those no row references that are not queued (a blob nobody will
+// ever delete).
+func mvViolations(t *testing.T, db *testdb.DB, versions []string) (collected, leaked []string) {
+	t.Helper()
+	mvCollect(t, db)
+	collected = sqlObjCol(t, db, `select distinct c.version from public.mv_collected c
+		where c.version = any ($1) and exists (select from storage.objects o where o.version = c.version)
 		order by 1`, versions)
 	leaked = sqlObjCol(t, db, `select v from unnest($1::text[]) v
 		where not exists (select from storage.objects o where o.version = v)
 		  and not exists (select from storage.blobs_freed f where f.version = v)
 		order by 1`, versions)
-	return queued, leaked
+	return collected, leaked
 }
 
 func mvSQLState(err error) string {
@@ -706,6 +747,7 @@ var mvScenarios = []mvScenario{
 		name: "overwrite A vs copy A→B",
 		setup: func(t *testing.T, db *testdb.DB, p, v string) {
 			mvPut(t, db, "c", p+"A", "", v)
+			mvUploadBegin(t, db, "c", p+"A", v+"-new")
 		},
 		stmts: func(p, v string) [2]mvStmt {
 			return [2]mvStmt{
@@ -746,6 +788,7 @@ var mvScenarios = []mvScenario{
 		setup: func(t *testing.T, db *testdb.DB, p, v string) {
 			mvPut(t, db, "c", p+"A", "", v)
 			mvPut(t, db, "c", p+"B", "", v)
+			mvUploadBegin(t, db, "c", p+"B", v+"-new")
 		},
 		stmts: func(p, v string) [2]mvStmt {
 			return [2]mvStmt{
@@ -767,12 +810,13 @@ func TestSQLMoveConcurrency(t *testing.T) {
 		defer cancel()
 		db := testdb.New(t)
 		admin(t, db, `insert into storage.buckets (id, name) values ('c', 'c')`)
+		mvCollectTable(t, db)
 		pool := mvPool(t, db, int32(2*len(mvScenarios)))
 
 		type tally struct {
-			queued, leaked int
-			example        string
-			outcomes       map[string]int
+			collected, leaked int
+			example           string
+			outcomes          map[string]int
 		}
 		tallies := make([]tally, len(mvScenarios))
 		for i := range tallies {
@@ -801,16 +845,16 @@ func TestSQLMoveConcurrency(t *testing.T) {
 				if sc.overwrites {
 					versions = append(versions, v+"-new")
 				}
-				queued, leaked := mvViolations(t, db, versions)
-				if len(queued) > 0 {
-					tallies[i].queued++
+				collected, leaked := mvViolations(t, db, versions)
+				if len(collected) > 0 {
+					tallies[i].collected++
 				}
 				if len(leaked) > 0 {
 					tallies[i].leaked++
 				}
-				if (len(queued) > 0 || len(leaked) > 0) && tallies[i].example == "" {
-					tallies[i].example = fmt.Sprintf("round %d (outcome %s): referenced yet queued %v, unreferenced yet not queued %v; rows %v",
-						r, outcome, queued, leaked, sqlObjCol(t, db, `select name || '@' || version from storage.objects where name like $1 order by 1`, fmt.Sprintf("r%02d/s%d/%%", r, i)))
+				if (len(collected) > 0 || len(leaked) > 0) && tallies[i].example == "" {
+					tallies[i].example = fmt.Sprintf("round %d (outcome %s): referenced yet collected %v, unreferenced yet not queued %v; rows %v",
+						r, outcome, collected, leaked, sqlObjCol(t, db, `select name || '@' || version from storage.objects where name like $1 order by 1`, fmt.Sprintf("r%02d/s%d/%%", r, i)))
 				}
 			}
 		}
@@ -821,9 +865,9 @@ func TestSQLMoveConcurrency(t *testing.T) {
 			}
 			sort.Strings(outs)
 			t.Logf("%s: outcomes %s", sc.name, strings.Join(outs, " "))
-			if tallies[i].queued > 0 || tallies[i].leaked > 0 {
-				t.Errorf("%s: in %d of %d rounds a version still referenced by a row was queued in storage.blobs_freed (its blob would be deleted under a live object); in %d rounds a version no row references was never queued (leaked blob). First: %s",
-					sc.name, tallies[i].queued, rounds, tallies[i].leaked, tallies[i].example)
+			if tallies[i].collected > 0 || tallies[i].leaked > 0 {
+				t.Errorf("%s: in %d of %d rounds the collector handed out a version still referenced by a row (its blob would be deleted under a live object); in %d rounds a version no row references was never queued (leaked blob). First: %s",
+					sc.name, tallies[i].collected, rounds, tallies[i].leaked, tallies[i].example)
 			}
 		}
 	})
@@ -874,8 +918,11 @@ func TestSQLMoveConcurrency(t *testing.T) {
 				},
 			},
 			{
-				name:  "CopyThenOverwrite",
-				setup: func(t *testing.T, db *testdb.DB) { mvPut(t, db, "c", "A", "", "v1") },
+				name: "CopyThenOverwrite",
+				setup: func(t *testing.T, db *testdb.DB) {
+					mvPut(t, db, "c", "A", "", "v1")
+					mvUploadBegin(t, db, "c", "A", "v2")
+				},
 				stmts: [2]mvStmt{
 					{mvCopySQL, []any{"c", "A", "B", nil, false, nil, nil, nil}},
 					{mvCommitSQL, []any{"c", "A", "v2"}},
@@ -889,8 +936,11 @@ func TestSQLMoveConcurrency(t *testing.T) {
 				},
 			},
 			{
-				name:  "OverwriteThenCopy",
-				setup: func(t *testing.T, db *testdb.DB) { mvPut(t, db, "c", "A", "", "v1") },
+				name: "OverwriteThenCopy",
+				setup: func(t *testing.T, db *testdb.DB) {
+					mvPut(t, db, "c", "A", "", "v1")
+					mvUploadBegin(t, db, "c", "A", "v2")
+				},
 				stmts: [2]mvStmt{
 					{mvCommitSQL, []any{"c", "A", "v2"}},
 					{mvCopySQL, []any{"c", "A", "B", nil, false, nil, nil, nil}},
@@ -931,6 +981,7 @@ func TestSQLMoveConcurrency(t *testing.T) {
 				setup: func(t *testing.T, db *testdb.DB) {
 					mvPut(t, db, "c", "A", "", "v1")
 					mvPut(t, db, "c", "B", "", "v1")
+					mvUploadBegin(t, db, "c", "B", "v2")
 				},
 				stmts: [2]mvStmt{
 					{mvCommitSQL, []any{"c", "B", "v2"}},
@@ -950,6 +1001,7 @@ func TestSQLMoveConcurrency(t *testing.T) {
 				t.Parallel()
 				db := testdb.New(t)
 				admin(t, db, `insert into storage.buckets (id, name) values ('c', 'c')`)
+				mvCollectTable(t, db)
 				c.setup(t, db)
 				pool := mvPool(t, db, 2)
 				txs := [2]*mvTxStep{mvBegin(t, pool), mvBegin(t, pool)}
@@ -960,19 +1012,23 @@ func TestSQLMoveConcurrency(t *testing.T) {
 				ch := txs[second].run(c.stmts[second])
 				var blocked bool
 				errs[second], blocked = mvAwait(t, db, txs[second], ch)
+				// The collector runs between the two commits too: whatever the first committed
+				// is queued then, while the second is still in flight.
 				if blocked {
 					// The second waits for the first's lock: commit the first, then it goes on.
 					require.NoError(t, txs[first].finish(nil))
 					errs[second] = <-ch
+					mvCollect(t, db)
 					require.NoError(t, txs[second].finish(errs[second]))
 				} else {
 					other := 1 - c.commitFirst
 					require.NoError(t, txs[c.commitFirst].finish(errs[c.commitFirst]))
+					mvCollect(t, db)
 					require.NoError(t, txs[other].finish(errs[other]))
 				}
 				t.Logf("second statement waited for the first's lock: %v; outcomes %s/%s", blocked, mvSQLState(errs[0]), mvSQLState(errs[1]))
-				queued, leaked := mvViolations(t, db, c.versions)
-				require.Empty(t, queued, "versions a row references are queued in storage.blobs_freed (rows: %v, queue: %v)",
+				collected, leaked := mvViolations(t, db, c.versions)
+				require.Empty(t, collected, "the collector handed out versions a row references (rows: %v, queue: %v)",
 					sqlObjCol(t, db, `select name || '@' || version from storage.objects order by 1`), sqlObjFreed(t, db))
 				require.Empty(t, leaked, "versions no row references are not queued (rows: %v, queue: %v)",
 					sqlObjCol(t, db, `select name || '@' || version from storage.objects order by 1`), sqlObjFreed(t, db))

@@ -9,9 +9,11 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -63,6 +65,14 @@ func RunWith(t *testing.T, newStore func(t *testing.T) blob.Store, o Options) {
 		{"Concurrent", testConcurrent},
 		{"RaceSameKey", testRaceSameKey},
 		{"InvalidKeys", testInvalidKeys},
+		{"ListEmpty", testListEmpty},
+		{"List", testList},
+		{"ListNested", testListNested},
+		{"ListDelete", testListDelete},
+		{"ListStop", testListStop},
+		{"ListDeleteInFn", testListDeleteInFn},
+		{"LeftoversAfterPuts", testLeftoversAfterPuts},
+		{"LeftoversInProgress", testLeftoversInProgress},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -426,6 +436,8 @@ var InvalidKeys = []string{
 	"a\nb",
 	"\x7f",
 	"\xff\xfe",
+	"a\uffffb",
+	"\ufffe",
 	strings.Repeat("k", blob.MaxKeyLen+1),
 	strings.Repeat("s", blob.MaxSegmentLen+1) + "/x",
 }
@@ -445,6 +457,246 @@ func testInvalidKeys(t *testing.T, st blob.Store) {
 	long := strings.Repeat("s", blob.MaxSegmentLen) + "/" + strings.Repeat("t", blob.MaxSegmentLen)
 	require.NoError(t, st.Put(ctx, long, Reader(strings.NewReader("x")), 1))
 	requireBlob(t, st, long, []byte("x"))
+}
+
+// testListEmpty: a new store lists no blob and no leftover.
+func testListEmpty(t *testing.T, st blob.Store) {
+	require.Empty(t, list(t, st))
+	require.Empty(t, leftovers(t, st))
+}
+
+// listKeys are keys whose byte order differs from the order of a walk that visits directories
+// in name order: '!', '-' and '.' sort before '/', '0' after it, and multi-byte UTF-8 after all
+// of ASCII. S3 lists them in byte order, and so does versitygw 1.8.0, which the S3 tests use.
+var listKeys = []string{
+	"z",
+	"a0",
+	"a/b",
+	"a-b",
+	"a.b",
+	"a!",
+	"ab/c",
+	"ab/cd/ef",
+	"ab/cd-ef",
+	"ab/cd0",
+	"ab/cd.ef",
+	"ü/κλειδί",
+	"u/v",
+	"spaces and+plus/%25percent?query#frag",
+	"Z",
+	blob.VersionKey("0123456789abcdef0123456789abcdef"),
+	blob.VersionKey("01ffffffffffffffffffffffffffffff"),
+	blob.VersionKey("ff23456789abcdef0123456789abcdef"),
+}
+
+// testList: List yields exactly the blobs put, in byte order of their keys, with their sizes
+// and a write time of about now.
+func testList(t *testing.T, st blob.Store) {
+	ctx := t.Context()
+	sizes := make(map[string]int64)
+	for i, key := range listKeys {
+		n := int64(i * 100) // the first is empty
+		require.NoError(t, st.Put(ctx, key, NewGen(uint64(i), n), n), key)
+		sizes[key] = n
+	}
+	got := list(t, st)
+	want := slices.Sorted(slices.Values(listKeys))
+	require.Equal(t, want, keysOf(got), "keys, in byte order")
+	now := time.Now()
+	for _, info := range got {
+		require.Equal(t, sizes[info.Key], info.Size, "size of %q", info.Key)
+		require.WithinDuration(t, now, info.Modified, time.Minute, "modified of %q", info.Key)
+	}
+}
+
+// testListNested: keys several directories deep sort among their parents' siblings by the
+// whole key, and directories that only ever held other directories list nothing of their own.
+func testListNested(t *testing.T, st blob.Store) {
+	ctx := t.Context()
+	keys := []string{
+		"x/y/z/1", "x/y/z/2", "x/y/z0", "x/y/z-", "x/y0", "x/y-/q", "x/y.q/r", "x/yy/z/1",
+		"x/y/z/deep/er/still", "x/y/z/deep-er", "x0", "w/x/y/z",
+	}
+	for _, key := range keys {
+		require.NoError(t, st.Put(ctx, key, Reader(strings.NewReader(key)), int64(len(key))), key)
+	}
+	got := list(t, st)
+	require.Equal(t, slices.Sorted(slices.Values(keys)), keysOf(got))
+	for _, info := range got {
+		require.EqualValues(t, len(info.Key), info.Size, "size of %q", info.Key)
+	}
+}
+
+// testListDelete: a deleted blob leaves the listing, and one whose directories are now empty
+// leaves nothing behind there either.
+func testListDelete(t *testing.T, st blob.Store) {
+	ctx := t.Context()
+	for _, key := range []string{"a/b/c", "a/b/d", "a/e", "f"} {
+		require.NoError(t, st.Put(ctx, key, Reader(strings.NewReader("x")), 1))
+	}
+	require.NoError(t, st.Delete(ctx, "a/b/c"))
+	require.Equal(t, []string{"a/b/d", "a/e", "f"}, keysOf(list(t, st)))
+	require.NoError(t, st.Delete(ctx, "a/b/d"))
+	require.NoError(t, st.Delete(ctx, "f"))
+	require.Equal(t, []string{"a/e"}, keysOf(list(t, st)))
+	require.NoError(t, st.Delete(ctx, "a/e"))
+	require.Empty(t, list(t, st))
+}
+
+// testListStop: fn's error ends the listing at once and comes back from List unwrapped.
+func testListStop(t *testing.T, st blob.Store) {
+	ctx := t.Context()
+	for _, key := range []string{"a", "b/c", "b/d", "e"} {
+		require.NoError(t, st.Put(ctx, key, Reader(strings.NewReader("x")), 1))
+	}
+	errStop := errors.New("stop")
+	var seen []string
+	err := st.List(ctx, func(info blob.Info) error {
+		seen = append(seen, info.Key)
+		if info.Key == "b/c" {
+			return errStop
+		}
+		return nil
+	})
+	require.Equal(t, errStop, err)
+	require.Equal(t, []string{"a", "b/c"}, seen)
+}
+
+// testListDeleteInFn: fn may delete the blob it is given (reconcile does), and the listing
+// still sees every blob exactly once.
+func testListDeleteInFn(t *testing.T, st blob.Store) {
+	ctx := t.Context()
+	var keys []string
+	for i := range 30 {
+		key := fmt.Sprintf("%02x/%02x%d", i%4, i%4, i)
+		keys = append(keys, key)
+		require.NoError(t, st.Put(ctx, key, Reader(strings.NewReader("x")), 1))
+	}
+	var seen []string
+	require.NoError(t, st.List(ctx, func(info blob.Info) error {
+		seen = append(seen, info.Key)
+		return st.Delete(ctx, info.Key)
+	}))
+	require.Equal(t, slices.Sorted(slices.Values(keys)), seen)
+	require.Empty(t, list(t, st))
+	for _, key := range keys {
+		requireNotFound(t, st, key)
+	}
+}
+
+// testLeftoversAfterPuts: Puts that completed or failed (a reader error, a size mismatch, small
+// or multipart) leave no leftover behind, and the listings agree on what is stored.
+func testLeftoversAfterPuts(t *testing.T, st blob.Store) {
+	ctx := t.Context()
+	require.NoError(t, st.Put(ctx, "ok/small", NewGen(1, 1000), 1000))
+	require.NoError(t, st.Put(ctx, "ok/large", NewGen(2, 20*mib), -1))
+	for _, tc := range []struct {
+		name string
+		r    io.Reader
+		size int64
+	}{
+		{"ReaderErrorSmall", FailAfter(NewGen(3, 1000), errBoom), -1},
+		{"ReaderErrorLarge", FailAfter(NewGen(3, 12*mib), errBoom), -1},
+		{"ShortSmall", NewGen(4, 10), 20},
+		{"LongSmall", NewGen(4, 20), 10},
+		{"ShortLarge", NewGen(4, 12*mib), 20 * mib},
+		{"LongLarge", NewGen(4, 10*mib), 9 * mib},
+	} {
+		require.Error(t, st.Put(ctx, "failed/"+tc.name, tc.r, tc.size), tc.name)
+	}
+	// A duplicate is refused too.
+	require.ErrorIs(t, st.Put(ctx, "ok/large", NewGen(5, 20*mib), -1), blob.ErrExists)
+	require.Empty(t, leftovers(t, st))
+	require.Equal(t, []string{"ok/large", "ok/small"}, keysOf(list(t, st)))
+	// An id no leftover can have is refused, and nothing changes.
+	require.ErrorIs(t, st.RemoveLeftover(ctx, ""), blob.ErrInvalidKey)
+}
+
+// testLeftoversInProgress: Puts held midway (past any multipart part size) are leftovers until
+// they finish. Leftovers stops at fn's first error. The Puts then complete, and leave none.
+func testLeftoversInProgress(t *testing.T, st blob.Store) {
+	ctx := t.Context()
+	keys := []string{"p/one", "p/two"}
+	var (
+		wg      sync.WaitGroup
+		errs    = make([]error, len(keys))
+		release = make(chan struct{})
+	)
+	defer wg.Wait()
+	var once sync.Once
+	releaseAll := func() { once.Do(func() { close(release) }) }
+	defer releaseAll() // also when the test fails midway: Put must not block forever
+	for i, key := range keys {
+		reached := make(chan struct{})
+		body := io.MultiReader(NewGen(uint64(i), 20*mib), gate{reached, release}, NewGen(uint64(i+10), mib))
+		wg.Go(func() { errs[i] = st.Put(ctx, key, body, -1) })
+		<-reached
+	}
+	before := time.Now()
+	got := leftovers(t, st)
+	require.Len(t, got, len(keys), "a leftover for each Put in progress")
+	ids := make(map[string]bool)
+	for _, l := range got {
+		require.NotEmpty(t, l.ID)
+		ids[l.ID] = true
+		if l.Key != "" {
+			require.Contains(t, keys, l.Key)
+		}
+		require.WithinDuration(t, before, l.Started, time.Minute)
+	}
+	require.Len(t, ids, len(keys), "leftovers' ids are distinct")
+	errStop := errors.New("stop")
+	calls := 0
+	err := st.Leftovers(ctx, func(blob.Leftover) error { calls++; return errStop })
+	require.Equal(t, errStop, err)
+	require.Equal(t, 1, calls)
+	for _, key := range keys {
+		requireNotFound(t, st, key)
+	}
+	require.Empty(t, list(t, st), "uploads in progress are not blobs")
+
+	releaseAll()
+	wg.Wait()
+	for i, key := range keys {
+		require.NoError(t, errs[i], key)
+		size, err := st.Size(ctx, key)
+		require.NoError(t, err)
+		require.EqualValues(t, 21*mib, size)
+	}
+	require.Empty(t, leftovers(t, st))
+	require.Equal(t, keys, keysOf(list(t, st)))
+}
+
+// list returns everything List yields, checking that keys come in strictly ascending byte order.
+func list(t *testing.T, st blob.Store) []blob.Info {
+	t.Helper()
+	var infos []blob.Info
+	require.NoError(t, st.List(t.Context(), func(info blob.Info) error {
+		if n := len(infos); n > 0 {
+			require.Less(t, infos[n-1].Key, info.Key, "List out of byte order")
+		}
+		infos = append(infos, info)
+		return nil
+	}))
+	return infos
+}
+
+func keysOf(infos []blob.Info) []string {
+	var keys []string
+	for _, info := range infos {
+		keys = append(keys, info.Key)
+	}
+	return keys
+}
+
+func leftovers(t *testing.T, st blob.Store) []blob.Leftover {
+	t.Helper()
+	var ls []blob.Leftover
+	require.NoError(t, st.Leftovers(t.Context(), func(l blob.Leftover) error {
+		ls = append(ls, l)
+		return nil
+	}))
+	return ls
 }
 
 // read returns the bytes of a Get.

@@ -96,3 +96,13 @@ func (c cancelReader) Read(p []byte) (int, error) {
 	c()
 	return 0, io.EOF
 }
+
+// gate closes reached when first read, then blocks until release is closed and yields
+// nothing: put between two readers in an io.MultiReader, it holds a Put midway.
+type gate struct{ reached, release chan struct{} }
+
+func (g gate) Read([]byte) (int, error) {
+	close(g.reached)
+	<-g.release
+	return 0, io.EOF
+}

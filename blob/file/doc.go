@@ -3,5 +3,6 @@
 // subdirectories; the store does no sharding of its own, so callers that write many blobs pick
 // keys like "ab/abcdef…" to keep directories small. Writes go to a temporary file in root/.tmp
 // (TempDir) and are linked into place only once complete and durable, so a key never shows a
-// partial blob and is never overwritten.
+// partial blob and is never overwritten. A temporary file left there by a crash is a
+// Leftover; List walks the tree in byte order of keys, skipping root/.tmp.
 package file

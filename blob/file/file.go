@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -81,7 +83,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 		return fmt.Errorf("%w: %q", blob.ErrExists, key)
 	}
 
-	f, err := os.CreateTemp(s.tmp, "put-*")
+	f, err := os.CreateTemp(s.tmp, leftoverPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("blob/file: %w", err)
 	}
@@ -276,3 +278,129 @@ func notFound(key string, err error) error {
 }
 
 type writerOnly struct{ io.Writer }
+
+// List walks the tree under root depth-first. It reads each directory whole and sorts it by
+// name, with "/" appended to the names of subdirectories: within a key, a directory's name is
+// followed by "/", so this puts each directory's blobs exactly where their keys fall in byte
+// order ("a-b" before "a/b" before "a0"), which a walk in plain name order (filepath.WalkDir)
+// does not. It holds one sorted listing per directory on the current path, never the whole
+// tree. Dot-named entries (TempDir among them) are skipped, and so is anything that is not a
+// regular file or whose path is not a key blob.CheckKey accepts.
+func (s *Store) List(ctx context.Context, fn func(blob.Info) error) error {
+	return s.list(ctx, s.root, "", fn)
+}
+
+// list lists dir, whose keys start with prefix ("" for root, else ending with "/").
+func (s *Store) list(ctx context.Context, dir, prefix string, fn func(blob.Info) error) error {
+	names, err := readDir(dir)
+	if err != nil {
+		if isNotExist(err) && dir != s.root {
+			return nil // removed while we walked: its blobs are gone
+		}
+		return fmt.Errorf("blob/file: list: %w", err)
+	}
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		key := prefix + name
+		if sub, ok := strings.CutSuffix(name, "/"); ok {
+			if err := s.list(ctx, filepath.Join(dir, sub), key, fn); err != nil {
+				return err
+			}
+			continue
+		}
+		if blob.CheckKey(key) != nil {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(dir, name))
+		if err != nil {
+			if isNotExist(err) {
+				continue // deleted since we read the directory
+			}
+			return fmt.Errorf("blob/file: list: %w", err)
+		}
+		if !fi.Mode().IsRegular() {
+			continue
+		}
+		if err := fn(blob.Info{Key: key, Size: fi.Size(), Modified: fi.ModTime()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readDir returns the names in dir, except dot names, in the order their keys sort: each
+// subdirectory's name with "/" appended, then all sorted byte-wise.
+func readDir(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		switch name := e.Name(); {
+		case name[0] == '.':
+		case e.IsDir():
+			names = append(names, name+"/")
+		default:
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// leftoverPrefix starts the name of every temporary file Put creates in TempDir.
+const leftoverPrefix = "put-"
+
+// Leftovers lists the temporary files in TempDir. Their ID is the file's name; Key is "" (a
+// temporary file does not record its key); Started is its modification time, which an upload
+// in progress keeps moving forward as it writes.
+func (s *Store) Leftovers(ctx context.Context, fn func(blob.Leftover) error) error {
+	des, err := os.ReadDir(s.tmp)
+	if err != nil {
+		return fmt.Errorf("blob/file: leftovers: %w", err)
+	}
+	for _, d := range des {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !strings.HasPrefix(d.Name(), leftoverPrefix) {
+			continue
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if isNotExist(err) {
+				continue // its Put finished (or failed) meanwhile
+			}
+			return fmt.Errorf("blob/file: leftovers: %w", err)
+		}
+		if !fi.Mode().IsRegular() {
+			continue
+		}
+		if err := fn(blob.Leftover{ID: d.Name(), Started: fi.ModTime()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveLeftover removes the temporary file TempDir/id. The id must be a name Leftovers can
+// report (put-*, no separator, NUL or ".."), so it cannot reach outside TempDir. A temporary file
+// that a crash left linked under its key too is only a second name of that blob: removing it
+// leaves the blob whole.
+func (s *Store) RemoveLeftover(ctx context.Context, id string) error {
+	if !strings.HasPrefix(id, leftoverPrefix) || strings.ContainsAny(id, "/\\\x00") || strings.Contains(id, "..") {
+		return fmt.Errorf("%w: leftover id %q", blob.ErrInvalidKey, id)
+	}
+	if err := os.Remove(filepath.Join(s.tmp, id)); err != nil && !isNotExist(err) {
+		return fmt.Errorf("blob/file: remove leftover: %w", err)
+	}
+	return nil
+}

@@ -3,10 +3,13 @@ package file_test
 import (
 	"bytes"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -95,6 +98,10 @@ func TestNoPartialBlob(t *testing.T) {
 	info, err := tmp[0].Info()
 	require.NoError(t, err)
 	require.EqualValues(t, 1<<20, info.Size())
+	// Leftovers reports it, by the temporary file's name.
+	var left []blob.Leftover
+	require.NoError(t, st.Leftovers(ctx, func(l blob.Leftover) error { left = append(left, l); return nil }))
+	require.Equal(t, []blob.Leftover{{ID: tmp[0].Name(), Started: info.ModTime()}}, left)
 
 	close(release)
 	require.NoError(t, <-done)
@@ -189,4 +196,140 @@ func TestNewDirectoryModes(t *testing.T) {
 			t.Errorf("%s: mode %04o, want no access for group and others", dir, m)
 		}
 	}
+}
+
+// TestLeftovers: a temporary file that a crashed Put left in TempDir is reported with its
+// name as ID and its modification time as Started, and RemoveLeftover deletes it.
+func TestLeftovers(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := t.Context()
+	f, err := os.CreateTemp(filepath.Join(st.Root(), file.TempDir), "put-*")
+	require.NoError(t, err)
+	_, err = f.WriteString("half a blob")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	require.NoError(t, os.Chtimes(f.Name(), mtime, mtime))
+	id := filepath.Base(f.Name())
+
+	left := leftovers(t, st)
+	require.Len(t, left, 1)
+	require.Equal(t, id, left[0].ID)
+	require.Empty(t, left[0].Key, "a temporary file does not know its key")
+	require.WithinDuration(t, mtime, left[0].Started, time.Second)
+	require.Empty(t, list(t, st), "a leftover is not a blob")
+
+	// A blob whose key looks like a leftover's id is not one: ids name files in TempDir only.
+	require.NoError(t, st.Put(ctx, id, strings.NewReader("blob"), 4))
+
+	require.NoError(t, st.RemoveLeftover(ctx, id))
+	_, err = os.Stat(f.Name())
+	require.ErrorIs(t, err, os.ErrNotExist)
+	require.Empty(t, leftovers(t, st))
+	require.NoError(t, st.RemoveLeftover(ctx, id), "removing it again")
+	size, err := st.Size(ctx, id)
+	require.NoError(t, err, "the blob named like the leftover")
+	require.EqualValues(t, 4, size)
+}
+
+// TestRemoveLeftoverRefuses: only names Leftovers can report are taken; nothing else is touched.
+func TestRemoveLeftoverRefuses(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := t.Context()
+	require.NoError(t, st.Put(ctx, "x", strings.NewReader("x"), 1))
+	require.NoError(t, st.Put(ctx, "a/b", strings.NewReader("b"), 1))
+	for _, id := range []string{
+		"", "x", "a/b", "../x", "..", ".", "put-../x", "put-a/b", "put-..", "/put-x",
+		"put-x/", `put-a\b`, "put-x/../../x", "../" + file.TempDir + "/put-x", "put-x\x00",
+	} {
+		require.ErrorIs(t, st.RemoveLeftover(ctx, id), blob.ErrInvalidKey, "%q", id)
+	}
+	require.Equal(t, []string{"a/b", "x"}, keysOf(list(t, st)))
+}
+
+// TestListSkips: List yields regular files under keys CheckKey accepts, and nothing else it
+// finds under root: dot names (TempDir and its leftovers), symlinks, names no key can have.
+func TestListSkips(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := t.Context()
+	require.NoError(t, st.Put(ctx, "ab/blob", strings.NewReader("x"), 1))
+	root := st.Root()
+	write := func(rel string) {
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o700))
+		require.NoError(t, os.WriteFile(p, []byte("junk"), 0o600))
+	}
+	write(".hidden")
+	write("ab/.hidden")
+	write(".dir/file")
+	write(`ab/back\slash`)
+	write("ab/ctl\x01")
+	require.NoError(t, os.Symlink(filepath.Join(root, "ab", "blob"), filepath.Join(root, "ab", "link")))
+	require.NoError(t, os.Mkdir(filepath.Join(root, "empty"), 0o700))
+	require.Equal(t, []string{"ab/blob"}, keysOf(list(t, st)))
+}
+
+// TestListByteOrder: keys made of characters that sort around "/" ('!', '-', '.' below it,
+// '0' and letters above), at random depths: List yields them in byte order, which a
+// directory-by-directory walk in name order does not.
+func TestListByteOrder(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := t.Context()
+	rng := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "a-0.!bü"
+	chars := []rune(alphabet)
+	var keys []string
+	for range 200 {
+		var segs []string
+		for range 1 + rng.IntN(3) {
+			seg := ""
+			for range 1 + rng.IntN(3) {
+				seg += string(chars[rng.IntN(len(chars))])
+			}
+			if seg[0] == '.' {
+				seg = "a" + seg
+			}
+			segs = append(segs, seg)
+		}
+		key := strings.Join(segs, "/")
+		// A key that is another's directory, or below another (or the same) key, is refused.
+		if st.Put(ctx, key, strings.NewReader(key), int64(len(key))) == nil {
+			keys = append(keys, key)
+		}
+	}
+	require.Greater(t, len(keys), 100, "enough keys stored")
+	slices.Sort(keys)
+	require.Equal(t, keys, keysOf(list(t, st)))
+}
+
+func list(t *testing.T, st blob.Store) []blob.Info {
+	t.Helper()
+	var infos []blob.Info
+	require.NoError(t, st.List(t.Context(), func(info blob.Info) error {
+		infos = append(infos, info)
+		return nil
+	}))
+	return infos
+}
+
+func keysOf(infos []blob.Info) []string {
+	keys := []string{}
+	for _, info := range infos {
+		keys = append(keys, info.Key)
+	}
+	return keys
+}
+
+func leftovers(t *testing.T, st blob.Store) []blob.Leftover {
+	t.Helper()
+	var ls []blob.Leftover
+	require.NoError(t, st.Leftovers(t.Context(), func(l blob.Leftover) error {
+		ls = append(ls, l)
+		return nil
+	}))
+	return ls
 }

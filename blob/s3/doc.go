@@ -4,6 +4,7 @@
 // Puts stream: a body of known size up to one part goes out as a single PutObject straight
 // from the reader (unsigned payload, no buffering); anything else as a multipart upload read
 // into at most Concurrency part buffers, which a failure aborts so no parts linger. Every
-// write is conditional (If-None-Match: *), so a key is never overwritten. Package s3test
-// starts a real S3 server (versitygw) for tests.
+// write is conditional (If-None-Match: *), so a key is never overwritten. List is
+// ListObjectsV2 under the prefix; the leftovers of interrupted Puts are its unfinished
+// multipart uploads. Package s3test starts a real S3 server (versitygw) for tests.
 package s3

@@ -68,6 +68,9 @@ type Store struct {
 	prefix      string
 	partSize    int64
 	concurrency int
+	// listPageSize caps the entries per List and Leftovers request; 0 means the server's
+	// default (1,000 on S3). Tests lower it to cross page boundaries with few blobs.
+	listPageSize int32
 }
 
 var _ blob.Store = (*Store)(nil)

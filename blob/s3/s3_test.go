@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -231,4 +233,210 @@ func (c *counter) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// TestLeftovers: an unfinished multipart upload under the store's prefix is a leftover, with
+// its key (without the prefix) and its start time; RemoveLeftover aborts it, and aborting it
+// again is no error. Uploads under other prefixes are not the store's.
+func TestLeftovers(t *testing.T) {
+	t.Parallel()
+	cfg := config()
+	st := newStore(t, cfg)
+	ctx := t.Context()
+	before := time.Now()
+	createUpload(t, cfg, "ab/dangling")
+	other := config() // a prefix no store here uses
+	otherID := createUpload(t, other, "ab/dangling")
+	defer srv.Client().AbortMultipartUpload(context.Background(), &awss3.AbortMultipartUploadInput{
+		Bucket: aws.String(other.Bucket), Key: aws.String(other.Prefix + "ab/dangling"), UploadId: aws.String(otherID),
+	})
+
+	left := leftovers(t, st)
+	require.Len(t, left, 1)
+	require.Equal(t, "ab/dangling", left[0].Key)
+	require.NotEmpty(t, left[0].ID)
+	require.WithinDuration(t, before, left[0].Started, time.Minute)
+	require.Empty(t, list(t, st), "a leftover is not a blob")
+
+	require.NoError(t, st.RemoveLeftover(ctx, left[0].ID))
+	require.Empty(t, multipartUploads(t, cfg.Prefix))
+	require.Empty(t, leftovers(t, st))
+	require.NoError(t, st.RemoveLeftover(ctx, left[0].ID), "aborting it again")
+	require.Equal(t, []string{other.Prefix + "ab/dangling"}, multipartUploads(t, other.Prefix), "another prefix's upload stays")
+
+	for _, id := range []string{"", "no-slash", "/key-without-upload", "%zz/k"} {
+		require.ErrorIs(t, st.RemoveLeftover(ctx, id), blob.ErrInvalidKey, "%q", id)
+	}
+}
+
+// TestLeftoversPages: Leftovers follows its markers across pages, and fn may abort each upload
+// it is given.
+func TestLeftoversPages(t *testing.T) {
+	t.Parallel()
+	cfg := config()
+	st := newStore(t, cfg)
+	s3.SetListPageSize(st, 1)
+	ctx := t.Context()
+	keys := []string{"a/b", "a-b", "a0", "ü/x", "z"}
+	for _, key := range keys {
+		createUpload(t, cfg, key)
+	}
+	var got []string
+	require.NoError(t, st.Leftovers(ctx, func(l blob.Leftover) error {
+		got = append(got, l.Key)
+		return st.RemoveLeftover(ctx, l.ID)
+	}))
+	slices.Sort(keys)
+	require.Equal(t, keys, got, "in key order")
+	require.Empty(t, multipartUploads(t, cfg.Prefix))
+}
+
+// TestLeftoversSameKey: two unfinished uploads of one key are two leftovers. Across a page
+// boundary versitygw 1.8.0 cannot continue between them (see Leftovers): the second is then
+// missed by one pass, and found by the next.
+func TestLeftoversSameKey(t *testing.T) {
+	t.Parallel()
+	for _, pageSize := range []int32{0, 1} {
+		t.Run(fmt.Sprint(pageSize), func(t *testing.T) {
+			t.Parallel()
+			cfg := config()
+			st := newStore(t, cfg)
+			s3.SetListPageSize(st, pageSize)
+			ctx := t.Context()
+			ids := []string{createUpload(t, cfg, "k"), createUpload(t, cfg, "k"), createUpload(t, cfg, "l")}
+			var seen []string
+			for pass := 0; len(seen) < len(ids) && pass < len(ids); pass++ {
+				require.NoError(t, st.Leftovers(ctx, func(l blob.Leftover) error {
+					seen = append(seen, l.ID)
+					return st.RemoveLeftover(ctx, l.ID)
+				}))
+				if pageSize == 0 {
+					require.Len(t, seen, len(ids), "one page lists them all")
+				}
+			}
+			require.Len(t, seen, len(ids))
+			var uploadIDs []string
+			for _, id := range seen {
+				up, _, ok := strings.Cut(id, "/")
+				require.True(t, ok, id)
+				uploadIDs = append(uploadIDs, up)
+			}
+			require.ElementsMatch(t, ids, uploadIDs)
+		})
+	}
+}
+
+// createUpload starts a multipart upload of key under cfg's prefix and returns its id.
+func createUpload(t *testing.T, cfg s3.Config, key string) string {
+	t.Helper()
+	up, err := srv.Client().CreateMultipartUpload(t.Context(), &awss3.CreateMultipartUploadInput{
+		Bucket: aws.String(cfg.Bucket), Key: aws.String(cfg.Prefix + key),
+	})
+	require.NoError(t, err)
+	return aws.ToString(up.UploadId)
+}
+
+// TestListPages: List follows continuation tokens, in byte order across page boundaries.
+func TestListPages(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int32{1, 2, 3} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			t.Parallel()
+			st := newStore(t, config())
+			s3.SetListPageSize(st, n)
+			ctx := t.Context()
+			keys := []string{"a/b", "a-b", "a0", "a.b/c", "ab/cd", "ab/c-d", "z", "ü/x"}
+			for _, key := range keys {
+				require.NoError(t, st.Put(ctx, key, strings.NewReader(key), int64(len(key))))
+			}
+			slices.Sort(keys)
+			require.Equal(t, keys, keysOf(list(t, st)))
+			// Deleting each blob as it comes deletes the key a continuation token follows.
+			var seen []string
+			require.NoError(t, st.List(ctx, func(info blob.Info) error {
+				seen = append(seen, info.Key)
+				return st.Delete(ctx, info.Key)
+			}))
+			require.Equal(t, keys, seen)
+			require.Empty(t, list(t, st))
+		})
+	}
+}
+
+// TestListPrefix: a store lists only the objects under its own prefix, and those that are not
+// keys a Put could have written (a "folder" object) not at all.
+func TestListPrefix(t *testing.T) {
+	t.Parallel()
+	cfg1, cfg2 := config(), config()
+	st1, st2 := newStore(t, cfg1), newStore(t, cfg2)
+	ctx := t.Context()
+	require.NoError(t, st1.Put(ctx, "ab/one", strings.NewReader("1"), 1))
+	require.NoError(t, st2.Put(ctx, "ab/two", strings.NewReader("22"), 2))
+	_, err := srv.Client().PutObject(ctx, &awss3.PutObjectInput{
+		Bucket: aws.String(cfg1.Bucket), Key: aws.String(cfg1.Prefix + "folder/"), Body: strings.NewReader(""),
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"ab/one"}, keysOf(list(t, st1)))
+	got := list(t, st2)
+	require.Equal(t, []string{"ab/two"}, keysOf(got))
+	require.EqualValues(t, 2, got[0].Size)
+}
+
+// TestListUnencodableKey: U+FFFF cannot appear in XML, so blob.CheckKey refuses it; an object
+// with such a name written to the bucket by something else must not make List loop. versitygw
+// 1.8.0 ignores encoding-type=url and sends the name mangled, and a page that ends on it makes
+// the next page start before it again: List must fail then, not loop; a server that encodes
+// keys lists around it (CheckKey's refusal keeps it out of the listing).
+func TestListUnencodableKey(t *testing.T) {
+	t.Parallel()
+	cfg := config()
+	st := newStore(t, cfg)
+	s3.SetListPageSize(st, 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	require.ErrorIs(t, st.Put(ctx, "k2\uffff", strings.NewReader("x"), 1), blob.ErrInvalidKey)
+	for _, key := range []string{"k1", "k3"} {
+		require.NoError(t, st.Put(ctx, key, strings.NewReader("x"), 1))
+	}
+	_, err := st.Client().PutObject(ctx, &awss3.PutObjectInput{
+		Bucket: aws.String(cfg.Bucket), Key: aws.String(cfg.Prefix + "k2\uffff"), Body: strings.NewReader("x"),
+	})
+	require.NoError(t, err)
+	var got []string
+	err = st.List(ctx, func(info blob.Info) error { got = append(got, info.Key); return nil })
+	if err != nil {
+		require.ErrorContains(t, err, "out of byte order")
+		return
+	}
+	require.NotContains(t, got, "k2\uffff")
+	require.Equal(t, "k1", got[0])
+	require.Equal(t, "k3", got[len(got)-1])
+}
+
+func list(t *testing.T, st blob.Store) []blob.Info {
+	t.Helper()
+	var infos []blob.Info
+	require.NoError(t, st.List(t.Context(), func(info blob.Info) error {
+		infos = append(infos, info)
+		return nil
+	}))
+	return infos
+}
+
+func keysOf(infos []blob.Info) []string {
+	keys := []string{}
+	for _, info := range infos {
+		keys = append(keys, info.Key)
+	}
+	return keys
+}
+
+func leftovers(t *testing.T, st blob.Store) []blob.Leftover {
+	t.Helper()
+	var ls []blob.Leftover
+	require.NoError(t, st.Leftovers(t.Context(), func(l blob.Leftover) error {
+		ls = append(ls, l)
+		return nil
+	}))
+	return ls
 }

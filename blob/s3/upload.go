@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -233,8 +232,7 @@ func (s *Store) abort(ctx context.Context, k, uploadID *string) error {
 		Key:      k,
 		UploadId: uploadID,
 	})
-	var nsu *types.NoSuchUpload
-	if err == nil || errors.As(err, &nsu) || hasStatus(err, http.StatusNotFound) {
+	if err == nil || isNoSuchUpload(err) {
 		return nil
 	}
 	return fmt.Errorf("abort multipart upload %s: %w", aws.ToString(uploadID), err)

@@ -65,6 +65,14 @@ type Config struct {
 	// UPLOAD_SIGNED_URL_EXPIRATION_TIME: seconds a signed upload URL stays valid. Default 7200
 	// (storage-js documents two hours).
 	UploadURLExpiry int64
+	// STORAGE_BLOB_RETENTION: how long a blob no row references any more stays in the store
+	// before the collector deletes it (Go duration). A database restored to any point inside
+	// this window finds every blob its rows reference: set it to cover the backup/PITR window.
+	// Default 168h.
+	BlobRetention time.Duration
+	// STORAGE_GC_INTERVAL: time between collector runs (Go duration); 0 disables the collector
+	// in this server. Default 30s.
+	GCInterval time.Duration
 }
 
 // envVar is one documented environment variable: how --help shows it and how it is read.
@@ -131,6 +139,8 @@ var envVars = []envVar{
 		c.UploadURLExpiry = n
 		return nil
 	}},
+	{"STORAGE_BLOB_RETENTION", "168h", "keep freed blobs this long before deleting them (cover your backup/PITR window)", durationVar(func(c *Config, d time.Duration) { c.BlobRetention = d })},
+	{"STORAGE_GC_INTERVAL", "30s", "time between blob collector runs (0 = no collector in this server)", durationVar(func(c *Config, d time.Duration) { c.GCInterval = d })},
 	{"CORS_ALLOWED_ORIGINS", "*", "comma-separated origins browsers may call from (* = any)", func(c *Config, v string) error {
 		c.CORSAllowedOrigins = nil
 		for _, o := range strings.Split(v, ",") {

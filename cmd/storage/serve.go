@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/pgstorage/storage/lifecycle"
 	"github.com/pgstorage/storage/proxy"
 )
 
@@ -45,6 +46,16 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("store the URL signing secret: %s", oneLine(err))
 	}
 
+	// The collector deletes freed blobs and works bucket-empty jobs in the background; with
+	// several servers on one database, one of them at a time (advisory lock).
+	collector := &lifecycle.Collector{DB: db.pool, Blobs: blobs, Retention: cfg.BlobRetention,
+		Interval: cfg.GCInterval, Logger: log}
+	emptyQueued := collector.Kick
+	if cfg.GCInterval == 0 {
+		emptyQueued = nil
+		log.Warn("STORAGE_GC_INTERVAL=0: this server collects no blobs and works no bucket-empty jobs; another server must")
+	}
+
 	srv := proxy.New(proxy.Config{
 		JWTSecret:           secret,
 		JWTAlgorithm:        cfg.JWTAlgorithm,
@@ -57,6 +68,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Blobs:               blobs,
 		CORSAllowedOrigins:  cfg.CORSAllowedOrigins,
 		UploadURLExpiry:     cfg.UploadURLExpiry,
+		EmptyQueued:         emptyQueued,
 	}, db.pool).HTTPServer()
 
 	anon, service, err := apiKeys(secret, cfg.JWTAlgorithm)
@@ -68,6 +80,17 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "storage listening on http://%s (schema version %d)\n", bound, db.version)
 	fmt.Fprintf(stdout, "database: %s\n", db.display)
 	fmt.Fprintf(stdout, "ANON_KEY=%s\nSERVICE_ROLE_KEY=%s\n", anon, service)
+
+	gcCtx, stopGC := context.WithCancel(ctx)
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		if cfg.GCInterval > 0 {
+			collector.Run(gcCtx)
+		}
+	}()
+	// The collector stops before the pool closes (deferred above, so it runs after this).
+	defer func() { stopGC(); <-gcDone }()
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

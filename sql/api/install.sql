@@ -26,6 +26,8 @@
 {{ template "object_info.sql" . }}
 {{ template "object_delete.sql" . }}
 {{ template "object_delete_many.sql" . }}
+{{ template "object_delete_prefix.sql" . }}
 {{ template "url_sign.sql" . }}
 {{ template "object_list.sql" . }}
 {{ template "object_move_copy.sql" . }}
+{{ template "blob_collect.sql" . }}

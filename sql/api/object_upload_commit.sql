@@ -5,7 +5,8 @@
 -- ST004 (of concurrent uploads of one key exactly one wins); with upsert the row keeps its id
 -- and created_at, takes the new version, metadata and user_metadata, and the owner changes
 -- only when owner_id is given — the replaced blob is queued by the objects_free_blobs
--- trigger. Clears the upload's in-flight entry. Callable by service_role only: the caller's
+-- trigger. Clears the upload's in-flight entry, which must exist (ST010 otherwise: the upload
+-- was expired or aborted, and its blob is queued for deletion). Callable by service_role only: the caller's
 -- policies were applied by storage.object_upload_prepare.
 create or replace function storage.object_upload_commit(
   bucket_id text,
@@ -35,7 +36,12 @@ declare
     'xRobotsTag', object_upload_commit.x_robots_tag));
   _id uuid;
 begin
+  -- The in-flight entry must still be there: an upload expired by storage.blob_upload_expire
+  -- (a crash was assumed) has its blob queued for deletion and cannot become a row.
   delete from storage.blob_uploads u where u.version = object_upload_commit.version;
+  if not found then
+    raise exception using errcode = 'ST010', message = 'The upload is no longer in progress (it expired or was aborted); upload again';
+  end if;
   if object_upload_commit.upsert then
     insert into storage.objects as o (bucket_id, name, owner, owner_id, version, metadata, user_metadata)
     values (object_upload_commit.bucket_id, object_upload_commit.name, storage.uuid_or_null(object_upload_commit.owner_id),

@@ -297,7 +297,7 @@ func waitStalePostmaster(ctx context.Context, dir string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("cluster: a PostgreSQL server (PID %d) is still running on %s, perhaps left by an earlier run; stop it (kill -INT %d) or wait for it to exit, then try again", pid, dir, pid)
+	return fmt.Errorf("cluster: a PostgreSQL server (PID %d) is running on %s: another storage command (serve, migrate, reconcile) is probably using this data dir, and only one can at a time; stop that command first (if none is running, the server is left over from a crash: kill -INT %d)", pid, dir, pid)
 }
 
 func readPostmasterPid(pidFile string) int {

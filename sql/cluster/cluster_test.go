@@ -266,7 +266,7 @@ func TestParentDeath(t *testing.T) {
 	// While the helper's server runs, a second Start must not succeed.
 	began := time.Now()
 	_, err := Start(context.Background(), Options{Dir: dir, Ephemeral: true})
-	errContains(t, err, fmt.Sprintf("a PostgreSQL server (PID %d) is still running on %s", postmaster, dir))
+	errContains(t, err, fmt.Sprintf("a PostgreSQL server (PID %d) is running on %s: another storage command", postmaster, dir))
 	check(t, time.Since(began) >= stalePidWait, "waited only %v", time.Since(began))
 	check(t, processAlive(postmaster))
 

@@ -1,0 +1,238 @@
+// Package lifecycle keeps the blob store in step with the database: the Collector deletes the
+// blobs rows no longer reference (after a retention window) and works the bucket-empty jobs;
+// Reconcile finds and repairs what crashes or operators left behind.
+//
+// The database decides; this package only acts on its answers. Blobs are queued for deletion
+// by triggers in the same transaction that drops their last reference (storage.blobs_freed),
+// and the SQL functions storage.blob_collect_* re-check, when the collector gets to them, that
+// no row references them again.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgstorage/storage/blob"
+)
+
+// Defaults of the Collector's settings.
+const (
+	DefaultRetention    = 168 * time.Hour
+	DefaultInterval     = 30 * time.Second
+	DefaultUploadExpiry = 24 * time.Hour
+)
+
+// leaderLock is the advisory lock key that elects the one collector working at a time. The
+// value is arbitrary but fixed: every server of one database must use the same.
+const leaderLock int64 = 0x73746f7261676501 // "storage" + 1
+
+// Sizes of the collector's steps: one batch of queue entries per SQL call, one batch of rows
+// per empty-job call, and the deletes in flight at once against the blob store.
+const (
+	collectBatch   = 1000
+	emptyBatch     = 1000
+	deleteParallel = 8
+)
+
+// Collector drains the queue of freed blobs and works bucket-empty jobs, in the background of
+// a server. Any number of servers may run one against the same database: a PostgreSQL advisory
+// lock lets exactly one work at a time, the others skip their turn.
+type Collector struct {
+	DB    *pgxpool.Pool // its connection settings are used for a dedicated connection
+	Blobs blob.Store
+	// Retention is how long a freed blob stays in the store before deletion, so that a
+	// database restored to any point inside the window finds every blob its rows reference.
+	// Zero deletes at the next run.
+	Retention time.Duration
+	// Interval is the time between runs; Kick starts one early.
+	Interval time.Duration
+	// UploadExpiry is the age after which an upload still marked in flight is taken for the
+	// leftover of a crash and its blob queued; 0 means DefaultUploadExpiry. Larger than any
+	// upload may take: a commit after expiry is refused.
+	UploadExpiry time.Duration
+	Logger       *slog.Logger
+
+	kickOnce sync.Once
+	kick     chan struct{}
+}
+
+// Stats says what one run did.
+type Stats struct {
+	Leader       bool  // false: another collector held the lock, nothing was done
+	Deleted      int   // blobs deleted from the store
+	Failed       int   // blob deletes that failed (retried after a backoff)
+	Expired      int   // in-flight uploads expired
+	EmptyDeleted int64 // rows deleted by bucket-empty jobs
+	EmptyDone    int   // bucket-empty jobs finished
+}
+
+func (c *Collector) kickChan() chan struct{} {
+	c.kickOnce.Do(func() { c.kick = make(chan struct{}, 1) })
+	return c.kick
+}
+
+// Kick asks for a run as soon as possible (e.g. a bucket-empty job was queued). It never
+// blocks.
+func (c *Collector) Kick() {
+	select {
+	case c.kickChan() <- struct{}{}:
+	default:
+	}
+}
+
+// Run works every Interval (and when kicked) until ctx is done. Errors are logged; the next
+// run tries again.
+func (c *Collector) Run(ctx context.Context) {
+	t := time.NewTicker(c.Interval)
+	defer t.Stop()
+	for {
+		st, err := c.RunOnce(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			c.log().Warn("blob collector", "error", err)
+		case st.Deleted+st.Failed+st.Expired+st.EmptyDone > 0 || st.EmptyDeleted > 0:
+			c.log().Info("blob collector", "deleted", st.Deleted, "failed", st.Failed,
+				"expired_uploads", st.Expired, "empty_rows", st.EmptyDeleted, "empty_jobs_done", st.EmptyDone)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.kickChan():
+		}
+	}
+}
+
+func (c *Collector) log() *slog.Logger {
+	if c.Logger == nil {
+		return slog.Default()
+	}
+	return c.Logger
+}
+
+// RunOnce makes one run if no other collector is working: bucket-empty jobs first (their rows'
+// blobs join the queue), then expired uploads, then the queue, batch after batch until nothing
+// is due. It uses a connection of its own, outside the pool, so requests never wait for it.
+func (c *Collector) RunOnce(ctx context.Context) (Stats, error) {
+	var st Stats
+	conn, err := pgx.ConnectConfig(ctx, c.DB.Config().ConnConfig.Copy())
+	if err != nil {
+		return st, fmt.Errorf("connect: %w", err)
+	}
+	// Closing the session releases the advisory lock too, whatever happened.
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock($1)`, leaderLock).Scan(&st.Leader); err != nil || !st.Leader {
+		return st, err
+	}
+	if err := c.workEmptyJobs(ctx, conn, &st); err != nil {
+		return st, err
+	}
+	expiry := c.UploadExpiry
+	if expiry <= 0 {
+		expiry = DefaultUploadExpiry
+	}
+	if err := conn.QueryRow(ctx, `select count(*) from storage.blob_upload_expire($1)`, expiry).Scan(&st.Expired); err != nil {
+		return st, fmt.Errorf("expire uploads: %w", err)
+	}
+	for {
+		n, err := c.collectBatch(ctx, conn, &st)
+		if err != nil || n == 0 {
+			return st, err
+		}
+	}
+}
+
+// workEmptyJobs runs batches of pending bucket-empty jobs until none is left. A batch that
+// fails is recorded on its job by SQL; the run moves on to the queue and retries next time.
+func (c *Collector) workEmptyJobs(ctx context.Context, conn *pgx.Conn, st *Stats) error {
+	var prevJob, prevDeleted int64
+	for ctx.Err() == nil {
+		var (
+			job, deleted int64
+			done         bool
+			jobErr       *string
+		)
+		err := conn.QueryRow(ctx, `select job_id, deleted, done, error from storage.bucket_empty_work($1)`, emptyBatch).
+			Scan(&job, &deleted, &done, &jobErr)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("bucket empty job: %w", err)
+		}
+		if job == prevJob {
+			st.EmptyDeleted += deleted - prevDeleted
+		} else {
+			st.EmptyDeleted += deleted
+		}
+		prevJob, prevDeleted = job, deleted
+		if done {
+			st.EmptyDone++
+			prevJob = 0
+		}
+		if jobErr != nil {
+			c.log().Warn("bucket empty job failed a batch", "job", job, "error", *jobErr, "gave_up", done)
+			if !done {
+				return nil
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// collectBatch deletes one batch of due blobs and reports the outcomes to SQL. It returns how
+// many blobs it deleted: 0 means nothing more to do in this run (a batch whose deletes all
+// failed ends the run too; the failures are retried after their backoff).
+func (c *Collector) collectBatch(ctx context.Context, conn *pgx.Conn, st *Stats) (int, error) {
+	rows, _ := conn.Query(ctx, `select v from storage.blob_collect_next($1, $2) v`, c.Retention, collectBatch)
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("collect: %w", err)
+	}
+	if len(versions) == 0 {
+		return 0, nil
+	}
+	errs := make([]error, len(versions))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, deleteParallel)
+	for i, v := range versions {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = c.Blobs.Delete(ctx, blob.VersionKey(v))
+		}()
+	}
+	wg.Wait()
+	var done []string
+	for i, v := range versions {
+		if errs[i] == nil {
+			done = append(done, v)
+			continue
+		}
+		st.Failed++
+		if ctx.Err() != nil {
+			continue // cancelled, not failed: the entry stays due
+		}
+		c.log().Warn("blob collector: delete failed", "version", v, "error", errs[i])
+		if _, err := conn.Exec(ctx, `select storage.blob_collect_failed($1, $2)`, v, errs[i].Error()); err != nil {
+			return 0, fmt.Errorf("collect: record failure: %w", err)
+		}
+	}
+	if len(done) > 0 {
+		if _, err := conn.Exec(ctx, `select storage.blob_collect_done($1)`, done); err != nil {
+			return 0, fmt.Errorf("collect: %w", err)
+		}
+	}
+	st.Deleted += len(done)
+	return len(done), ctx.Err()
+}

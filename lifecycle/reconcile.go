@@ -1,0 +1,255 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgstorage/storage/blob"
+)
+
+// ReconcileOptions says how far Reconcile goes.
+type ReconcileOptions struct {
+	// Grace: only what is older than this is touched, so uploads in progress are left alone.
+	Grace time.Duration
+	// Apply repairs what it finds; without it Reconcile only reports.
+	Apply bool
+	// Out receives one line per finding (nil: discarded).
+	Out io.Writer
+}
+
+// Report counts Reconcile's findings; with Apply, the stale uploads, leftovers and orphans
+// counted are also gone (Errors counts those that could not be removed).
+type Report struct {
+	StaleUploads int // uploads marked in flight for longer than the grace period
+	Leftovers    int // pieces of interrupted Puts (temporary files, unfinished multipart uploads)
+	Orphans      int // blobs that no row, queue entry or upload references
+	OrphanBytes  int64
+	MissingBlobs int // rows whose blob is not in the store (reported, never deleted)
+	Errors       int
+}
+
+// Reconcile compares the blob store with the database and reports, and with Apply repairs, what
+// a crash or an operator could leave behind:
+//   - uploads still marked in flight after the grace period (their server died): the entry is
+//     ended and whatever the upload wrote is deleted;
+//   - leftovers of interrupted Puts older than the grace period;
+//   - orphan blobs: in the store, older than the grace period, and referenced by no row, no
+//     queue entry and no upload in flight;
+//   - rows whose blob is missing: reported only; the row may be the only record of what was
+//     lost, so deciding is left to people.
+//
+// Blobs queued for collection are not orphans: the collector deletes them when their retention
+// ends. The store and the database are walked side by side in key order (a merge), so memory
+// stays flat however many objects there are. The database's view is read first and the store
+// listed after it: a blob older than the grace period was written before that view was taken,
+// so whatever references it is in the view.
+func Reconcile(ctx context.Context, db *pgxpool.Pool, store blob.Store, o ReconcileOptions) (Report, error) {
+	var r Report
+	out := o.Out
+	if out == nil {
+		out = io.Discard
+	}
+	cutoff := time.Now().Add(-o.Grace)
+	if err := reconcileUploads(ctx, db, store, o, out, &r); err != nil {
+		return r, err
+	}
+	err := store.Leftovers(ctx, func(l blob.Leftover) error {
+		if !l.Started.Before(cutoff) {
+			return nil
+		}
+		r.Leftovers++
+		what := l.ID
+		if l.Key != "" {
+			what += " (key " + l.Key + ")"
+		}
+		fmt.Fprintf(out, "leftover      %s started %s%s\n", what, stamp(l.Started), r.apply(o, func() error {
+			return store.RemoveLeftover(ctx, l.ID)
+		}, "removed"))
+		return nil
+	})
+	if err != nil {
+		return r, fmt.Errorf("list leftovers: %w", err)
+	}
+	return r, reconcileBlobs(ctx, db, store, o, cutoff, out, &r)
+}
+
+// apply runs fix when repairing and says how it went, as a suffix for the finding's line.
+func (r *Report) apply(o ReconcileOptions, fix func() error, done string) string {
+	if !o.Apply {
+		return ""
+	}
+	if err := fix(); err != nil {
+		r.Errors++
+		return " — NOT " + done + ": " + err.Error()
+	}
+	return " — " + done
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// reconcileUploads deals with uploads marked in flight for longer than the grace period. With
+// Apply they are expired through SQL (their entries move to the blob queue) and their blobs
+// deleted at once: no row ever referenced them, so no restore can need them.
+func reconcileUploads(ctx context.Context, db *pgxpool.Pool, store blob.Store, o ReconcileOptions, out io.Writer, r *Report) error {
+	rows, _ := db.Query(ctx, `select version, bucket_id, name, started_at from storage.blob_uploads
+		where started_at < now() - $1::interval order by started_at`, o.Grace)
+	type upload struct {
+		Version, BucketID, Name string
+		StartedAt               time.Time
+	}
+	stale, err := pgx.CollectRows(rows, pgx.RowToStructByPos[upload])
+	if err != nil {
+		return fmt.Errorf("read uploads in flight: %w", err)
+	}
+	for _, u := range stale {
+		r.StaleUploads++
+		fmt.Fprintf(out, "stale upload  %s/%s version %s started %s%s\n", u.BucketID, u.Name, u.Version, stamp(u.StartedAt),
+			r.apply(o, func() error { return expireUpload(ctx, db, store, u.Version, o.Grace) }, "ended, its blob deleted"))
+	}
+	return nil
+}
+
+// expireUpload ends one stale upload: queue it (SQL refuses a later commit), delete its blob,
+// then drop the queue entry. If the delete fails the entry stays for the collector.
+func expireUpload(ctx context.Context, db *pgxpool.Pool, store blob.Store, version string, grace time.Duration) error {
+	rows, _ := db.Query(ctx, `select v from storage.blob_upload_expire($1, $2) v`, grace, version)
+	queued, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(queued) == 0 {
+		return err // not queued: committed or ended meanwhile, nothing to delete
+	}
+	if err := store.Delete(ctx, blob.VersionKey(version)); err != nil {
+		return err
+	}
+	_, err = db.Exec(ctx, `select storage.blob_collect_done(array[$1])`, version)
+	return err
+}
+
+// ref is one reference to a blob from the database, in version order.
+type ref struct {
+	version, kind, bucket, name string
+}
+
+// reconcileBlobs merges the store's listing with every version the database references.
+func reconcileBlobs(ctx context.Context, db *pgxpool.Pool, store blob.Store, o ReconcileOptions, cutoff time.Time, out io.Writer, r *Report) error {
+	// Rows without a version have no blob at all.
+	rows, _ := db.Query(ctx, `select bucket_id, name from storage.objects where version is null order by bucket_id, name`)
+	var bucket, name string
+	_, err := pgx.ForEachRow(rows, []any{&bucket, &name}, func() error {
+		r.MissingBlobs++
+		fmt.Fprintf(out, "missing blob  %s/%s has no version\n", bucket, name)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read objects: %w", err)
+	}
+
+	conn, err := db.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	// Versions are compared as blob keys; ordering by version in byte order ("C") is ordering
+	// by key, since blob.VersionKey prefixes a version with its own first characters.
+	refs, _ := conn.Query(ctx, `select version, kind, bucket_id, coalesce(name, '') from (
+			select version, 'row' as kind, bucket_id, name from storage.objects where version is not null
+			union all select version, 'queued', bucket_id, null from storage.blobs_freed
+			union all select version, 'upload', bucket_id, name from storage.blob_uploads
+		) r order by version collate "C"`)
+	defer refs.Close()
+	var (
+		cur     ref
+		curKey  string
+		haveCur bool
+	)
+	next := func() error {
+		if haveCur = refs.Next(); haveCur {
+			if err := refs.Scan(&cur.version, &cur.kind, &cur.bucket, &cur.name); err != nil {
+				return err
+			}
+			curKey = blob.VersionKey(cur.version)
+		}
+		return refs.Err()
+	}
+	missing := func() {
+		if cur.kind == "row" {
+			r.MissingBlobs++
+			fmt.Fprintf(out, "missing blob  %s/%s version %s (key %s)\n", cur.bucket, cur.name, cur.version, curKey)
+		}
+	}
+	if err := next(); err != nil {
+		return fmt.Errorf("read references: %w", err)
+	}
+	prev := ""
+	err = store.List(ctx, func(b blob.Info) error {
+		if prev != "" && b.Key <= prev {
+			return fmt.Errorf("the blob store listed %q after %q: keys must come in byte order", b.Key, prev)
+		}
+		prev = b.Key
+		for haveCur && curKey < b.Key {
+			missing()
+			if err := next(); err != nil {
+				return err
+			}
+		}
+		referenced := false
+		for haveCur && curKey == b.Key {
+			referenced = true
+			if err := next(); err != nil {
+				return err
+			}
+		}
+		if referenced || !b.Modified.Before(cutoff) {
+			return nil
+		}
+		r.Orphans++
+		r.OrphanBytes += b.Size
+		fmt.Fprintf(out, "orphan blob   %s %d bytes written %s%s\n", b.Key, b.Size, stamp(b.Modified),
+			r.apply(o, func() error { return store.Delete(ctx, b.Key) }, "deleted"))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list blobs: %w", err)
+	}
+	for haveCur {
+		missing()
+		if err := next(); err != nil {
+			return fmt.Errorf("read references: %w", err)
+		}
+	}
+	return nil
+}
+
+// Summary renders the report as one line for people.
+func (r Report) Summary(applied bool) string {
+	var parts []string
+	add := func(n int, one, many string) {
+		if n == 1 {
+			parts = append(parts, "1 "+one)
+		} else {
+			parts = append(parts, fmt.Sprintf("%d %s", n, many))
+		}
+	}
+	add(r.StaleUploads, "stale upload", "stale uploads")
+	add(r.Leftovers, "leftover", "leftovers")
+	add(r.Orphans, "orphan blob", "orphan blobs")
+	add(r.MissingBlobs, "row whose blob is missing", "rows whose blob is missing")
+	s := strings.Join(parts, ", ")
+	switch {
+	case !applied && r.StaleUploads+r.Leftovers+r.Orphans > 0:
+		s += "; run with --apply to repair"
+	case applied && r.Errors > 0:
+		s += fmt.Sprintf("; %d repairs failed", r.Errors)
+	case applied && r.StaleUploads+r.Leftovers+r.Orphans > 0:
+		s += "; repaired"
+	}
+	if r.MissingBlobs > 0 {
+		s += "; rows with missing blobs are left as they are (restore the blobs, or delete the rows)"
+	}
+	return s
+}
