@@ -93,7 +93,9 @@ func (c *Collector) Run(ctx context.Context) {
 	t := time.NewTicker(c.Interval)
 	defer t.Stop()
 	for {
+		start := time.Now()
 		st, err := c.RunOnce(ctx)
+		took := time.Since(start).Round(time.Millisecond)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -101,7 +103,7 @@ func (c *Collector) Run(ctx context.Context) {
 			c.log().Warn("blob collector", "error", err)
 		case st.Deleted+st.Failed+st.Expired+st.EmptyDone > 0 || st.EmptyDeleted > 0:
 			c.log().Info("blob collector", "deleted", st.Deleted, "failed", st.Failed,
-				"expired_uploads", st.Expired, "empty_rows", st.EmptyDeleted, "empty_jobs_done", st.EmptyDone)
+				"expired_uploads", st.Expired, "empty_rows", st.EmptyDeleted, "empty_jobs_done", st.EmptyDone, "took", took)
 		}
 		select {
 		case <-ctx.Done():
