@@ -420,14 +420,8 @@ func (o *objEnv) requireBlobsAccounted(t *testing.T) {
 		require.Contains(t, inStore, v, "the blob of a row's version")
 	}
 	// A row's version may be queued (a deleted row shared its blob with a copy), but the
-	// collector must never take it: ask it what it would delete now, and roll back.
-	tx, err := o.db.Pool.Begin(context.Background())
-	require.NoError(t, err)
-	defer tx.Rollback(context.Background()) //nolint:errcheck // rolled back on purpose
-	rows, _ := tx.Query(context.Background(), `select v from storage.blob_collect_next('0', 1000000) v`)
-	due, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
-	for _, v := range due {
+	// collector must never take it: ask it what it would delete now (rolled back).
+	for _, v := range sqlCollectable(t, o.db) {
 		require.NotContains(t, rowVersions, v, "the collector would delete the blob of a row")
 	}
 }
