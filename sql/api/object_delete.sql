@@ -9,7 +9,7 @@ create or replace function storage.object_delete(bucket_id text, name text) retu
 #variable_conflict use_column
 begin
   perform storage.bucket_id_check(object_delete.bucket_id);
-  delete from storage.objects o where o.bucket_id = object_delete.bucket_id and o.name = object_delete.name;
+  delete from storage.objects o where o.bucket_id = object_delete.bucket_id and o.name collate "C" = object_delete.name;
   if found then
     return;
   end if;
@@ -29,7 +29,7 @@ create or replace function storage.object_exists(bucket_id text, name text) retu
   set search_path = pg_catalog, pg_temp
   as $$
     select exists (select from storage.objects o
-                   where o.bucket_id = object_exists.bucket_id and o.name = object_exists.name)
+                   where o.bucket_id = object_exists.bucket_id and o.name collate "C" = object_exists.name)
   $$;
 revoke all on function storage.object_exists(text, text) from public;
 grant execute on function storage.object_exists(text, text) to anon, authenticated, service_role;

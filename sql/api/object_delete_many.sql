@@ -11,7 +11,7 @@ begin
   perform storage.bucket_id_check(object_delete_many.bucket_id);
   return query
     delete from storage.objects o
-    where o.bucket_id = object_delete_many.bucket_id and o.name = any (object_delete_many.names)
+    where o.bucket_id = object_delete_many.bucket_id and o.name collate "C" = any (object_delete_many.names)
     returning o.*;
 end
 $$;

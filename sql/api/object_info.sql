@@ -22,7 +22,7 @@ begin
   if _public then
     select * into o from storage.object_public_lookup(object_info.bucket_id, object_info.name);
   else
-    select * into o from storage.objects x where x.bucket_id = object_info.bucket_id and x.name = object_info.name;
+    select * into o from storage.objects x where x.bucket_id = object_info.bucket_id and x.name collate "C" = object_info.name;
   end if;
   if o.id is null then
     raise exception using errcode = 'ST002', message = 'Object not found';

@@ -48,7 +48,8 @@ declare
   _slash int;
   _folder text;
   _seen int := 0;
-  _key text;
+  _restart boolean;
+  _scan refcursor;
   o storage.objects;
 begin
   perform storage.bucket_id_check(object_list.bucket_id);
@@ -106,59 +107,56 @@ begin
     return;
   end if;
 
-  -- By name: walk the index on translate(lower(name), '/', '\x01') from the prefix, one
-  -- probe per entry. Mapping '/' below every other character makes a folder's keys sort right
-  -- where its name does ("a" before "a.txt"), so folders and files interleave by name as the
-  -- reference orders them; a folder is emitted once and skipped over (its keys all start
-  -- with name || '\x01', so name || '\x02' is past them). Names equal but for case come
-  -- together, as one group.
+  -- By name: walk the index on translate(lower(name), '/', '\x01'). Mapping '/' below every
+  -- other character makes a folder's keys sort right where its name does ("a" before
+  -- "a.txt"), so folders and files interleave by name as the reference orders them. Files are
+  -- read in one ordered scan (a page of files costs one statement, not one per file); a folder
+  -- is emitted once, then the scan restarts just past it (its keys all start with
+  -- name || '\x01', so name || '\x02' is past them): one restart per folder on the page. Names
+  -- equal but for case come together, ordered bytewise.
   _cur := case when _asc then translate(_eff, '/', E'\x01') else translate(_eff, '/', E'\x01') || chr(1114111) end;
   <<walk>>
-  while _seen < _skip + _want loop
+  loop
+    _restart := false;
     if _asc then
-      select x.* into o from storage.objects x
-      where x.bucket_id = object_list.bucket_id
-        and translate(lower(x.name), '/', E'\x01') collate "C" >= _cur
-      order by translate(lower(x.name), '/', E'\x01') collate "C"
-      limit 1;
+      open _scan for
+        select x.* from storage.objects x
+        where x.bucket_id = object_list.bucket_id
+          and translate(lower(x.name), '/', E'\x01') collate "C" >= _cur
+        order by translate(lower(x.name), '/', E'\x01') collate "C", x.name collate "C"
+        limit _skip + _want - _seen;
     else
-      select x.* into o from storage.objects x
-      where x.bucket_id = object_list.bucket_id
-        and translate(lower(x.name), '/', E'\x01') collate "C" < _cur
-      order by translate(lower(x.name), '/', E'\x01') collate "C" desc
-      limit 1;
+      open _scan for
+        select x.* from storage.objects x
+        where x.bucket_id = object_list.bucket_id
+          and translate(lower(x.name), '/', E'\x01') collate "C" < _cur
+        order by translate(lower(x.name), '/', E'\x01') collate "C" desc, x.name collate "C" desc
+        limit _skip + _want - _seen;
     end if;
-    exit when not found or not starts_with(lower(o.name), _eff);
-    _slash := position('/' in substr(o.name, _plen + _slen + 1));
-    if _slash > 0 then
-      _folder := left(substr(o.name, _plen + 1), _slen + _slash - 1);
-      _cur := translate(lower(_prefix || _folder), '/', E'\x01') || case when _asc then E'\x02' else E'\x01' end;
-      if _seen >= _skip then
+    loop
+      fetch _scan into o;
+      exit walk when not found or not starts_with(lower(o.name), _eff);
+      _slash := position('/' in substr(o.name, _plen + _slen + 1));
+      if _slash > 0 then
+        _folder := left(substr(o.name, _plen + 1), _slen + _slash - 1);
+        _cur := translate(lower(_prefix || _folder), '/', E'\x01') || case when _asc then E'\x02' else E'\x01' end;
+        _restart := true;
         name := _folder; id := null; updated_at := null; created_at := null;
         last_accessed_at := null; metadata := null;
+      else
+        name := substr(o.name, _plen + 1); id := o.id; updated_at := o.updated_at;
+        created_at := o.created_at; last_accessed_at := o.last_accessed_at; metadata := o.metadata;
+      end if;
+      if _seen >= _skip then
         return next;
       end if;
       _seen := _seen + 1;
-    else
-      _key := translate(lower(o.name), '/', E'\x01');
-      for o in
-        select x.* from storage.objects x
-        where x.bucket_id = object_list.bucket_id
-          and translate(lower(x.name), '/', E'\x01') collate "C" = _key
-        order by case when _asc then x.name collate "C" end asc, case when not _asc then x.name collate "C" end desc
-      loop
-        exit walk when _seen >= _skip + _want;
-        if _seen >= _skip then
-          name := substr(o.name, _plen + 1); id := o.id; updated_at := o.updated_at;
-          created_at := o.created_at; last_accessed_at := o.last_accessed_at; metadata := o.metadata;
-          return next;
-        end if;
-        _seen := _seen + 1;
-      end loop;
-      -- Just past the group: asc continues at the smallest longer string, desc below it.
-      _cur := case when _asc then _key || E'\x01' else _key end;
-    end if;
+      exit walk when _seen >= _skip + _want;
+      exit when _restart;
+    end loop;
+    close _scan;
   end loop;
+  close _scan;
 end
 $$;
 

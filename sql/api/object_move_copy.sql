@@ -72,7 +72,7 @@ declare
 begin
   perform storage.bucket_id_check(object_move.bucket_id);
   select * into src from storage.objects o
-  where o.bucket_id = object_move.bucket_id and o.name = object_move.source_key;
+  where o.bucket_id = object_move.bucket_id and o.name collate "C" = object_move.source_key;
   if not found then
     raise exception using errcode = 'ST002', message = 'Object not found';
   end if;
@@ -120,7 +120,7 @@ declare
 begin
   perform storage.bucket_id_check(object_copy.bucket_id);
   select * into src from storage.objects o
-  where o.bucket_id = object_copy.bucket_id and o.name = object_copy.source_key;
+  where o.bucket_id = object_copy.bucket_id and o.name collate "C" = object_copy.source_key;
   if not found then
     raise exception using errcode = 'ST002', message = 'Object not found';
   end if;

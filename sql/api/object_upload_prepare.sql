@@ -6,7 +6,8 @@
 --   (ST008); MIME allowed by the bucket when given (ST009; not for placeholders); key valid
 --   (ST007); RLS dry-run of the row: INSERT, or INSERT … ON CONFLICT DO UPDATE … RETURNING
 --   when upserting (needs INSERT, UPDATE and SELECT policies), rolled back (42501; an existing
---   key without upsert is ST004).
+--   key without upsert is ST004). Callers RLS does not apply to skip the dry-run; for them an
+--   existing key without upsert is ST004.
 -- Returns the size limit (NULL = none) the bytes must then respect.
 create or replace function storage.object_write_check(
   bucket_id text,
@@ -43,7 +44,18 @@ begin
   perform storage.object_name_check(object_write_check.name);
 
   -- The dry-run: the candidate row must pass the caller's policies. The sentinel exception
-  -- rolls the subtransaction back, so the row never exists outside it.
+  -- rolls the subtransaction back, so the row never exists outside it. A caller RLS does not
+  -- apply to (BYPASSRLS such as service_role, the owner) has no policy to pass, and the
+  -- subtransaction with its index writes is most of an upload's database time: for it only
+  -- the duplicate check runs (object_upload_commit makes that atomic).
+  if not row_security_active('storage.objects') then
+    if not object_write_check.upsert and exists (
+         select from storage.objects x
+         where x.bucket_id = object_write_check.bucket_id and x.name collate "C" = object_write_check.name) then
+      raise exception using errcode = 'ST004', message = 'The resource already exists';
+    end if;
+    return _limit;
+  end if;
   begin
     if object_write_check.upsert then
       insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata)

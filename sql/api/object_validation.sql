@@ -63,7 +63,7 @@ create or replace function storage.object_public_lookup(bucket_id text, name tex
   set search_path = pg_catalog, pg_temp
   as $$
     select o.* from storage.objects o
-    where o.bucket_id = object_public_lookup.bucket_id and o.name = object_public_lookup.name
+    where o.bucket_id = object_public_lookup.bucket_id and o.name collate "C" = object_public_lookup.name
       and exists (select from storage.buckets b where b.id = object_public_lookup.bucket_id and b.public)
   $$;
 revoke all on function storage.object_public_lookup(text, text) from public;

@@ -106,7 +106,7 @@ declare
 begin
   perform storage.bucket_id_check(url_sign.bucket_id);
   perform storage.object_name_check(url_sign.name);
-  perform from storage.objects o where o.bucket_id = url_sign.bucket_id and o.name = url_sign.name;
+  perform from storage.objects o where o.bucket_id = url_sign.bucket_id and o.name collate "C" = url_sign.name;
   if not found then
     raise exception using errcode = 'ST002', message = 'Object not found';
   end if;
@@ -132,7 +132,7 @@ begin
   perform storage.bucket_id_check(url_sign_many.bucket_id);
   foreach n in array url_sign_many.names loop
     path := n;
-    if exists (select from storage.objects o where o.bucket_id = url_sign_many.bucket_id and o.name = n) then
+    if exists (select from storage.objects o where o.bucket_id = url_sign_many.bucket_id and o.name collate "C" = n) then
       signed_url := '/object/sign/' || url_sign_many.bucket_id || '/' || n || '?token=' || storage.url_token(jsonb_build_object(
         'url', url_sign_many.bucket_id || '/' || n, 'scope', 'download', 'iat', _iat, 'exp', _exp));
       error := null;

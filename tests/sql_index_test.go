@@ -1,0 +1,69 @@
+package tests
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgstorage/storage/tests/testdb"
+)
+
+// TestSQLLookupsUseTheNameIndex: every SQL API function that finds an object by (bucket_id,
+// name) reaches it through the unique index, not by reading the bucket. The index is on
+// name COLLATE "C"; a comparison in the database's default collation cannot use it unless that
+// collation happens to be C, so a lookup that forgets the COLLATE works everywhere and reads
+// the whole bucket on most databases. The backend's table statistics, read before and after
+// each call in its transaction, say how many rows of storage.objects it read: a handful, out
+// of 3,000.
+func TestSQLLookupsUseTheNameIndex(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	var collation string
+	require.NoError(t, db.Pool.QueryRow(ctx,
+		`select datcollate from pg_database where datname = current_database()`).Scan(&collation))
+	require.NotContains(t, []string{"C", "POSIX"}, collation,
+		"this test needs a database whose default collation is not C (the harness's clusters use C.UTF-8): with C every lookup can use the index")
+
+	admin(t, db, `select storage.signing_secret_set('a-signing-secret-of-at-least-32-bytes')`)
+	admin(t, db, `insert into storage.buckets (id, name, public) values ('b', 'b', true)`)
+	admin(t, db, `insert into storage.objects (bucket_id, name, version, metadata)
+		select 'b', 'f/' || lpad(i::text, 5, '0'), 'v' || i, '{"size": 3, "mimetype": "text/plain"}'
+		from generate_series(1, 3000) i`)
+	admin(t, db, `analyze storage.objects`)
+
+	cases := []struct{ name, sql string }{
+		{"object_info", `select storage.object_info('b', 'f/01500')`},
+		{"object_exists", `select storage.object_exists('b', 'f/01500')`},
+		{"object_public_lookup", `select storage.object_public_lookup('b', 'f/01500')`},
+		{"object_upload_prepare (new key)", `select storage.object_upload_prepare('b', 'g/new')`},
+		{"object_upload_prepare (existing key)", `select storage.object_upload_prepare('b', 'f/01500', upsert => true)`},
+		{"object_delete", `select storage.object_delete('b', 'f/01500')`},
+		{"object_delete_many", `select storage.object_delete_many('b', array['f/01500', 'f/01501', 'f/99999'])`},
+		{"object_move", `select storage.object_move('b', 'f/01500', 'g/moved')`},
+		{"object_copy", `select storage.object_copy('b', 'f/01500', 'g/copied')`},
+		{"url_sign", `select storage.url_sign('b', 'f/01500', 60)`},
+		{"url_sign_many", `select storage.url_sign_many('b', array['f/01500', 'f/01501', 'f/99999'], 60)`},
+	}
+	// pg_stat_xact_user_tables holds the counts the backend has not reported yet, which may
+	// span earlier transactions: only the difference across a call is the call's.
+	const rowsReadSQL = `select coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)
+		from pg_stat_xact_user_tables where relid = 'storage.objects'::regclass`
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var before, after int64
+			err := asRole(t, db, asService, false, func(tx pgx.Tx) error {
+				if err := tx.QueryRow(ctx, rowsReadSQL).Scan(&before); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, c.sql); err != nil {
+					return err
+				}
+				return tx.QueryRow(ctx, rowsReadSQL).Scan(&after)
+			})
+			require.NoError(t, err)
+			require.LessOrEqual(t, after-before, int64(10), "rows of storage.objects read by %s", c.sql)
+		})
+	}
+}
