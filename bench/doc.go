@@ -31,10 +31,19 @@
 //     CPU other programs took during each measurement, since a shared machine disturbs the
 //     numbers) and writes it to bench/results/latest.md.
 //
+// Where the time goes (cpu.go, profile.go): around each measured run (small requests and the
+// 1 GiB transfers) the harness reads from /proc the CPU time of the server process, of its
+// PostgreSQL (everything under the server) and of the load generator (wrk and the harness),
+// and reports each per request with the rate their sum allows on this machine's CPUs. Unless
+// BENCH_PROFILE=0, the server also runs with STORAGE_PPROF_ADDR on a free loopback port, and
+// each small-request workload's run is profiled: a CPU profile covering it and allocation
+// snapshots before and after, saved in bench/results/profiles/ (beside -out) and summarised
+// in the report as allocations and bytes per request, top functions and CPU buckets.
+//
 // Environment: BENCH_DURATION (wrk and pgbench duration per workload, default 10s),
 // BENCH_WARMUP (unmeasured wrk run before each workload, default 1s; 0 skips it), BENCH_KEEP=1
 // (keep the temporary directory: server log, PostgreSQL log, blobs), BENCH_LISTING=0 (skip the
-// listing benchmark). TMPDIR chooses where the temporary directory (and so the 1 GiB blob)
+// listing benchmark), BENCH_PROFILE=0 (no profiles). TMPDIR chooses where the temporary directory (and so the 1 GiB blob)
 // lives. Flags name the binaries and the output file; see -help.
 //
 // Every child runs in its own process group with a parent-death signal, and all of them are

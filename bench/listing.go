@@ -189,7 +189,9 @@ func runListing(ctx context.Context, s *server, st wrkSettings, warmup time.Dura
 			continue
 		}
 		progress("listing: %s, %s (wrk)", largest.bucket, r.query.name)
-		o := runWorkload(ctx, s, st, warmup, scripts, w)
+		// No profile: this section is about plans and latency; the small-request table's
+		// workloads carry the profiles.
+		o := runWorkload(ctx, s, st, warmup, scripts, w, nil)
 		r.http = &o
 		if ctx.Err() != nil {
 			res.err = ctx.Err()

@@ -22,6 +22,7 @@ type options struct {
 	keep                      bool
 	bigSize                   int64
 	listing                   bool // the listing benchmark (BENCH_LISTING=0 skips it)
+	profile                   bool // profile the server during each workload (BENCH_PROFILE=0: not)
 }
 
 func main() {
@@ -45,6 +46,7 @@ func run() int {
 	}
 	o.keep = os.Getenv("BENCH_KEEP") == "1"
 	o.listing = os.Getenv("BENCH_LISTING") != "0"
+	o.profile = os.Getenv("BENCH_PROFILE") != "0"
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -148,28 +150,39 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 		return nil, err
 	}
 
+	// Profiles go beside the report: bench/results/profiles by default.
+	var prof *profiler
+	pprofAddr := ""
+	if o.profile {
+		prof, pprofAddr = newProfiler(filepath.Join(filepath.Dir(o.out), "profiles"))
+		rep.profileDir = prof.dir
+	}
+
 	progress("starting %s serve in %s", o.storageBin, dir)
 	// The upload limit leaves room above the large object so a limit is never what is measured.
-	s, err := startServer(ctx, procs, storageBin, dir, 2*o.bigSize)
+	s, err := startServer(ctx, procs, storageBin, dir, 2*o.bigSize, pprofAddr)
 	if err != nil {
 		return nil, err
+	}
+	if prof != nil {
+		prof.check(ctx)
 	}
 	if err := s.createFixtures(ctx); err != nil {
 		return nil, fmt.Errorf("%w (server log: %s)", err, s.logTail(5))
 	}
 
 	progress("ceiling: fasthttp hello-world")
-	before := takeCPUSnap()
+	before := takeCPUSnap(0)
 	if r, err := helloCeiling(ctx, procs, helloBin, rep.settings); err != nil {
 		rep.helloErr = err
 	} else {
 		rep.hello = &r
 	}
-	rep.helloOthers = othersShare(before, takeCPUSnap())
+	rep.helloOthers = othersShare(before, takeCPUSnap(0))
 	progress("ceiling: pgbench select bench_noop()")
-	before = takeCPUSnap()
+	before = takeCPUSnap(0)
 	pg, err := runPgbench(ctx, s.dbConn, dir, rep.settings.conns, rep.settings.threads, o.duration)
-	rep.pgOthers = othersShare(before, takeCPUSnap())
+	rep.pgOthers = othersShare(before, takeCPUSnap(0))
 	if err != nil {
 		rep.pgErr = err
 	} else {
@@ -186,7 +199,7 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 	rep.hwmExact = w.exact
 	for _, wl := range workloads {
 		progress("workload: %s", wl.name)
-		rep.rows = append(rep.rows, runWorkload(ctx, s, rep.settings, o.warmup, scripts, wl))
+		rep.rows = append(rep.rows, runWorkload(ctx, s, rep.settings, o.warmup, scripts, wl, prof))
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -197,15 +210,17 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 	rep.smallRSS = w.done()
 
 	progress("upload %s", sizeName(o.bigSize))
-	before = takeCPUSnap()
+	before = takeCPUSnap(s.proc.pid())
 	up := uploadBig(ctx, s, o.bigSize)
-	up.others = othersShare(before, takeCPUSnap())
+	after := takeCPUSnap(s.proc.pid())
+	up.others, up.cpu = othersShare(before, after), cpuSplit(before, after)
 	rep.upload = &up
 	if up.err == nil {
 		progress("download %s", sizeName(o.bigSize))
-		before = takeCPUSnap()
+		before = takeCPUSnap(s.proc.pid())
 		down := downloadBig(ctx, s, o.bigSize)
-		down.others = othersShare(before, takeCPUSnap())
+		after = takeCPUSnap(s.proc.pid())
+		down.others, down.cpu = othersShare(before, after), cpuSplit(before, after)
 		rep.download = &down
 	}
 	if ctx.Err() != nil {

@@ -47,6 +47,7 @@ type report struct {
 	download              *transferResult
 	listing               *listingResult // nil: not run
 	dataDir               string
+	profileDir            string // where the workloads' profiles were saved ("": profiling off)
 	// /proc/loadavg at the start and the end of the run.
 	loadStart, loadEnd string
 	hwmExact           bool
@@ -103,8 +104,10 @@ func (r *report) markdown() string {
 	}
 	p("\nServer peak RSS over the small-request workloads: %s.\n", rssCell(r.smallRSS))
 
+	r.whereTimeGoes(&b)
+
 	p("\n## %s transfer\n\n", sizeName(r.bigSize))
-	p("| transfer | MB/s | time | server peak RSS | × reference (ref MB/s) | of disk write | target | others' CPU |\n|---|---:|---:|---:|---:|---:|---|---:|\n")
+	p("| transfer | MB/s | time | server peak RSS | × reference (ref MB/s) | of disk write | target | others' CPU | CPU s: server / PostgreSQL / client |\n|---|---:|---:|---:|---:|---:|---|---:|---:|\n")
 	r.transferRow(&b, "upload", r.upload, refUpload, targetUpload, r.fraction(rateOf(r.upload), r.diskErr == nil, func() float64 { return r.disk }))
 	r.transferRow(&b, "download", r.download, refDownload, targetDownload, "–")
 
@@ -121,6 +124,26 @@ func (r *report) markdown() string {
 		"HTTP round trip and at least one plpgsql call). MB = 10⁶ bytes.\n")
 	p("- peak RSS: the storage process alone (its PostgreSQL backends are separate processes): %s. Go keeps freed heap "+
 		"for a while, so a phase starts from what the previous one left.\n", peak)
+	p("- where the time goes: CPU time of each part over the measured run (from /proc: the server process alone; "+
+		"its PostgreSQL, i.e. every process under the server including exited backends; the load generator, i.e. wrk and "+
+		"this harness) divided by the requests completed. The CPU ceiling is the rate at which the sum of the three would "+
+		"keep all %d CPUs busy: a workload running near it is bound by CPU, and its largest part is the one to make "+
+		"cheaper; one well below it waits on something else (locks, fsync, round trips). The 1 GiB transfers report the "+
+		"same split in CPU seconds.\n", runtime.NumCPU())
+	if r.profileDir != "" {
+		p("- profiles: the server's CPU profile over each measured run and its allocation counts right before and after "+
+			"it are in %[1]s (<workload>.cpu.pprof, .allocs.pprof, .allocs-base.pprof). Look at them with "+
+			"`go tool pprof -top %[1]s/<workload>.cpu.pprof` and `go tool pprof -sample_index=alloc_space -top "+
+			"-base %[1]s/<workload>.allocs-base.pprof %[1]s/<workload>.allocs.pprof` (bin/storage as the first argument "+
+			"after the flags adds source lines; -http=: opens the web view). allocs/req and KiB/req are that difference "+
+			"over the requests completed (sampled by the runtime: estimates). The buckets classify each CPU sample: GC = "+
+			"a GC worker, assist, sweeper or runtime.mallocgc anywhere on its stack; otherwise by the leaf function's "+
+			"package: syscall = the system-call wrappers (the kernel side of the server's I/O, the netpoller's "+
+			"epoll_wait included, the scheduler's futex not), pgx = github.com/jackc/pgx, fasthttp = github.com/valyala/fasthttp. Top functions "+
+			"are by flat (self) time.\n", r.profileDir)
+	} else {
+		p("- profiles: not taken (BENCH_PROFILE=0).\n")
+	}
 	p("- others' CPU: the share of the machine's CPU used during the measurement by processes outside this run (anything " +
 		"but the harness, the server, its PostgreSQL, wrk and pgbench). Above a few percent the numbers are disturbed")
 	if n := r.disturbed(); n > 0 {
@@ -163,11 +186,11 @@ func rateOf(t *transferResult) float64 {
 func (r *report) transferRow(b *strings.Builder, name string, t *transferResult, ref, target float64, ofDisk string) {
 	label := fmt.Sprintf("%s %s", name, sizeName(r.bigSize))
 	if t == nil {
-		fmt.Fprintf(b, "| %s | not run | | | (%.0f) | | | |\n", label, ref)
+		fmt.Fprintf(b, "| %s | not run | | | (%.0f) | | | | |\n", label, ref)
 		return
 	}
 	if t.err != nil {
-		fmt.Fprintf(b, "| %s | failed: %s | | %s | (%.0f) | | | |\n", label, cell(t.err), rssCell(t.rss), ref)
+		fmt.Fprintf(b, "| %s | failed: %s | | %s | (%.0f) | | | | |\n", label, cell(t.err), rssCell(t.rss), ref)
 		return
 	}
 	var missed []string
@@ -181,9 +204,13 @@ func (r *report) transferRow(b *strings.Builder, name string, t *transferResult,
 	if len(missed) > 0 {
 		verdict = "missed: " + strings.Join(missed, ", ")
 	}
-	fmt.Fprintf(b, "| %s | %s | %.2f s | %s; ref %.0f MB | %.1f× (%.0f) | %s | ≥ %s MB/s, ≤ 64 MiB: %s | %s |\n",
+	cpu := "?"
+	if t.cpu.ok {
+		cpu = fmt.Sprintf("%.2f / %.2f / %.2f", t.cpu.server, t.cpu.postgres, t.cpu.loadgen)
+	}
+	fmt.Fprintf(b, "| %s | %s | %.2f s | %s; ref %.0f MB | %.1f× (%.0f) | %s | ≥ %s MB/s, ≤ 64 MiB: %s | %s | %s |\n",
 		label, thousands(t.mbps()), t.elapsed.Seconds(), rssCell(t.rss), refRSS/1e6,
-		t.mbps()/ref, ref, ofDisk, thousands(target), verdict, share(t.others))
+		t.mbps()/ref, ref, ofDisk, thousands(target), verdict, share(t.others), cpu)
 }
 
 // fraction renders rate as a percentage of a ceiling, or "–" when that ceiling is missing.
@@ -345,4 +372,72 @@ func machineInfo(ctx context.Context, pgVersion string) []string {
 	}
 	lines = append(lines, fmt.Sprintf("software: storage %s, %s, %s, %s", commit, runtime.Version(), wrk, pg))
 	return lines
+}
+
+// whereTimeGoes renders, per workload, what one request costs in CPU on each side, the rate
+// that cost allows on this machine, and what the server's profile says about it.
+func (r *report) whereTimeGoes(b *strings.Builder) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("\n## Where the time goes\n\n")
+	p("| workload | req/s | server µs/req | PostgreSQL µs/req | load generator µs/req | CPU ceiling (req/s) | allocs/req | KiB/req | CPU by bucket | top functions (flat CPU) |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+	for _, o := range r.rows {
+		if o.skipped != "" {
+			p("| %s | not measured | | | | | | | | |\n", o.w.name)
+			continue
+		}
+		n := float64(o.res.requests)
+		srv, pg, lg, ceiling := "?", "?", "?", "?"
+		if o.cpu.ok && n > 0 {
+			us := func(sec float64) float64 { return sec * 1e6 / n }
+			srv, pg, lg = micros(us(o.cpu.server)), micros(us(o.cpu.postgres)), micros(us(o.cpu.loadgen))
+			if sum := us(o.cpu.server + o.cpu.postgres + o.cpu.loadgen); sum > 0 {
+				ceiling = thousands(float64(runtime.NumCPU()) * 1e6 / sum)
+			}
+		}
+		// A profile that could not be taken leaves the reason in its cell, not a failed run.
+		allocs, kib := profCell(o.prof.allocErr), "–"
+		if o.prof.allocErr == nil {
+			allocs, kib = fmt.Sprintf("%.0f", o.prof.allocs), fmt.Sprintf("%.1f", o.prof.bytes/1024)
+		}
+		buckets, top := "–", profCell(o.prof.cpuErr)
+		if o.prof.cpuErr == nil {
+			buckets, top = shares(o.prof.buckets, false), shares(o.prof.top, true)
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			o.w.name, thousands(o.res.rps), srv, pg, lg, ceiling, allocs, kib, buckets, top)
+	}
+}
+
+// profCell says why a profile is missing.
+func profCell(err error) string {
+	if err == nil || err == errProfilingOff {
+		return cell(err)
+	}
+	return "failed: " + cell(err)
+}
+
+// micros renders microseconds with about three significant digits.
+func micros(us float64) string {
+	if us < 100 {
+		return fmt.Sprintf("%.1f", us)
+	}
+	return fmt.Sprintf("%.0f", us)
+}
+
+// shares renders "name 22%, name 6%, …"; short drops functions' import directories.
+func shares(s []flatShare, short bool) string {
+	var parts []string
+	for _, f := range s {
+		name := f.name
+		if short {
+			name = shortFunction(name)
+		}
+		pct := fmt.Sprintf("%.0f%%", 100*f.share)
+		if f.share < 0.095 {
+			pct = fmt.Sprintf("%.1f%%", 100*f.share)
+		}
+		parts = append(parts, cell(name+" "+pct))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -41,11 +41,12 @@ type server struct {
 // point it elsewhere (a DATABASE_URL in the caller's shell must not send the benchmark to a
 // real database), plus the benchmark's settings. Tuning variables such as
 // DATABASE_MAX_CONNECTIONS pass through, so they can be experimented with.
-func serverEnv(dataDir string, uploadLimit int64) []string {
+func serverEnv(dataDir string, uploadLimit int64, pprofAddr string) []string {
 	drop := map[string]bool{
 		"DATABASE_URL": true, "STORAGE_DATA_DIR": true, "STORAGE_BACKEND": true,
 		"STORAGE_FILE_BACKEND_PATH": true, "AUTH_JWT_SECRET": true, "PGRST_JWT_SECRET": true,
 		"SERVER_HOST": true, "SERVER_PORT": true, "LOG_LEVEL": true, "UPLOAD_FILE_SIZE_LIMIT": true,
+		"STORAGE_PPROF_ADDR": true,
 	}
 	var env []string
 	for _, kv := range os.Environ() {
@@ -53,6 +54,9 @@ func serverEnv(dataDir string, uploadLimit int64) []string {
 		if !drop[name] {
 			env = append(env, kv)
 		}
+	}
+	if pprofAddr != "" {
+		env = append(env, "STORAGE_PPROF_ADDR="+pprofAddr)
 	}
 	return append(env,
 		"STORAGE_DATA_DIR="+dataDir,
@@ -65,15 +69,15 @@ func serverEnv(dataDir string, uploadLimit int64) []string {
 }
 
 // startServer starts bin/storage serve with its data in dir/data and waits for the four lines
-// it prints once it accepts requests.
-func startServer(ctx context.Context, procs *procSet, bin, dir string, uploadLimit int64) (*server, error) {
+// it prints once it accepts requests. pprofAddr, when not "", is where it serves its profiles.
+func startServer(ctx context.Context, procs *procSet, bin, dir string, uploadLimit int64, pprofAddr string) (*server, error) {
 	s := &server{logPath: filepath.Join(dir, "server.log")}
 	logFile, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = serverEnv(filepath.Join(dir, "data"), uploadLimit)
+	cmd.Env = serverEnv(filepath.Join(dir, "data"), uploadLimit, pprofAddr)
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

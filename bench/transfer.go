@@ -26,6 +26,7 @@ type transferResult struct {
 	rss     rssPeak
 	err     error
 	others  float64 // share of the machine's CPU other programs used meanwhile (-1: unknown)
+	cpu     cpuUse  // CPU used by the server, its PostgreSQL and the client during the transfer
 }
 
 // mbps is the throughput in decimal MB/s, the unit the reference numbers use.

@@ -164,10 +164,13 @@ type outcome struct {
 	res     wrkResult
 	skipped string  // non-empty: not measured, and why
 	others  float64 // share of the machine's CPU used by other programs meanwhile (-1: unknown)
+	cpu     cpuUse  // CPU used by the server, its PostgreSQL and the load generator during the run
+	prof    profResult
 }
 
-// runWorkload probes w with one request, creates its fixture, warms up and measures it.
-func runWorkload(ctx context.Context, s *server, st wrkSettings, warmup time.Duration, scripts map[string]string, w workload) outcome {
+// runWorkload probes w with one request, creates its fixture, warms up and measures it, and
+// profiles the server during the measured run unless prof is nil.
+func runWorkload(ctx context.Context, s *server, st wrkSettings, warmup time.Duration, scripts map[string]string, w workload, prof *profiler) outcome {
 	o := outcome{w: w}
 	token := ""
 	if w.token != nil {
@@ -226,11 +229,21 @@ func runWorkload(ctx context.Context, s *server, st wrkSettings, warmup time.Dur
 			return o
 		}
 	}
-	before := takeCPUSnap()
+	var pr *profRun
+	if prof != nil {
+		pr = prof.begin(ctx, slug(w.name), st.duration)
+	}
+	before := takeCPUSnap(s.proc.pid())
 	o.res, err = run(st.duration, "run")
-	o.others = othersShare(before, takeCPUSnap())
+	after := takeCPUSnap(s.proc.pid())
+	o.others, o.cpu = othersShare(before, after), cpuSplit(before, after)
 	if err != nil {
 		o.skipped = "wrk failed: " + err.Error()
+	}
+	if pr != nil {
+		o.prof = pr.end(ctx, o.res.requests)
+	} else {
+		o.prof = profResult{allocErr: errProfilingOff, cpuErr: errProfilingOff}
 	}
 	return o
 }

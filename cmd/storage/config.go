@@ -73,6 +73,9 @@ type Config struct {
 	// STORAGE_GC_INTERVAL: time between collector runs (Go duration); 0 disables the collector
 	// in this server. Default 30s.
 	GCInterval time.Duration
+	// STORAGE_PPROF_ADDR: host:port for Go's profiling endpoints (/debug/pprof/); empty (the
+	// default) serves none. Profiles expose internals: bind it to loopback.
+	PprofAddr string
 }
 
 // envVar is one documented environment variable: how --help shows it and how it is read.
@@ -141,6 +144,7 @@ var envVars = []envVar{
 	}},
 	{"STORAGE_BLOB_RETENTION", "168h", "keep freed blobs this long before deleting them (cover your backup/PITR window)", durationVar(func(c *Config, d time.Duration) { c.BlobRetention = d })},
 	{"STORAGE_GC_INTERVAL", "30s", "time between blob collector runs (0 = no collector in this server)", durationVar(func(c *Config, d time.Duration) { c.GCInterval = d })},
+	{"STORAGE_PPROF_ADDR", "", "host:port serving /debug/pprof/ (CPU and heap profiles); empty = off; keep it on loopback", func(c *Config, v string) error { c.PprofAddr = v; return nil }},
 	{"CORS_ALLOWED_ORIGINS", "*", "comma-separated origins browsers may call from (* = any)", func(c *Config, v string) error {
 		c.CORSAllowedOrigins = nil
 		for _, o := range strings.Split(v, ",") {

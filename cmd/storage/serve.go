@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"strconv"
 
 	"github.com/pgstorage/storage/lifecycle"
@@ -27,6 +29,17 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("SERVER_HOST/SERVER_PORT: cannot listen on %s: %v", addr, err)
 	}
 	defer ln.Close()
+	if cfg.PprofAddr != "" {
+		pln, err := net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("STORAGE_PPROF_ADDR: cannot listen on %s: %v", cfg.PprofAddr, err)
+		}
+		defer pln.Close()
+		// The profiling endpoints get their own listener and net/http server: they must never
+		// be reachable through the API's port.
+		go http.Serve(pln, pprofMux())
+		log.Info("profiling endpoints", "url", "http://"+pln.Addr().String()+"/debug/pprof/")
+	}
 	secret, err := jwtSecret(cfg, cfg.embedded())
 	if err != nil {
 		return err
@@ -101,4 +114,16 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	log.Info("shutting down")
 	return srv.Shutdown()
+}
+
+// pprofMux serves net/http/pprof's handlers (heap, allocs, goroutine… through Index). The
+// package also registers them on http.DefaultServeMux, which this binary never serves.
+func pprofMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
 }
