@@ -43,7 +43,8 @@
 // Environment: BENCH_DURATION (wrk and pgbench duration per workload, default 10s),
 // BENCH_WARMUP (unmeasured wrk run before each workload, default 1s; 0 skips it), BENCH_KEEP=1
 // (keep the temporary directory: server log, PostgreSQL log, blobs), BENCH_LISTING=0 (skip the
-// listing benchmark), BENCH_PROFILE=0 (no profiles). TMPDIR chooses where the temporary directory (and so the 1 GiB blob)
+// listing benchmark), BENCH_PROFILE=0 (no profiles), BENCH_ONLY=<regexp> (run only the workloads,
+// transfers ("upload 1 GiB") and "listing" whose names match, and no ceilings). TMPDIR chooses where the temporary directory (and so the 1 GiB blob)
 // lives. Flags name the binaries and the output file; see -help.
 //
 // Every child runs in its own process group with a parent-death signal, and all of them are

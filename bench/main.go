@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -23,7 +24,13 @@ type options struct {
 	bigSize                   int64
 	listing                   bool // the listing benchmark (BENCH_LISTING=0 skips it)
 	profile                   bool // profile the server during each workload (BENCH_PROFILE=0: not)
+	// only (BENCH_ONLY, a regular expression) picks the workloads, transfers ("upload 1 GiB")
+	// and "listing" to run, and skips the ceilings: for iterating on one workload. nil: all.
+	only *regexp.Regexp
 }
+
+// runs reports whether the phase named name is part of this run.
+func (o options) runs(name string) bool { return o.only == nil || o.only.MatchString(name) }
 
 func main() {
 	os.Exit(run())
@@ -46,6 +53,11 @@ func run() int {
 	}
 	o.keep = os.Getenv("BENCH_KEEP") == "1"
 	o.listing = os.Getenv("BENCH_LISTING") != "0"
+	if v := os.Getenv("BENCH_ONLY"); v != "" {
+		if o.only, err = regexp.Compile(v); err != nil {
+			return fail(fmt.Errorf("BENCH_ONLY=%q: %v", v, err))
+		}
+	}
 	o.profile = os.Getenv("BENCH_PROFILE") != "0"
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -171,25 +183,31 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 		return nil, fmt.Errorf("%w (server log: %s)", err, s.logTail(5))
 	}
 
-	progress("ceiling: fasthttp hello-world")
-	before := takeCPUSnap(0)
-	if r, err := helloCeiling(ctx, procs, helloBin, rep.settings); err != nil {
-		rep.helloErr = err
+	var pg pgbenchResult
+	if o.only != nil {
+		skipped := fmt.Errorf("skipped (BENCH_ONLY=%s)", o.only)
+		rep.helloErr, rep.pgErr, rep.diskErr = skipped, skipped, skipped
 	} else {
-		rep.hello = &r
+		progress("ceiling: fasthttp hello-world")
+		before := takeCPUSnap(0)
+		if r, err := helloCeiling(ctx, procs, helloBin, rep.settings); err != nil {
+			rep.helloErr = err
+		} else {
+			rep.hello = &r
+		}
+		rep.helloOthers = othersShare(before, takeCPUSnap(0))
+		progress("ceiling: pgbench select bench_noop()")
+		before = takeCPUSnap(0)
+		pg, err = runPgbench(ctx, s.dbConn, dir, rep.settings.conns, rep.settings.threads, o.duration)
+		rep.pgOthers = othersShare(before, takeCPUSnap(0))
+		if err != nil {
+			rep.pgErr = err
+		} else {
+			rep.pg = &pg
+		}
+		progress("ceiling: disk write %s + fsync", sizeName(o.bigSize))
+		rep.disk, rep.diskErr = diskCeiling(ctx, dir, o.bigSize)
 	}
-	rep.helloOthers = othersShare(before, takeCPUSnap(0))
-	progress("ceiling: pgbench select bench_noop()")
-	before = takeCPUSnap(0)
-	pg, err := runPgbench(ctx, s.dbConn, dir, rep.settings.conns, rep.settings.threads, o.duration)
-	rep.pgOthers = othersShare(before, takeCPUSnap(0))
-	if err != nil {
-		rep.pgErr = err
-	} else {
-		rep.pg = &pg
-	}
-	progress("ceiling: disk write %s + fsync", sizeName(o.bigSize))
-	rep.disk, rep.diskErr = diskCeiling(ctx, dir, o.bigSize)
 	rep.machine = machineInfo(ctx, pg.version)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
@@ -198,6 +216,9 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 	w := watchRSS(s.proc.pid())
 	rep.hwmExact = w.exact
 	for _, wl := range workloads {
+		if !o.runs(wl.name) {
+			continue
+		}
 		progress("workload: %s", wl.name)
 		rep.rows = append(rep.rows, runWorkload(ctx, s, rep.settings, o.warmup, scripts, wl, prof))
 		if ctx.Err() != nil {
@@ -209,17 +230,19 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 	}
 	rep.smallRSS = w.done()
 
-	progress("upload %s", sizeName(o.bigSize))
-	before = takeCPUSnap(s.proc.pid())
-	up := uploadBig(ctx, s, o.bigSize)
-	after := takeCPUSnap(s.proc.pid())
-	up.others, up.cpu = othersShare(before, after), cpuSplit(before, after)
-	rep.upload = &up
-	if up.err == nil {
+	if o.runs("upload " + sizeName(o.bigSize)) {
+		progress("upload %s", sizeName(o.bigSize))
+		before := takeCPUSnap(s.proc.pid())
+		up := uploadBig(ctx, s, o.bigSize)
+		after := takeCPUSnap(s.proc.pid())
+		up.others, up.cpu = othersShare(before, after), cpuSplit(before, after)
+		rep.upload = &up
+	}
+	if rep.upload != nil && rep.upload.err == nil && o.runs("download "+sizeName(o.bigSize)) {
 		progress("download %s", sizeName(o.bigSize))
-		before = takeCPUSnap(s.proc.pid())
+		before := takeCPUSnap(s.proc.pid())
 		down := downloadBig(ctx, s, o.bigSize)
-		after = takeCPUSnap(s.proc.pid())
+		after := takeCPUSnap(s.proc.pid())
 		down.others, down.cpu = othersShare(before, after), cpuSplit(before, after)
 		rep.download = &down
 	}
@@ -227,7 +250,7 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 		return nil, ctx.Err()
 	}
 	// Last: filling a million rows must not disturb the other measurements.
-	if o.listing {
+	if o.listing && o.runs("listing") {
 		rep.listing = runListing(ctx, s, rep.settings, o.warmup, scripts)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

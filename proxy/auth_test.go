@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -203,4 +204,60 @@ func TestJWTMessage(t *testing.T) {
 	} {
 		require.Equal(t, want, jwtMessage(err), "%v", err)
 	}
+}
+
+// TestVerifiedTokenCache: a verified token is answered from the cache, but never a token that
+// differs from it in any byte, and never once its exp has passed.
+func TestVerifiedTokenCache(t *testing.T) {
+	t.Parallel()
+	v := NewVerifier(testSecret, "HS256")
+	exp := time.Now().Add(time.Minute).Truncate(time.Second)
+	tok := mint(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"role": "service_role", "exp": exp.Unix()})
+	first, err := v.Verify(tok)
+	require.NoError(t, err)
+	require.Equal(t, "service_role", first.Role)
+
+	// The cached entry is the verified identity, with the token's exp.
+	v.verified.mu.RLock()
+	e, ok := v.verified.m[tok]
+	v.verified.mu.RUnlock()
+	require.True(t, ok)
+	require.Equal(t, first, e.id)
+	require.True(t, exp.Equal(e.exp), "cached exp %v, token exp %v", e.exp, exp)
+	again, err := v.Verify(tok)
+	require.NoError(t, err)
+	require.Equal(t, first, again)
+
+	// A hit needs the token byte for byte: another signature is verified, and refused.
+	forged := tok[:len(tok)-2] + "AA"
+	if forged == tok {
+		forged = tok[:len(tok)-2] + "BB"
+	}
+	_, err = v.Verify(forged)
+	require.ErrorIs(t, err, ErrAccessDenied)
+
+	// Past exp the entry is ignored: a token cached while valid is refused once expired.
+	_, ok = v.verified.get(tok, exp)
+	require.False(t, ok, "at exp")
+	_, ok = v.verified.get(tok, exp.Add(-time.Millisecond))
+	require.True(t, ok, "before exp")
+	expired := mint(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"role": "service_role", "exp": time.Now().Add(-time.Second).Unix()})
+	v.verified.put(expired, Identity{Role: "service_role", Token: expired}, time.Now().Add(-time.Second))
+	_, err = v.Verify(expired)
+	var ae *Error
+	require.True(t, errors.As(err, &ae), "%v", err)
+	require.Equal(t, `"exp" claim timestamp check failed`, ae.Message)
+
+	// Refusals are not cached, and the cache stays bounded.
+	v.verified.mu.RLock()
+	_, cachedForged := v.verified.m[forged]
+	v.verified.mu.RUnlock()
+	require.False(t, cachedForged)
+	for i := range tokenCacheSize + 10 {
+		v.verified.put(strconv.Itoa(i), Identity{}, time.Time{})
+	}
+	v.verified.mu.RLock()
+	n := len(v.verified.m)
+	v.verified.mu.RUnlock()
+	require.LessOrEqual(t, n, tokenCacheSize)
 }

@@ -71,7 +71,7 @@ func (s *Server) BucketGet(r *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(r.ctx, appendBucket(make([]byte, 0, 320), &b, false))
+	return writeJSON(r.ctx, appendBucket(responseBuf(r.ctx), &b, false))
 }
 
 // BucketUpdate answers PUT /bucket/{id}. At least one of public, file_size_limit and

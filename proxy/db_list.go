@@ -21,16 +21,17 @@ type listEntry struct {
 
 func scanListEntries(out *[]listEntry, withKey bool) func(pgx.Rows) error {
 	return func(rows pgx.Rows) error {
+		// One destination list for every row: e is copied into out after each scan (pgx
+		// allocates fresh values behind the pointer fields, so copies share nothing).
+		var e listEntry
+		dst := []any{&e.Key, &e.Name, &e.ID, &e.UpdatedAt, &e.CreatedAt, &e.LastAccessedAt, (*pgJSON)(&e.Metadata)}
+		if !withKey {
+			dst = dst[1:]
+		}
 		for rows.Next() {
-			var e listEntry
-			dst := []any{&e.Name, &e.ID, &e.UpdatedAt, &e.CreatedAt, &e.LastAccessedAt, &e.Metadata}
-			if withKey {
-				dst = append([]any{&e.Key}, dst...)
-			}
 			if err := rows.Scan(dst...); err != nil {
 				return err
 			}
-			e.Metadata = compactJSON(e.Metadata)
 			*out = append(*out, e)
 		}
 		return nil

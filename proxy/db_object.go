@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"time"
@@ -42,13 +41,10 @@ const objectColumns = `id::text, bucket_id, name, owner::text, owner_id, version
 func scanObject(rows pgx.Rows) (object, error) {
 	var o object
 	err := rows.Scan(&o.ID, &o.BucketID, &o.Name, &o.Owner, &o.OwnerID, &o.Version, &o.CreatedAt,
-		&o.UpdatedAt, &o.LastAccessedAt, &o.Metadata, &o.UserMetadata)
+		&o.UpdatedAt, &o.LastAccessedAt, (*pgJSON)(&o.Metadata), (*pgJSON)(&o.UserMetadata))
 	if err != nil {
 		return o, err
 	}
-	// jsonb comes back with spaces after colons; clients get the compact form JavaScript
-	// writes.
-	o.Metadata, o.UserMetadata = compactJSON(o.Metadata), compactJSON(o.UserMetadata)
 	if len(o.Metadata) > 0 {
 		_ = json.Unmarshal(o.Metadata, &o.meta) // metadata written by SQL callers may lack keys
 	}
@@ -153,15 +149,45 @@ func (db *DB) ObjectDeleteMany(ctx context.Context, settings []any, bucket strin
 	return out, err
 }
 
-func compactJSON(b json.RawMessage) json.RawMessage {
-	if len(b) == 0 {
+// pgJSON scans a json or jsonb column as compact JSON text, nil for NULL. PostgreSQL renders
+// jsonb with a space after every ':' and ','; clients get the compact form JavaScript writes.
+// The text is valid JSON by construction, so compacting it is one pass that drops whitespace
+// outside strings: no parsing, one allocation.
+type pgJSON json.RawMessage
+
+// ScanBytes implements pgtype.BytesScanner (src is the driver's buffer: it is copied).
+func (j *pgJSON) ScanBytes(src []byte) error {
+	if src == nil {
+		*j = nil
 		return nil
 	}
-	var buf bytes.Buffer
-	if json.Compact(&buf, b) != nil {
-		return b
+	*j = appendCompactJSON(make([]byte, 0, len(src)), src)
+	return nil
+}
+
+// appendCompactJSON appends src, valid JSON, without the whitespace outside its strings.
+func appendCompactJSON(dst, src []byte) []byte {
+	inString, escaped := false, false
+	start := 0 // src[start:i] is kept and not yet copied
+	for i, c := range src {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			dst = append(dst, src[start:i]...)
+			start = i + 1
+		}
 	}
-	return buf.Bytes()
+	return append(dst, src[start:]...)
 }
 
 // jsonArg passes JSON to a jsonb parameter; nil is SQL NULL.

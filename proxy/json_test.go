@@ -79,3 +79,28 @@ func TestAppendBucket(t *testing.T) {
 		require.JSONEq(t, tc.want, string(got))
 	}
 }
+
+// TestAppendCompactJSON: the one-pass compaction gives what json.Compact gives for the text
+// PostgreSQL renders (spaces after ':' and ','), and for any other valid JSON, keeping every
+// byte inside strings, escaped quotes included.
+func TestAppendCompactJSON(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		`{}`, `[]`, `null`, `"x"`, `12.5`,
+		`{"a": 1, "b": [1, 2, {"c": null}], "d": "x y"}`,
+		`{"eTag": "\"abc\"", "size": 3, "mimetype": "text/plain; charset=utf-8"}`,
+		`{"k": "a \" b \\ c\\", "l": " : , "}`,
+		`{"u": "\u00e9 é 日本", "t": "tab\tin"}`,
+		" \n\t{ \"a\" :\r\n [ true , false ] } ",
+	} {
+		var want bytes.Buffer
+		require.NoError(t, json.Compact(&want, []byte(in)), in)
+		require.Equal(t, want.String(), string(appendCompactJSON(nil, []byte(in))), "%q", in)
+		var j pgJSON
+		require.NoError(t, j.ScanBytes([]byte(in)))
+		require.Equal(t, want.String(), string(j), "%q", in)
+	}
+	var j pgJSON = pgJSON(`{}`)
+	require.NoError(t, j.ScanBytes(nil))
+	require.Nil(t, j, "NULL scans as nil")
+}

@@ -31,7 +31,7 @@ func (s *Server) ObjectList(r *request) error {
 	if err != nil {
 		return err
 	}
-	b := []byte{'['}
+	b := append(responseBuf(r.ctx), '[')
 	for i := range entries {
 		if i > 0 {
 			b = append(b, ',')
@@ -75,7 +75,7 @@ func (s *Server) ObjectListV2(r *request) error {
 	if hasNext {
 		entries = entries[:limit]
 	}
-	b := append([]byte(`{"hasNext":`), boolJSON(hasNext)...)
+	b := append(append(responseBuf(r.ctx), `{"hasNext":`...), boolJSON(hasNext)...)
 	if hasNext {
 		last := &entries[len(entries)-1]
 		b = appendJSONString(append(b, `,"nextCursor":`...), encodeCursor(last, p))

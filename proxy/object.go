@@ -124,7 +124,7 @@ func (s *Server) ObjectInfo(access readAccess) handlerFunc {
 		h.Set(fasthttp.HeaderETag, o.meta.ETag)
 		h.Set(fasthttp.HeaderLastModified, httpDate(o.meta.LastModified))
 		h.Set(fasthttp.HeaderCacheControl, o.meta.CacheControl)
-		return writeJSON(r.ctx, appendObjectInfo(nil, &o))
+		return writeJSON(r.ctx, appendObjectInfo(responseBuf(r.ctx), &o))
 	}
 }
 

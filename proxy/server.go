@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
@@ -205,11 +206,19 @@ func drainBody(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// writeJSON sends a 200 JSON body.
+// writeJSON sends a 200 JSON body. body becomes the response's buffer (no copy): callers
+// hand over a slice they will not touch again, typically one from responseBuf.
 func writeJSON(ctx *fasthttp.RequestCtx, body []byte) error {
 	ctx.SetContentType("application/json; charset=utf-8")
-	ctx.SetBody(body)
+	ctx.Response.SwapBody(body)
 	return nil
+}
+
+// responseBuf returns the response's pooled body buffer, empty, for a handler to append its
+// JSON to and pass to writeJSON: once the pool is warm a response allocates nothing and is
+// not copied.
+func responseBuf(ctx *fasthttp.RequestCtx) []byte {
+	return ctx.Response.SwapBody(nil)[:0]
 }
 
 // settings returns the prelude's arguments for r, in preludeSettings order.
@@ -243,6 +252,61 @@ func Prelude(id Identity, op string) (string, []any) {
 // headersJSON renders the request headers as one JSON object with lower-case names, the shape
 // policies read from request.headers. Repeated headers are joined with ", ".
 func headersJSON(ctx *fasthttp.RequestCtx) string {
+	// Repeated (and non-ASCII) names are rare: without them the object is written in one
+	// pass, into a buffer on the stack.
+	var names [32][]byte
+	n, repeated := 0, false
+	for k := range ctx.Request.Header.All() {
+		for _, seen := range names[:min(n, len(names))] {
+			if bytes.EqualFold(seen, k) {
+				repeated = true
+			}
+		}
+		for _, c := range k {
+			if c >= utf8.RuneSelf { // not a token: the general path lower-cases it properly
+				repeated = true
+			}
+		}
+		if n < len(names) {
+			names[n] = k
+		}
+		n++
+	}
+	if !repeated && n <= len(names) {
+		var buf [1024]byte
+		b := append(buf[:0], '{')
+		first := true
+		for k, v := range ctx.Request.Header.All() {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = appendLowerJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, unsafeString(v))
+		}
+		return string(append(b, '}'))
+	}
+	return headersJSONRepeated(ctx)
+}
+
+// appendLowerJSONString appends the header name k, lower-cased, as a JSON string.
+func appendLowerJSONString(b, k []byte) []byte {
+	start := len(b)
+	b = appendJSONString(b, unsafeString(k))
+	for i := start; i < len(b); i++ {
+		if c := b[i]; 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return b
+}
+
+// unsafeString views b as a string without copying, for appending it somewhere at once.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// headersJSONRepeated is headersJSON for requests that repeat a header name.
+func headersJSONRepeated(ctx *fasthttp.RequestCtx) string {
 	seen := map[string]int{}
 	var names []string
 	var values [][]byte

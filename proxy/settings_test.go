@@ -144,6 +144,26 @@ func TestHeadersJSON(t *testing.T) {
 	}
 }
 
+// TestHeadersJSONOnePass: without repeated names the one-pass writer renders exactly what the
+// general one does (names lower-cased, values escaped, request order).
+func TestHeadersJSONOnePass(t *testing.T) {
+	t.Parallel()
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI("/object/b/k")
+	ctx.Request.Header.Set("Authorization", "Bearer x.y.z")
+	ctx.Request.Header.Set("X-Client-Info", "storage-js/2.0 \"quoted\" \\ tab\t é")
+	ctx.Request.Header.Set("Content-Type", "text/plain")
+	ctx.Request.Header.Set("X-UPSERT", "true")
+	ctx.Request.Header.Set("User-Agent", "ua")
+	fast := headersJSON(&ctx)
+	require.Equal(t, headersJSONRepeated(&ctx), fast)
+	var got map[string]string
+	require.NoError(t, json.Unmarshal([]byte(fast), &got), fast)
+	require.Equal(t, "true", got["x-upsert"])
+	require.Equal(t, "storage-js/2.0 \"quoted\" \\ tab\t é", got["x-client-info"])
+}
+
 func TestOperationIDs(t *testing.T) {
 	t.Parallel()
 	// The names Supabase Storage writes to storage.operation (spec §3.4).

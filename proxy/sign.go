@@ -66,7 +66,7 @@ func (s *Server) ObjectSign(r *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(r.ctx, append(appendJSONString([]byte(`{"signedURL":`), url), '}'))
+	return writeJSON(r.ctx, append(appendJSONString(append(responseBuf(r.ctx), `{"signedURL":`...), url), '}'))
 }
 
 // ObjectSignMany answers POST /object/sign/{bucket}: one entry per path, in input order.

@@ -3,8 +3,11 @@
 -- database (in a database whose default collation is not C they read the whole bucket);
 -- object_list walks a page of files in one ordered scan instead of one statement per entry;
 -- object_write_check skips the policy dry-run for callers RLS does not apply to (it keeps
--- the duplicate check). Every statement is CREATE OR REPLACE; down reinstalls 009. No table
--- locks.
+-- the duplicate check); the SECURITY DEFINER helpers on request paths (object_public_lookup,
+-- object_exists, blob_upload_begin, object_share_lock) are PL/pgSQL, whose plans are cached
+-- (a SQL function is planned on every call); mime_type_allowed is an expression PostgreSQL
+-- inlines; hmac_sha256 pads its key in one statement. Every statement is CREATE OR REPLACE;
+-- down reinstalls 009. No table locks.
 {{ install_snapshot "010" }}
 
 ---- create above / drop below ----

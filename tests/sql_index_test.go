@@ -67,3 +67,42 @@ func TestSQLLookupsUseTheNameIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLMimeTypeAllowed: a bucket's allowed_mime_types as the reference applies them (split
+// on the first '/'; an entry matches with an equal type and subtype '*' or an identical rest),
+// including the corners: parameters are part of the subtype, '*' and '*/*' allow nothing
+// else, NULL entries match nothing, and NULL or empty lists allow everything.
+func TestSQLMimeTypeAllowed(t *testing.T) {
+	db := testdb.New(t)
+	for _, c := range []struct {
+		mime    string
+		allowed *string // a text[] literal; nil = NULL
+		want    bool
+	}{
+		{"image/png", nil, true},
+		{"image/png", ptr(`{}`), true},
+		{"image/png", ptr(`{image/png}`), true},
+		{"image/png", ptr(`{image/*}`), true},
+		{"image/png", ptr(`{text/*,image/png}`), true},
+		{"image/png", ptr(`{image/jpeg}`), false},
+		{"image/png", ptr(`{IMAGE/PNG}`), false},
+		{"image/png", ptr(`{image}`), false},
+		{"image/png", ptr(`{*}`), false},
+		{"image/png", ptr(`{*/*}`), false},
+		{"image/png", ptr(`{*/png}`), false},
+		{"image/png", ptr(`{NULL}`), false},
+		{"image/png", ptr(`{NULL,image/png}`), true},
+		{"text/plain;charset=UTF-8", ptr(`{text/plain}`), false},
+		{"text/plain;charset=UTF-8", ptr(`{text/*}`), true},
+		{"text/plain;charset=UTF-8", ptr(`{text/plain;charset=UTF-8}`), true},
+		{"a/b/c", ptr(`{a/*}`), true},
+		{"a/b/c", ptr(`{a/b/*}`), false},
+		{"image", ptr(`{image}`), false},
+		{"image", ptr(`{image/*}`), false},
+	} {
+		var got bool
+		require.NoError(t, db.Pool.QueryRow(context.Background(),
+			`select storage.mime_type_allowed($1, $2::text[])`, c.mime, c.allowed).Scan(&got))
+		require.Equal(t, c.want, got, "%s in %v", c.mime, c.allowed)
+	}
+}

@@ -24,12 +24,14 @@ $$;
 -- "not found" from "not allowed" as the reference does. SECURITY DEFINER; discloses existence
 -- only.
 create or replace function storage.object_exists(bucket_id text, name text) returns boolean
-  language sql stable
+  language plpgsql stable
   security definer
   set search_path = pg_catalog, pg_temp
   as $$
-    select exists (select from storage.objects o
-                   where o.bucket_id = object_exists.bucket_id and o.name collate "C" = object_exists.name)
-  $$;
+begin
+  return exists (select from storage.objects o
+                 where o.bucket_id = object_exists.bucket_id and o.name collate "C" = object_exists.name);
+end
+$$;
 revoke all on function storage.object_exists(text, text) from public;
 grant execute on function storage.object_exists(text, text) to anon, authenticated, service_role;

@@ -3,7 +3,9 @@
 -- storage.signing_key, as spec §4 describes.
 
 -- storage.hmac_sha256(key, message) → bytea: HMAC-SHA-256 (RFC 2104) on the built-in sha256,
--- so no extension is needed.
+-- so no extension is needed. bytea has no XOR, so the padded key is XORed with the ipad and
+-- opad bytes (0x36, 0x5c) eight bytes at a time as bigints: one statement, where a byte loop
+-- costs 128 PL/pgSQL assignments per signature.
 create or replace function storage.hmac_sha256(key bytea, message bytea) returns bytea
   language plpgsql immutable parallel safe
   as $$
@@ -16,12 +18,11 @@ begin
     k := sha256(k);
   end if;
   k := k || decode(repeat('00', 64 - length(k)), 'hex');
-  ipad := k;
-  opad := k;
-  for i in 0..63 loop
-    ipad := set_byte(ipad, i, get_byte(k, i) # 54);  -- 0x36
-    opad := set_byte(opad, i, get_byte(k, i) # 92);  -- 0x5c
-  end loop;
+  select string_agg(int8send(w # 3906369333256140342), '' order by i),   -- 0x3636363636363636
+         string_agg(int8send(w # 6655295901103053916), '' order by i)    -- 0x5c5c5c5c5c5c5c5c
+    into ipad, opad
+    from (select i, ('x' || encode(substr(k, i * 8 + 1, 8), 'hex'))::bit(64)::bigint as w
+          from generate_series(0, 7) i) words;
   return sha256(opad || sha256(ipad || message));
 end
 $$;

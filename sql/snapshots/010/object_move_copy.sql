@@ -44,12 +44,14 @@ $$;
 -- and metadata that go together. SECURITY DEFINER: SELECT … FOR SHARE would otherwise require
 -- UPDATE policies on the source; it returns only a row the caller has just read.
 create or replace function storage.object_share_lock(id uuid) returns setof storage.objects
-  language sql
+  language plpgsql
   security definer
   set search_path = pg_catalog, pg_temp
   as $$
-    select o.* from storage.objects o where o.id = object_share_lock.id for share
-  $$;
+begin
+  return query select o.* from storage.objects o where o.id = object_share_lock.id for share;
+end
+$$;
 revoke all on function storage.object_share_lock(uuid) from public;
 grant execute on function storage.object_share_lock(uuid) to anon, authenticated, service_role;
 

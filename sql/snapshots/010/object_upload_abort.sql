@@ -3,14 +3,19 @@
 -- request roles need no right on storage.blob_uploads; callers cannot choose the version, so
 -- an entry can never point at a blob a row uses.
 create or replace function storage.blob_upload_begin(bucket_id text, name text) returns text
-  language sql
+  language plpgsql
   security definer
   set search_path = pg_catalog, pg_temp
   as $$
-    insert into storage.blob_uploads (version, bucket_id, name)
-    values (replace(gen_random_uuid()::text, '-', ''), blob_upload_begin.bucket_id, blob_upload_begin.name)
-    returning version
-  $$;
+declare
+  _version text;
+begin
+  insert into storage.blob_uploads (version, bucket_id, name)
+  values (replace(gen_random_uuid()::text, '-', ''), blob_upload_begin.bucket_id, blob_upload_begin.name)
+  returning version into _version;
+  return _version;
+end
+$$;
 revoke all on function storage.blob_upload_begin(text, text) from public;
 grant execute on function storage.blob_upload_begin(text, text) to anon, authenticated, service_role;
 

@@ -17,17 +17,17 @@ $$;
 -- the reference does: split on the first '/', the whole rest (parameters included) is the
 -- subtype; an entry matches with an equal type and either subtype '*' or an identical rest.
 -- So 'text/plain;charset=UTF-8' is refused by ['text/plain'], and '*' or '*/*' match nothing.
--- NULL or empty allowed list: everything passes.
+-- NULL or empty allowed list: everything passes. Written as one expression without a
+-- subquery, so PostgreSQL inlines it into the calling statement instead of planning a SQL
+-- function on every call: an entry T/R matches with R = '*' exactly when it equals the type
+-- of the MIME type followed by '/*', and with an identical rest exactly when it equals the MIME
+-- type. NULL entries match nothing.
 create or replace function storage.mime_type_allowed(mimetype text, allowed text[]) returns boolean
   language sql immutable
   as $$
     select allowed is null or cardinality(allowed) = 0
-        or (position('/' in mimetype) > 0 and exists (
-              select from unnest(allowed) a
-              where position('/' in a) > 0
-                and split_part(a, '/', 1) = split_part(mimetype, '/', 1)
-                and (substr(a, position('/' in a) + 1) = '*'
-                     or substr(a, position('/' in a) + 1) = substr(mimetype, position('/' in mimetype) + 1))))
+        or coalesce(position('/' in mimetype) > 0
+                    and (mimetype = any (allowed) or split_part(mimetype, '/', 1) || '/*' = any (allowed)), false)
   $$;
 
 -- storage.bucket_lookup(id) → the bucket's access and limit settings, whatever the caller's
@@ -58,13 +58,16 @@ grant execute on function storage.bucket_lookup(text) to anon, authenticated, se
 -- nothing for private buckets, so granting it discloses only what the public routes serve to
 -- anyone. SECURITY DEFINER.
 create or replace function storage.object_public_lookup(bucket_id text, name text) returns setof storage.objects
-  language sql stable
+  language plpgsql stable
   security definer
   set search_path = pg_catalog, pg_temp
   as $$
+begin
+  return query
     select o.* from storage.objects o
     where o.bucket_id = object_public_lookup.bucket_id and o.name collate "C" = object_public_lookup.name
-      and exists (select from storage.buckets b where b.id = object_public_lookup.bucket_id and b.public)
-  $$;
+      and exists (select from storage.buckets b where b.id = object_public_lookup.bucket_id and b.public);
+end
+$$;
 revoke all on function storage.object_public_lookup(text, text) from public;
 grant execute on function storage.object_public_lookup(text, text) to anon, authenticated, service_role;
