@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -166,28 +168,42 @@ func (j *pgJSON) ScanBytes(src []byte) error {
 }
 
 // appendCompactJSON appends src, valid JSON, without the whitespace outside its strings.
+// Listings compact a metadata value per row, so strings (most of the bytes) are skipped with
+// bytes.IndexByte rather than looked at byte by byte.
 func appendCompactJSON(dst, src []byte) []byte {
-	inString, escaped := false, false
-	start := 0 // src[start:i] is kept and not yet copied
-	for i, c := range src {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
+	dst = slices.Grow(dst, len(src))
+	for {
+		// Outside strings: keep everything up to the next quote but whitespace.
+		i := 0
+		for ; i < len(src) && src[i] != '"'; i++ {
+			if c := src[i]; c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+				dst = append(dst, src[:i]...)
+				src, i = src[i+1:], -1
 			}
-		case c == '"':
-			inString = true
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			dst = append(dst, src[start:i]...)
-			start = i + 1
 		}
+		if i == len(src) {
+			return append(dst, src...)
+		}
+		// A string: through its closing quote, the first not escaped by an odd run of
+		// backslashes. Valid input always has one.
+		end := i + 1
+		for {
+			q := bytes.IndexByte(src[end:], '"')
+			if q < 0 {
+				return append(dst, src...)
+			}
+			end += q + 1
+			n := 0
+			for k := end - 2; k > i && src[k] == '\\'; k-- {
+				n++
+			}
+			if n%2 == 0 {
+				break
+			}
+		}
+		dst = append(dst, src[:end]...)
+		src = src[end:]
 	}
-	return append(dst, src[start:]...)
 }
 
 // jsonArg passes JSON to a jsonb parameter; nil is SQL NULL.

@@ -2,10 +2,13 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
 
@@ -92,6 +95,7 @@ func TestAppendCompactJSON(t *testing.T) {
 		`{"k": "a \" b \\ c\\", "l": " : , "}`,
 		`{"u": "\u00e9 é 日本", "t": "tab\tin"}`,
 		" \n\t{ \"a\" :\r\n [ true , false ] } ",
+		`{"a": "\\", "b": "x\"y \\\" z", "c": "\\\\", "d": ""}`, `[ "\\" , "" , " " ]`,
 	} {
 		var want bytes.Buffer
 		require.NoError(t, json.Compact(&want, []byte(in)), in)
@@ -103,4 +107,62 @@ func TestAppendCompactJSON(t *testing.T) {
 	var j pgJSON = pgJSON(`{}`)
 	require.NoError(t, j.ScanBytes(nil))
 	require.Nil(t, j, "NULL scans as nil")
+
+	// Strings of quotes, backslashes and spaces, in indented documents.
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabet := []rune{'"', '\\', ' ', 'a', '/', '\n', 'é', ':', ','}
+	for i := 0; i < 2000; i++ {
+		doc := map[string]any{}
+		for k := 0; k < rng.IntN(5); k++ {
+			var s []rune
+			for n := rng.IntN(8); n > 0; n-- {
+				s = append(s, alphabet[rng.IntN(len(alphabet))])
+			}
+			doc[string(s)] = []any{string(s), k, nil, map[string]any{"x": string(s)}}
+		}
+		in, err := json.MarshalIndent(doc, " ", "  ")
+		require.NoError(t, err)
+		var want bytes.Buffer
+		require.NoError(t, json.Compact(&want, in))
+		require.Equal(t, want.String(), string(appendCompactJSON([]byte("prefix"), in)[len("prefix"):]), "%s", in)
+	}
+}
+
+func BenchmarkAppendCompactJSON(b *testing.B) {
+	in := []byte(`{"eTag": "\"0f343b0931126a20f133d67c2b018a3b\"", "size": 1024, "mimetype": "application/octet-stream", "cacheControl": "no-cache", "lastModified": "2026-01-01T00:00:00.000Z", "contentLength": 1024, "httpStatusCode": 200}`)
+	b.SetBytes(int64(len(in)))
+	buf := make([]byte, 0, 4096)
+	for b.Loop() {
+		buf = appendCompactJSON(buf[:0], in)
+	}
+}
+
+// Listings render the driver's binary values in place: they must match the scanned path.
+func TestAppendRawListValues(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "null", string(appendRawJSTime(nil, nil)))
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 20000; i++ {
+		// Years 1 to about 12000, negative offsets from PostgreSQL's epoch included.
+		us := rng.Int64N(375_000_000_000_000_000/1000) - 63_000_000_000_000_000/1000
+		if i%2 == 0 {
+			us = rng.Int64N(2_000_000_000_000_000) - 1_000_000_000_000_000 // 1968–2031
+		}
+		var raw [8]byte
+		binary.BigEndian.PutUint64(raw[:], uint64(us-pgEpochMicros))
+		want := time.UnixMicro(us)
+		require.Equal(t, string(appendJSTime(nil, &want)), string(appendRawJSTime(nil, raw[:])), "%d µs", us)
+	}
+
+	require.Equal(t, "null", string(appendRawUUID(nil, nil)))
+	for i := 0; i < 1000; i++ {
+		u := uuid.New()
+		require.Equal(t, `"`+u.String()+`"`, string(appendRawUUID(nil, u[:])))
+	}
+
+	require.Equal(t, "null", string(appendRawString(nil, nil)))
+	require.Equal(t, `""`, string(appendRawString(nil, []byte{})))
+	require.Equal(t, `"a \"b\"/c.txt"`, string(appendRawString(nil, []byte(`a "b"/c.txt`))))
+	require.Equal(t, "null", string(appendRawJSON(nil, nil)))
+	require.Equal(t, `{"a":1,"b":"x y"}`, string(appendRawJSON(nil, []byte(`{"a": 1, "b": "x y"}`))))
 }

@@ -27,22 +27,22 @@ func (s *Server) ObjectList(r *request) error {
 	if f.err != nil {
 		return f.err
 	}
-	entries, err := s.db.ObjectList(ctxOf(r), s.settings(r), p)
-	if err != nil {
-		return err
-	}
 	b := append(responseBuf(r.ctx), '[')
-	for i := range entries {
-		if i > 0 {
+	n := 0
+	err = s.db.ObjectList(ctxOf(r), s.settings(r), p, func(e *listRow) {
+		if n > 0 {
 			b = append(b, ',')
 		}
-		e := &entries[i]
-		b = appendJSONString(append(b, `{"name":`...), e.Name)
-		b = appendNullableString(append(b, `,"id":`...), e.ID)
-		b = appendJSTime(append(b, `,"updated_at":`...), e.UpdatedAt)
-		b = appendJSTime(append(b, `,"created_at":`...), e.CreatedAt)
-		b = appendJSTime(append(b, `,"last_accessed_at":`...), e.LastAccessedAt)
-		b = append(appendRawOrNull(append(b, `,"metadata":`...), e.Metadata), '}')
+		n++
+		b = appendRawString(append(b, `{"name":`...), e.Name)
+		b = appendRawUUID(append(b, `,"id":`...), e.ID)
+		b = appendRawJSTime(append(b, `,"updated_at":`...), e.UpdatedAt)
+		b = appendRawJSTime(append(b, `,"created_at":`...), e.CreatedAt)
+		b = appendRawJSTime(append(b, `,"last_accessed_at":`...), e.LastAccessedAt)
+		b = append(appendRawJSON(append(b, `,"metadata":`...), e.Metadata), '}')
+	})
+	if err != nil {
+		return err
 	}
 	return writeJSON(r.ctx, append(b, ']'))
 }
@@ -67,64 +67,81 @@ func (s *Server) ObjectListV2(r *request) error {
 		}
 	}
 	p.Limit = limit + 1 // one more tells whether there is a next page
-	entries, err := s.db.ObjectListV2(ctxOf(r), s.settings(r), p)
-	if err != nil {
-		return err
-	}
-	hasNext := len(entries) > limit
-	if hasNext {
-		entries = entries[:limit]
-	}
-	b := append(append(responseBuf(r.ctx), `{"hasNext":`...), boolJSON(hasNext)...)
-	if hasNext {
-		last := &entries[len(entries)-1]
-		b = appendJSONString(append(b, `,"nextCursor":`...), encodeCursor(last, p))
-		b = appendJSONString(append(b, `,"nextCursorKey":`...), last.Name)
-	}
-	folders, objects := []byte(`,"folders":[`), []byte(`,"objects":[`)
-	for i := range entries {
-		e := &entries[i]
+	// Folders and objects are rendered into buffers of their own, joined at the end. The last
+	// entry rendered is remembered (copied: rows are views) for the next page's cursor.
+	folders := []byte(`,"folders":[`)
+	objects := []byte(`,"objects":[`)
+	var last cursorEntry
+	n := 0
+	err = s.db.ObjectListV2(ctxOf(r), s.settings(r), p, func(e *listRow) {
+		if n++; n > limit {
+			return
+		}
+		last.name = append(last.name[:0], e.Name...)
+		last.createdAt, last.updatedAt = e.CreatedAt != nil, e.UpdatedAt != nil
+		if last.createdAt {
+			last.created = rawTime(e.CreatedAt)
+		}
+		if last.updatedAt {
+			last.updated = rawTime(e.UpdatedAt)
+		}
 		if e.ID == nil && p.WithDelimiter {
 			if len(folders) > len(`,"folders":[`) {
 				folders = append(folders, ',')
 			}
 			folders = appendListV2Entry(folders, e, true)
-			continue
+			return
 		}
 		if len(objects) > len(`,"objects":[`) {
 			objects = append(objects, ',')
 		}
 		objects = appendListV2Entry(objects, e, p.WithDelimiter)
+	})
+	if err != nil {
+		return err
 	}
-	b = append(append(append(b, folders...), ']'), objects...)
-	return writeJSON(r.ctx, append(b, ']', '}'))
+	hasNext := n > limit
+	b := append(append(responseBuf(r.ctx), `{"hasNext":`...), boolJSON(hasNext)...)
+	if hasNext {
+		b = appendJSONString(append(b, `,"nextCursor":`...), encodeCursor(&last, p))
+		b = appendJSONString(append(b, `,"nextCursorKey":`...), string(last.name))
+	}
+	b = append(append(append(append(b, folders...), ']'), objects...), ']', '}')
+	return writeJSON(r.ctx, b)
 }
 
 // appendListV2Entry renders a list-v2 entry; key only in delimited listings.
-func appendListV2Entry(b []byte, e *listEntry, withKey bool) []byte {
+func appendListV2Entry(b []byte, e *listRow, withKey bool) []byte {
 	b = append(b, '{')
 	if withKey {
-		b = appendNullableString(append(b, `"key":`...), e.Key)
+		b = appendRawString(append(b, `"key":`...), e.Key)
 		b = append(b, ',')
 	}
-	b = appendNullableString(append(b, `"id":`...), e.ID)
-	b = appendJSONString(append(b, `,"name":`...), e.Name)
-	b = appendRawOrNull(append(b, `,"metadata":`...), e.Metadata)
-	b = appendJSTime(append(b, `,"updated_at":`...), e.UpdatedAt)
-	b = appendJSTime(append(b, `,"created_at":`...), e.CreatedAt)
-	b = appendJSTime(append(b, `,"last_accessed_at":`...), e.LastAccessedAt)
+	b = appendRawUUID(append(b, `"id":`...), e.ID)
+	b = appendRawString(append(b, `,"name":`...), e.Name)
+	b = appendRawJSON(append(b, `,"metadata":`...), e.Metadata)
+	b = appendRawJSTime(append(b, `,"updated_at":`...), e.UpdatedAt)
+	b = appendRawJSTime(append(b, `,"created_at":`...), e.CreatedAt)
+	b = appendRawJSTime(append(b, `,"last_accessed_at":`...), e.LastAccessedAt)
 	return append(b, '}')
+}
+
+// cursorEntry is what the next page's cursor needs of the last entry of a page.
+type cursorEntry struct {
+	name                 []byte
+	created, updated     time.Time
+	createdAt, updatedAt bool // not NULL
 }
 
 // The cursor is opaque to clients; like the reference's it is base64 of "k:v" lines: l the
 // last name, o the order, c the column, a the last entry's sort timestamp (time sorts).
-func encodeCursor(last *listEntry, p listV2Params) string {
-	lines := "l:" + last.Name + "\no:" + p.SortOrder + "\nc:" + p.SortColumn
-	ts := last.CreatedAt
+func encodeCursor(last *cursorEntry, p listV2Params) string {
+	lines := "l:" + string(last.name) + "\no:" + p.SortOrder + "\nc:" + p.SortColumn
+	ts, ok := last.created, last.createdAt
 	if p.SortColumn == "updated_at" {
-		ts = last.UpdatedAt
+		ts, ok = last.updated, last.updatedAt
 	}
-	if p.SortColumn != "name" && ts != nil {
+	if p.SortColumn != "name" && ok {
 		lines += "\na:" + ts.UTC().Format("2006-01-02T15:04:05.000Z")
 	}
 	return base64.StdEncoding.EncodeToString([]byte(lines))

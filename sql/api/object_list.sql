@@ -50,6 +50,8 @@ declare
   _seen int := 0;
   _restart boolean;
   _scan refcursor;
+  _run int;
+  _ceff text;
   o storage.objects;
 begin
   perform storage.bucket_id_check(object_list.bucket_id);
@@ -115,6 +117,56 @@ begin
   -- name || '\x01', so name || '\x02' is past them): one restart per folder on the page. Names
   -- equal but for case come together, ordered bytewise.
   _cur := case when _asc then translate(_eff, '/', E'\x01') else translate(_eff, '/', E'\x01') || chr(1114111) end;
+
+  -- The page's leading run of files (all of it in a folder without subfolders) in one
+  -- statement: the scan's rows are counted, and cut at the first that is not a file of this
+  -- folder (past the prefix, or a subfolder's key: one with '\x01' after the prefix and
+  -- search). The walk below goes on from there.
+  _ceff := translate(_eff, '/', E'\x01');
+  if _asc then
+    return query
+      select substr(r.name, _plen + 1), r.id, r.updated_at, r.created_at, r.last_accessed_at, r.metadata
+      from (
+        select s.*, count(*) filter (where not (starts_with(s.k, _ceff) and strpos(substr(s.k, _plen + _slen + 1), E'\x01') = 0)) over w as stops, row_number() over w as n
+        from (
+          select x.name, x.id, x.updated_at, x.created_at, x.last_accessed_at, x.metadata,
+                 translate(lower(x.name), '/', E'\x01') collate "C" as k
+          from storage.objects x
+          where x.bucket_id = object_list.bucket_id
+            and translate(lower(x.name), '/', E'\x01') collate "C" >= _cur
+          order by translate(lower(x.name), '/', E'\x01') collate "C", x.name collate "C"
+          limit _skip + _want
+        ) s
+        window w as (order by s.k, s.name collate "C" rows between unbounded preceding and current row)
+      ) r
+      where r.stops = 0 and r.n > _skip;
+  else
+    return query
+      select substr(r.name, _plen + 1), r.id, r.updated_at, r.created_at, r.last_accessed_at, r.metadata
+      from (
+        select s.*, count(*) filter (where not (starts_with(s.k, _ceff) and strpos(substr(s.k, _plen + _slen + 1), E'\x01') = 0)) over w as stops, row_number() over w as n
+        from (
+          select x.name, x.id, x.updated_at, x.created_at, x.last_accessed_at, x.metadata,
+                 translate(lower(x.name), '/', E'\x01') collate "C" as k
+          from storage.objects x
+          where x.bucket_id = object_list.bucket_id
+            and translate(lower(x.name), '/', E'\x01') collate "C" < _cur
+          order by translate(lower(x.name), '/', E'\x01') collate "C" desc, x.name collate "C" desc
+          limit _skip + _want
+        ) s
+        window w as (order by s.k desc, s.name collate "C" desc rows between unbounded preceding and current row)
+      ) r
+      where r.stops = 0 and r.n > _skip;
+  end if;
+  get diagnostics _run = row_count;
+  if _run >= _want then
+    return;
+  end if;
+  -- The run's length: what it returned plus the skipped entries. When it returned nothing
+  -- after an offset, its length is unknown and the walk starts over.
+  _run := case when _run > 0 then _run + _skip else 0 end;
+  _seen := _run;
+
   <<walk>>
   loop
     _restart := false;
@@ -124,15 +176,16 @@ begin
         where x.bucket_id = object_list.bucket_id
           and translate(lower(x.name), '/', E'\x01') collate "C" >= _cur
         order by translate(lower(x.name), '/', E'\x01') collate "C", x.name collate "C"
-        limit _skip + _want - _seen;
+        offset _run limit _skip + _want - _seen;
     else
       open _scan for
         select x.* from storage.objects x
         where x.bucket_id = object_list.bucket_id
           and translate(lower(x.name), '/', E'\x01') collate "C" < _cur
         order by translate(lower(x.name), '/', E'\x01') collate "C" desc, x.name collate "C" desc
-        limit _skip + _want - _seen;
+        offset _run limit _skip + _want - _seen;
     end if;
+    _run := 0;
     loop
       fetch _scan into o;
       exit walk when not found or not starts_with(lower(o.name), _eff);
