@@ -11,6 +11,9 @@
 //  3. measures the machine's own ceilings with the same settings: a fasthttp hello-world
 //     (bench/hello) under wrk, pgbench calling a trivial plpgsql function in the server's
 //     cluster, and the data dir's disk writing 1 GiB and fsyncing it (the upload's ceiling);
+//     and the two halves of a small upload alone: the file store's own Put of 1 KiB from 32
+//     goroutines (with its CPU per Put), and pgbench running an upload's two SQL calls for
+//     fresh keys (these two also run under BENCH_ONLY when it picks the 1 KiB upload);
 //  4. drives each small-request workload with wrk (2 threads, 32 connections, --latency) after
 //     a short warm-up: authenticated GET, public GET, object info, bucket get, sign URL, list
 //     v1 (page of 100 from a 2,000-object folder), 1 KiB upload to fresh keys. A workload
@@ -44,7 +47,8 @@
 // BENCH_WARMUP (unmeasured wrk run before each workload, default 1s; 0 skips it), BENCH_KEEP=1
 // (keep the temporary directory: server log, PostgreSQL log, blobs), BENCH_LISTING=0 (skip the
 // listing benchmark), BENCH_PROFILE=0 (no profiles), BENCH_ONLY=<regexp> (run only the workloads,
-// transfers ("upload 1 GiB") and "listing" whose names match, and no ceilings). TMPDIR chooses where the temporary directory (and so the 1 GiB blob)
+// transfers ("upload 1 GiB") and "listing" whose names match, and no ceilings but the small
+// upload's). TMPDIR chooses where the temporary directory (and so the 1 GiB blob)
 // lives. Flags name the binaries and the output file; see -help.
 //
 // Every child runs in its own process group with a parent-death signal, and all of them are

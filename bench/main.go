@@ -208,6 +208,16 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 		progress("ceiling: disk write %s + fsync", sizeName(o.bigSize))
 		rep.disk, rep.diskErr = diskCeiling(ctx, dir, o.bigSize)
 	}
+	if o.runs(uploadWorkload) {
+		progress("ceiling: blob store Puts of %d KiB", smallSize/1024)
+		put, err := blobPutCeiling(ctx, dir, rep.settings.conns, o.duration)
+		rep.put, rep.putErr = &put, err
+		progress("ceiling: pgbench the upload's SQL")
+		before := takeCPUSnap(0)
+		setup := `insert into storage.buckets (id, name) values ('` + uploadSQLBucket + `', '` + uploadSQLBucket + `') on conflict do nothing`
+		r, err := runPgbenchScript(ctx, s.dbConn, dir, "upload.sql", setup, uploadSQLScript, rep.settings.conns, rep.settings.threads, o.duration)
+		rep.uploadSQL, rep.uploadSQLErr, rep.uploadSQLOthers = &r, err, othersShare(before, takeCPUSnap(0))
+	}
 	rep.machine = machineInfo(ctx, pg.version)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()

@@ -52,6 +52,11 @@ func pgMajor(binDir string) float64 {
 // connections for d. Prepared mode, because the storage server's pgx pool prepares and
 // caches its statements too; -n because there are no pgbench tables to vacuum.
 func runPgbench(ctx context.Context, conn, scriptDir string, clients, threads int, d time.Duration) (pgbenchResult, error) {
+	return runPgbenchScript(ctx, conn, scriptDir, "noop.sql", noopFunction, "select bench_noop();\n", clients, threads, d)
+}
+
+// runPgbenchScript runs setup once with psql, then script from clients connections for d.
+func runPgbenchScript(ctx context.Context, conn, scriptDir, name, setup, body string, clients, threads int, d time.Duration) (pgbenchResult, error) {
 	var r pgbenchResult
 	psql, err := findPGTool("psql")
 	if err != nil {
@@ -62,14 +67,14 @@ func runPgbench(ctx context.Context, conn, scriptDir string, clients, threads in
 		return r, err
 	}
 	// psql and pgbench take the keyword/value string as their database name and expand it.
-	if _, err := runTool(ctx, requestTimeout, os.Environ(), psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", noopFunction, conn); err != nil {
+	if _, err := runTool(ctx, requestTimeout, os.Environ(), psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", setup, conn); err != nil {
 		return r, err
 	}
 	if out, err := runTool(ctx, requestTimeout, os.Environ(), psql, "-X", "-A", "-t", "-c", "show server_version", conn); err == nil {
 		r.version = strings.TrimSpace(out)
 	}
-	script := filepath.Join(scriptDir, "noop.sql")
-	if err := os.WriteFile(script, []byte("select bench_noop();\n"), 0o644); err != nil {
+	script := filepath.Join(scriptDir, name)
+	if err := os.WriteFile(script, []byte(body), 0o644); err != nil {
 		return r, err
 	}
 	secs := int((d + time.Second - 1) / time.Second)

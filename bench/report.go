@@ -40,14 +40,21 @@ type report struct {
 	helloOthers, pgOthers float64
 	disk                  float64 // MB/s of the disk write ceiling
 	diskErr               error
-	rows                  []outcome
-	smallRSS              rssPeak
-	bigSize               int64
-	upload                *transferResult
-	download              *transferResult
-	listing               *listingResult // nil: not run
-	dataDir               string
-	profileDir            string // where the workloads' profiles were saved ("": profiling off)
+	// The small upload's halves alone (nil: not run): the blob store's Put, and pgbench of
+	// its SQL.
+	put             *putCeiling
+	putErr          error
+	uploadSQL       *pgbenchResult
+	uploadSQLErr    error
+	uploadSQLOthers float64
+	rows            []outcome
+	smallRSS        rssPeak
+	bigSize         int64
+	upload          *transferResult
+	download        *transferResult
+	listing         *listingResult // nil: not run
+	dataDir         string
+	profileDir      string // where the workloads' profiles were saved ("": profiling off)
 	// /proc/loadavg at the start and the end of the run.
 	loadStart, loadEnd string
 	hwmExact           bool
@@ -86,6 +93,27 @@ func (r *report) markdown() string {
 		p("| disk: write %s in 256 KiB writes + fsync, in the data dir | %s MB/s | | | | |\n", sizeName(r.bigSize), thousands(r.disk))
 	} else {
 		p("| disk write | not measured: %s | | | | |\n", cell(r.diskErr))
+	}
+
+	if r.put != nil {
+		if r.putErr == nil {
+			p("| blob store: %s Puts (temporary file + fsync, link, directory fsync) into one folder, %d at a time, in the data dir | %s puts/s, %s µs CPU each | | | 0 | %s |\n",
+				strconv.Itoa(smallSize/1024)+" KiB", r.settings.conns, thousands(r.put.rate), thousands(r.put.cpu*1e6), share(r.put.others))
+		} else {
+			p("| blob store Puts | not measured: %s | | | | |\n", cell(r.putErr))
+		}
+	}
+	if r.uploadSQL != nil {
+		if r.uploadSQLErr == nil {
+			p("| pgbench: an upload's SQL (object_upload_prepare, then object_upload_commit: two transactions), fresh keys, -c%d -j%d -M prepared | %s uploads/s | avg %s | – | %d | %s |\n",
+				r.settings.conns, r.settings.threads, thousands(r.uploadSQL.tps), latency(r.uploadSQL.latency), r.uploadSQL.failed, share(r.uploadSQLOthers))
+		} else {
+			p("| pgbench: an upload's SQL | not measured: %s | | | | |\n", cell(r.uploadSQLErr))
+		}
+	}
+	if r.put != nil && r.putErr == nil && r.uploadSQL != nil && r.uploadSQLErr == nil {
+		both := 1 / (1/r.put.rate + 1/r.uploadSQL.tps)
+		p("\nA small upload is both halves on the same machine. If each half alone uses the machine up at its rate above, an upload costs 1/puts + 1/SQL seconds of it: about %s uploads/s, before any HTTP.\n", thousands(both))
 	}
 
 	p("\n## Small requests\n\n")
