@@ -91,6 +91,16 @@ func runPgbenchScript(ctx context.Context, conn, scriptDir, name, setup, body st
 	return parsePgbench(out, r)
 }
 
+// vacuumAnalyze vacuums and analyzes the server's database.
+func vacuumAnalyze(ctx context.Context, conn string) error {
+	psql, err := findPGTool("psql")
+	if err != nil {
+		return err
+	}
+	_, err = runTool(ctx, time.Minute, os.Environ(), psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", "vacuum analyze", conn)
+	return err
+}
+
 // parsePgbench reads pgbench's summary:
 //
 //	number of failed transactions: 0 (0.000%)
