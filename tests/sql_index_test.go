@@ -106,3 +106,47 @@ func TestSQLMimeTypeAllowed(t *testing.T) {
 		require.Equal(t, c.want, got, "%s in %v", c.mime, c.allowed)
 	}
 }
+
+// TestSQLListPageReadsAPage: a list v1 page by name reads about a page of rows, even when the
+// statistics are stale and call the bucket tiny (analyzed before it filled up), which tempts
+// the planner into reading the whole bucket through the name index and sorting it.
+func TestSQLListPageReadsAPage(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	admin(t, db, `insert into storage.buckets (id, name) values ('b', 'b'), ('other', 'other')`)
+	admin(t, db, `insert into storage.objects (bucket_id, name, version)
+		select 'other', 'o/' || i, 'o' || i from generate_series(1, 20000) i`)
+	admin(t, db, `insert into storage.objects (bucket_id, name, version) values ('b', 'seed', 'seed')`)
+	admin(t, db, `analyze storage.objects`)
+	admin(t, db, `insert into storage.objects (bucket_id, name, version, metadata)
+		select 'b', 'f/' || lpad(i::text, 5, '0'), 'v' || i, '{"size": 3}'
+		from generate_series(1, 3000) i`)
+
+	const rowsReadSQL = `select coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)
+		from pg_stat_xact_user_tables where relid = 'storage.objects'::regclass`
+	for _, order := range []string{"asc", "desc"} {
+		var before, after int64
+		var names []string
+		err := asRole(t, db, asService, false, func(tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, rowsReadSQL).Scan(&before); err != nil {
+				return err
+			}
+			rows, err := tx.Query(ctx, `select name from storage.object_list('b', 'f', 100, 0, '', 'name', $1)`, order)
+			if err != nil {
+				return err
+			}
+			if names, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, rowsReadSQL).Scan(&after)
+		})
+		require.NoError(t, err)
+		require.Len(t, names, 100, order)
+		if order == "asc" {
+			require.Equal(t, []string{"00001", "00100"}, []string{names[0], names[99]})
+		} else {
+			require.Equal(t, []string{"03000", "02901"}, []string{names[0], names[99]})
+		}
+		require.LessOrEqual(t, after-before, int64(150), "rows of storage.objects read by a %s page", order)
+	}
+}
