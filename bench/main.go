@@ -220,7 +220,7 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 		// The script leaves tens of thousands of new rows. Vacuum them now, or autovacuum
 		// does it during a later workload and bills that workload's PostgreSQL CPU for it.
 		if err == nil {
-			err = vacuumAnalyze(ctx, s.dbConn)
+			err = psqlExec(ctx, s.dbConn, time.Minute, "vacuum analyze")
 		}
 		if err != nil {
 			rep.uploadSQLErr = err

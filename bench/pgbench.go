@@ -66,8 +66,7 @@ func runPgbenchScript(ctx context.Context, conn, scriptDir, name, setup, body st
 	if err != nil {
 		return r, err
 	}
-	// psql and pgbench take the keyword/value string as their database name and expand it.
-	if _, err := runTool(ctx, requestTimeout, os.Environ(), psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", setup, conn); err != nil {
+	if err := psqlExec(ctx, conn, requestTimeout, setup); err != nil {
 		return r, err
 	}
 	if out, err := runTool(ctx, requestTimeout, os.Environ(), psql, "-X", "-A", "-t", "-c", "show server_version", conn); err == nil {
@@ -91,13 +90,14 @@ func runPgbenchScript(ctx context.Context, conn, scriptDir, name, setup, body st
 	return parsePgbench(out, r)
 }
 
-// vacuumAnalyze vacuums and analyzes the server's database.
-func vacuumAnalyze(ctx context.Context, conn string) error {
+// psqlExec runs sql in the server's database with psql, stopping at the first error. psql (like
+// pgbench) takes the keyword/value connection string as its database name and expands it.
+func psqlExec(ctx context.Context, conn string, timeout time.Duration, sql string) error {
 	psql, err := findPGTool("psql")
 	if err != nil {
 		return err
 	}
-	_, err = runTool(ctx, time.Minute, os.Environ(), psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", "vacuum analyze", conn)
+	_, err = runTool(ctx, timeout, os.Environ(), psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql, conn)
 	return err
 }
 

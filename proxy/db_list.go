@@ -137,7 +137,6 @@ func appendRawJSTime(b []byte, ts []byte) []byte {
 	t := rawTime(ts)
 	y, mo, d := t.Date()
 	if y < 0 || y > 9999 {
-		t := t
 		return appendJSTime(b, &t)
 	}
 	h, mi, s := t.Clock()

@@ -78,13 +78,12 @@ func (s *Server) ObjectListV2(r *request) error {
 			return
 		}
 		last.name = append(last.name[:0], e.Name...)
-		last.createdAt, last.updatedAt = e.CreatedAt != nil, e.UpdatedAt != nil
-		if last.createdAt {
-			last.created = rawTime(e.CreatedAt)
+		at := e.CreatedAt
+		if p.SortColumn == "updated_at" {
+			at = e.UpdatedAt
 		}
-		if last.updatedAt {
-			last.updated = rawTime(e.UpdatedAt)
-		}
+		last.at = append(last.at[:0], at...)
+		last.atNull = at == nil
 		if e.ID == nil && p.WithDelimiter {
 			if len(folders) > len(`,"folders":[`) {
 				folders = append(folders, ',')
@@ -126,23 +125,19 @@ func appendListV2Entry(b []byte, e *listRow, withKey bool) []byte {
 	return append(b, '}')
 }
 
-// cursorEntry is what the next page's cursor needs of the last entry of a page.
+// cursorEntry is what the next page's cursor needs of the last entry of a page: its name and
+// its timestamp in the sort column (created_at but for updated_at sorts), binary.
 type cursorEntry struct {
-	name                 []byte
-	created, updated     time.Time
-	createdAt, updatedAt bool // not NULL
+	name, at []byte
+	atNull   bool
 }
 
 // The cursor is opaque to clients; like the reference's it is base64 of "k:v" lines: l the
 // last name, o the order, c the column, a the last entry's sort timestamp (time sorts).
 func encodeCursor(last *cursorEntry, p listV2Params) string {
 	lines := "l:" + string(last.name) + "\no:" + p.SortOrder + "\nc:" + p.SortColumn
-	ts, ok := last.created, last.createdAt
-	if p.SortColumn == "updated_at" {
-		ts, ok = last.updated, last.updatedAt
-	}
-	if p.SortColumn != "name" && ok {
-		lines += "\na:" + ts.UTC().Format("2006-01-02T15:04:05.000Z")
+	if p.SortColumn != "name" && !last.atNull {
+		lines += "\na:" + rawTime(last.at).Format("2006-01-02T15:04:05.000Z")
 	}
 	return base64.StdEncoding.EncodeToString([]byte(lines))
 }
