@@ -2,9 +2,12 @@ package tests
 
 import (
 	"context"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgstorage/storage/tests/testdb"
@@ -148,5 +151,79 @@ func TestSQLListPageReadsAPage(t *testing.T) {
 			require.Equal(t, []string{"03000", "02901"}, []string{names[0], names[99]})
 		}
 		require.LessOrEqual(t, after-before, int64(150), "rows of storage.objects read by a %s page", order)
+	}
+}
+
+// TestSQLListPlans: how PostgreSQL plans list v1's statements, read from auto_explain's plans
+// of each statement inside the function (as notices).
+//   - By name, the statements use the plan made once per connection (parameters $n in the
+//     plan), not one made again on every call for the call's values, which costs half again
+//     as much as reading the page.
+//   - By a time column, the statement sorts, so it must be planned with sorts allowed: the
+//     by-name setting that disables them would make its cost look astronomic, which also
+//     triggers JIT compiling (~140 ms per call), and no plan may show JIT at all.
+func TestSQLListPlans(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	// Statistics that call bucket b tiny next to another bucket (analyzed before b filled
+	// up): a plan for the call's values then always looks cheaper than the generic one.
+	admin(t, db, `insert into storage.buckets (id, name) values ('b', 'b'), ('other', 'other')`)
+	admin(t, db, `insert into storage.objects (bucket_id, name, version)
+		select 'other', 'o/' || i, 'o' || i from generate_series(1, 20000) i`)
+	admin(t, db, `insert into storage.objects (bucket_id, name, version) values ('b', 'seed', 'seed')`)
+	admin(t, db, `analyze storage.objects`)
+	admin(t, db, `insert into storage.objects (bucket_id, name, version, metadata)
+		select 'b', 'f/' || lpad(i::text, 5, '0'), 'v' || i, '{"size": 3}'
+		from generate_series(1, 3000) i`)
+
+	cfg, err := pgx.ParseConfig(db.SuperURL)
+	require.NoError(t, err)
+	var notices []string
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Message) }
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	for _, s := range []string{`load 'auto_explain'`, `set auto_explain.log_min_duration = 0`,
+		`set auto_explain.log_nested_statements = on`, `set auto_explain.log_level = notice`,
+		`set client_min_messages = notice`} {
+		_, err := conn.Exec(ctx, s)
+		require.NoError(t, err, s)
+	}
+	// plans runs a listing and returns the plans of the statements run inside the function.
+	plans := func(sortColumn string) []string {
+		notices = nil
+		var n int
+		require.NoError(t, conn.QueryRow(ctx,
+			`select count(*) from storage.object_list('b', 'f', 100, 0, '', $1, 'asc')`, sortColumn).Scan(&n))
+		require.Equal(t, 100, n, sortColumn)
+		var inner []string
+		for _, p := range notices {
+			if strings.Contains(p, "storage.objects") && !strings.Contains(p, "object_list(") {
+				inner = append(inner, p)
+			}
+		}
+		require.NotEmpty(t, inner, "no plans of the function's statements in %q", notices)
+		return inner
+	}
+
+	// PostgreSQL plans a statement for the call's values at least five times before it may
+	// settle on the generic plan: the calls after that show which one it kept.
+	for i := 0; i < 8; i++ {
+		byName := plans("name")
+		if i < 6 {
+			continue
+		}
+		for _, p := range byName {
+			require.Contains(t, p, "bucket_id = $", "call %d by name: planned for the call's values:\n%s", i+1, p)
+			require.NotContains(t, p, "JIT:", p)
+		}
+	}
+	disabledCost := regexp.MustCompile(`cost=\d{10,}`)
+	for _, col := range []string{"created_at", "updated_at"} {
+		for _, p := range plans(col) {
+			require.NotRegexp(t, disabledCost, p, "by %s: planned with sorts disabled", col)
+			require.Contains(t, p, "Sort", "by %s", col)
+			require.NotContains(t, p, "JIT:", p)
+		}
 	}
 }

@@ -36,6 +36,13 @@ create or replace function storage.object_list(
   -- is tiny (analyzed before it filled up), the planner otherwise prefers reading the whole
   -- bucket by the name index and sorting it: milliseconds per page instead of a hundred rows.
   set enable_sort = off
+  -- The by-name statements are planned once per connection. Left to choose, PostgreSQL
+  -- keeps re-planning them on every call once the bucket has statistics, which cost half
+  -- again as much as the page itself (0.44 instead of 0.29 ms per page of 100).
+  set plan_cache_mode = force_generic_plan
+  -- Never compile: a disabled sort makes a plan look expensive enough for JIT, whose ~140 ms
+  -- of compiling dwarfs any page.
+  set jit = off
   as $$
 #variable_conflict use_column
 declare
@@ -74,7 +81,10 @@ begin
 
   if _col <> 'name' then
     -- Folders first, by name in the requested direction, then the files at this depth by the
-    -- column (name breaking ties).
+    -- column (name breaking ties). This reads and sorts every key under the prefix, so it is
+    -- planned the usual way, with sorts, for the parameters at hand (until the function
+    -- returns: its SET clauses scope these).
+    perform set_config('enable_sort', 'on', true), set_config('plan_cache_mode', 'auto', true);
     return query
       with entries as (
         select distinct on (lower(left(substr(x.name, _plen + 1), _slen + position('/' in substr(x.name, _plen + _slen + 1)) - 1)))

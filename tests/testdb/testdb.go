@@ -130,6 +130,9 @@ func (Migrator) Migrate(ctx context.Context, _ *sql.DB, conf pgtestdb.Config) er
 type DB struct {
 	Pool *pgxpool.Pool
 	URL  string // connects as the migrating role (the tables' owner)
+	// SuperURL connects to the same database as the cluster's superuser, for what only a
+	// superuser may do (loading auto_explain to read the plans inside a function).
+	SuperURL string
 }
 
 // New returns a migrated database of the test's own, dropped after the test passes (kept for
@@ -150,5 +153,7 @@ func NewMigrated(t testing.TB, m pgtestdb.Migrator) *DB {
 		t.Fatalf("testdb: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	return &DB{Pool: pool, URL: conf.URL()}
+	super := admin
+	super.Database = conf.Database
+	return &DB{Pool: pool, URL: conf.URL(), SuperURL: super.URL()}
 }
