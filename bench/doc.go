@@ -48,7 +48,10 @@
 // (keep the temporary directory: server log, PostgreSQL log, blobs), BENCH_LISTING=0 (skip the
 // listing benchmark), BENCH_PROFILE=0 (no profiles), BENCH_ONLY=<regexp> (run only the workloads,
 // transfers ("upload 1 GiB") and "listing" whose names match, and no ceilings but the small
-// upload's). TMPDIR chooses where the temporary directory (and so the 1 GiB blob)
+// upload's), BENCH_AUTOGROUP=keep (leave Linux's autogroup scheduling on; by default, as root,
+// the harness turns it off for the run and back on after, as a database host is tuned: every
+// PostgreSQL backend is a session of its own and would weigh as much as the whole server; see
+// sched.go). TMPDIR chooses where the temporary directory (and so the 1 GiB blob)
 // lives. Flags name the binaries and the output file; see -help.
 //
 // Every child runs in its own process group with a parent-death signal, and all of them are

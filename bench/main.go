@@ -24,6 +24,7 @@ type options struct {
 	bigSize                   int64
 	listing                   bool // the listing benchmark (BENCH_LISTING=0 skips it)
 	profile                   bool // profile the server during each workload (BENCH_PROFILE=0: not)
+	keepAutogroup             bool // BENCH_AUTOGROUP=keep: leave autogroup scheduling as it is
 	// only (BENCH_ONLY, a regular expression) picks the workloads, transfers ("upload 1 GiB")
 	// and "listing" to run, and skips the ceilings: for iterating on one workload. nil: all.
 	only *regexp.Regexp
@@ -59,6 +60,13 @@ func run() int {
 		}
 	}
 	o.profile = os.Getenv("BENCH_PROFILE") != "0"
+	switch v := os.Getenv("BENCH_AUTOGROUP"); v {
+	case "", "off":
+	case "keep":
+		o.keepAutogroup = true
+	default:
+		return fail(fmt.Errorf("BENCH_AUTOGROUP=%q: must be keep or off (the default)", v))
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -70,8 +78,13 @@ func run() int {
 	}()
 	procs := &procSet{}
 	defer procs.stopAll()
+	sched, restore := schedulerSetup(o.keepAutogroup)
+	defer restore()
 
 	rep, err := bench(ctx, o, procs)
+	if rep != nil {
+		rep.scheduler = sched
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			err = errors.New("interrupted")

@@ -57,6 +57,7 @@ type report struct {
 	profileDir      string // where the workloads' profiles were saved ("": profiling off)
 	// /proc/loadavg at the start and the end of the run.
 	loadStart, loadEnd string
+	scheduler          string // what the run did about autogroup scheduling (sched.go)
 	hwmExact           bool
 }
 
@@ -74,6 +75,9 @@ func (r *report) markdown() string {
 	p("- settings: wrk -t%d -c%d -d%s --latency --timeout %s, after a %s warm-up per workload; server: storage serve, "+
 		"file backend and embedded PostgreSQL in a fresh directory under %s, LOG_LEVEL=warn\n",
 		r.settings.threads, r.settings.conns, wrkDuration(r.settings.duration), wrkDuration(r.settings.timeout), r.warmup, filepath.Dir(r.dataDir))
+	if r.scheduler != "" {
+		p("- %s\n", r.scheduler)
+	}
 
 	p("\n## Ceilings (same machine, same run)\n\n")
 	p("| ceiling | rate | p50 | p99 | errors | others' CPU |\n|---|---:|---:|---:|---:|---:|\n")
