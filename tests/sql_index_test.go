@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgstorage/storage/proxy"
 	"github.com/pgstorage/storage/tests/testdb"
 )
 
@@ -226,4 +228,56 @@ func TestSQLListPlans(t *testing.T) {
 			require.NotContains(t, p, "JIT:", p)
 		}
 	}
+}
+
+// TestSQLUploadQueueByKey: an upload's commit and abort find its storage.blob_uploads entry
+// through the key, even on a connection that cached its plans right after a vacuum left the
+// queue empty, once dead entries pile up (the queue holds as many as uploads between two
+// vacuums). Read before and after each call in its transaction, the table's statistics count
+// the sequential scans: none.
+func TestSQLUploadQueueByKey(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	admin(t, db, `insert into storage.buckets (id, name) values ('b', 'b')`)
+	admin(t, db, `vacuum analyze storage.blob_uploads`)
+
+	conn, err := db.Pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	const seqScansSQL = `select coalesce(seq_scan, 0) from pg_stat_xact_user_tables
+		where relid = 'storage.blob_uploads'::regclass`
+	prelude, preludeArgs := proxy.Prelude(asService, "test")
+	// upload runs an upload's calls as the service role in one transaction on the pinned
+	// connection, and returns the sequential scans of the queue its last call made.
+	upload := func(key string, abort bool) int64 {
+		tx, err := conn.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx)
+		_, err = tx.Exec(ctx, prelude, preludeArgs...)
+		require.NoError(t, err)
+		var version string
+		require.NoError(t, tx.QueryRow(ctx, `select version from storage.object_upload_prepare('b', $1)`, key).Scan(&version))
+		var before, after int64
+		require.NoError(t, tx.QueryRow(ctx, seqScansSQL).Scan(&before))
+		if abort {
+			_, err = tx.Exec(ctx, `select storage.object_upload_abort($1)`, version)
+		} else {
+			_, err = tx.Exec(ctx, `select storage.object_upload_commit('b', $1, $2, false, null, 3, 'md5', 'text/plain', 'no-cache', null)`, key, version)
+		}
+		require.NoError(t, err)
+		require.NoError(t, tx.QueryRow(ctx, seqScansSQL).Scan(&after))
+		require.NoError(t, tx.Commit(ctx))
+		return after - before
+	}
+	// Enough calls on a near-empty queue for PostgreSQL to settle on a plan for the
+	// connection, then the dead entries of 5,000 finished uploads.
+	for i := 0; i < 8; i++ {
+		upload(fmt.Sprintf("warm/%d-commit", i), false)
+		upload(fmt.Sprintf("warm/%d-abort", i), true)
+	}
+	admin(t, db, `insert into storage.blob_uploads (version, bucket_id, name)
+		select 'dead' || i, 'b', 'dead/' || i from generate_series(1, 5000) i`)
+	admin(t, db, `delete from storage.blob_uploads where version like 'dead%'`)
+	require.Zero(t, upload("after/commit", false), "sequential scans of storage.blob_uploads by object_upload_commit")
+	require.Zero(t, upload("after/abort", true), "sequential scans of storage.blob_uploads by object_upload_abort")
 }

@@ -25,6 +25,9 @@ grant execute on function storage.blob_upload_begin(text, text) to anon, authent
 -- uses it, and the in-flight entry goes. Callable by service_role only.
 create or replace function storage.object_upload_abort(version text) returns void
   language plpgsql
+  -- Its entry by key, never by reading the queue: see storage.object_upload_commit.
+  set enable_seqscan = off
+  set jit = off
   as $$
 #variable_conflict use_column
 declare

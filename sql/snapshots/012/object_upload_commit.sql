@@ -22,6 +22,14 @@ create or replace function storage.object_upload_commit(
   x_robots_tag text default null
 ) returns uuid
   language plpgsql
+  -- storage.blob_uploads is a queue: a few live entries, and between two vacuums as many dead
+  -- ones as there were uploads. A vacuum leaves it empty, so the plan a connection caches next
+  -- reads it whole to find one entry, and goes on doing so as the dead entries pile up (at
+  -- 2,000 uploads/s, hundreds of pages per commit). Its entry is always found by key.
+  set enable_seqscan = off
+  -- A statement with no index to use looks astronomically costly with sequential scans off;
+  -- it must not be JIT-compiled for that.
+  set jit = off
   as $$
 #variable_conflict use_column
 declare
