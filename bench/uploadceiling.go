@@ -91,9 +91,9 @@ func rusage() float64 {
 const uploadSQLBucket = "bench-upload-sql"
 
 const uploadSQLScript = `\set k random(1, 9000000000000000000)
-select version as v from storage.object_upload_prepare(bucket_id => '` + uploadSQLBucket + `', name => 'k/' || :k,
+select version as v from storage_internal.object_upload_prepare(bucket_id => '` + uploadSQLBucket + `', name => 'k/' || :k,
   upsert => false, mimetype => 'application/octet-stream', content_length => 1024, user_metadata => null) \gset
-select storage.object_upload_commit(bucket_id => '` + uploadSQLBucket + `', name => 'k/' || :k, version => :v,
+select storage_internal.object_upload_commit(bucket_id => '` + uploadSQLBucket + `', name => 'k/' || :k, version => :v,
   upsert => false, owner_id => null, size => 1024, md5 => '0f343b0931126a20f133d67c2b018a3b',
   mimetype => 'application/octet-stream', cache_control => 'max-age=3600', user_metadata => null, x_robots_tag => null);
 `

@@ -4,15 +4,17 @@
 //
 // The database decides; this package only acts on its answers. Blobs are queued for deletion
 // by triggers in the same transaction that drops their last reference (storage.blobs_freed),
-// and the SQL functions storage.blob_collect_* re-check, when the collector gets to them, that
+// and the SQL functions storage_internal.blob_collect_* re-check, when the collector gets to them, that
 // no row references them again.
 package lifecycle
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -29,9 +31,10 @@ const (
 	DefaultUploadExpiry = 24 * time.Hour
 )
 
-// leaderLock is the advisory lock key that elects the one collector working at a time. The
-// value is arbitrary but fixed: every server of one database must use the same.
-const leaderLock int64 = 0x73746f7261676501 // "storage" + 1
+// leaseTTL is how long the leader's lease lasts without renewal: a collector renews it before
+// every batch and gives it up after its run, so this only matters when a leader dies in a run
+// (another takes over this long after). Longer than any one batch can take.
+const leaseTTL = 2 * time.Minute
 
 // Sizes of the collector's steps: one batch of queue entries per SQL call, one batch of rows
 // per empty-job call, and the deletes in flight at once against the blob store.
@@ -42,8 +45,9 @@ const (
 )
 
 // Collector drains the queue of freed blobs and works bucket-empty jobs, in the background of
-// a server. Any number of servers may run one against the same database: a PostgreSQL advisory
-// lock lets exactly one work at a time, the others skip their turn.
+// a server. Any number of servers may run one against the same database: a lease in the
+// database (storage_internal.collector_lease, which request roles cannot touch) lets exactly
+// one work at a time, the others skip their turn.
 type Collector struct {
 	DB    *pgxpool.Pool // its connection settings are used for a dedicated connection
 	Blobs blob.Store
@@ -61,11 +65,13 @@ type Collector struct {
 
 	kickOnce sync.Once
 	kick     chan struct{}
+	idOnce   sync.Once
+	id       string // this collector's name as the lease's holder
 }
 
 // Stats says what one run did.
 type Stats struct {
-	Leader       bool  // false: another collector held the lock, nothing was done
+	Leader       bool  // false: another collector held the lease, nothing was done
 	Deleted      int   // blobs deleted from the store
 	Failed       int   // blob deletes that failed (retried after a backoff)
 	Expired      int   // in-flight uploads expired
@@ -130,11 +136,12 @@ func (c *Collector) RunOnce(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return st, fmt.Errorf("connect: %w", err)
 	}
-	// Closing the session releases the advisory lock too, whatever happened.
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock($1)`, leaderLock).Scan(&st.Leader); err != nil || !st.Leader {
+	if st.Leader, err = c.renewLease(ctx, conn); err != nil || !st.Leader {
 		return st, err
 	}
+	// Give the lease up after the run, so any server may make the next one at once.
+	defer conn.Exec(context.WithoutCancel(ctx), `select storage_internal.collector_lease_give_up($1)`, c.holder()) //nolint:errcheck // it expires anyway
 	if err := c.workEmptyJobs(ctx, conn, &st); err != nil {
 		return st, err
 	}
@@ -142,7 +149,7 @@ func (c *Collector) RunOnce(ctx context.Context) (Stats, error) {
 	if expiry <= 0 {
 		expiry = DefaultUploadExpiry
 	}
-	if err := conn.QueryRow(ctx, `select count(*) from storage.blob_upload_expire($1)`, expiry).Scan(&st.Expired); err != nil {
+	if err := conn.QueryRow(ctx, `select count(*) from storage_internal.blob_upload_expire($1)`, expiry).Scan(&st.Expired); err != nil {
 		return st, fmt.Errorf("expire uploads: %w", err)
 	}
 	for {
@@ -153,17 +160,51 @@ func (c *Collector) RunOnce(ctx context.Context) (Stats, error) {
 	}
 }
 
+// holder names this collector in the lease: unique per process and collector.
+func (c *Collector) holder() string {
+	c.idOnce.Do(func() {
+		host, _ := os.Hostname()
+		c.id = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text())
+	})
+	return c.id
+}
+
+// renewLease takes or renews the leader lease; false when another collector holds it.
+func (c *Collector) renewLease(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var ok bool
+	err := conn.QueryRow(ctx, `select storage_internal.collector_lease_take($1, $2)`, c.holder(), leaseTTL).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("leader lease: %w", err)
+	}
+	return ok, nil
+}
+
+// errLeaseLost ends a run whose lease another collector took (this one stalled past leaseTTL).
+var errLeaseLost = errors.New("leader lease lost to another collector")
+
+// stillLeader renews the lease before a batch.
+func (c *Collector) stillLeader(ctx context.Context, conn *pgx.Conn) error {
+	ok, err := c.renewLease(ctx, conn)
+	if err == nil && !ok {
+		err = errLeaseLost
+	}
+	return err
+}
+
 // workEmptyJobs runs batches of pending bucket-empty jobs until none is left. A batch that
 // fails is recorded on its job by SQL; the run moves on to the queue and retries next time.
 func (c *Collector) workEmptyJobs(ctx context.Context, conn *pgx.Conn, st *Stats) error {
 	var prevJob, prevDeleted int64
 	for ctx.Err() == nil {
+		if err := c.stillLeader(ctx, conn); err != nil {
+			return err
+		}
 		var (
 			job, deleted int64
 			done         bool
 			jobErr       *string
 		)
-		err := conn.QueryRow(ctx, `select job_id, deleted, done, error from storage.bucket_empty_work($1)`, emptyBatch).
+		err := conn.QueryRow(ctx, `select job_id, deleted, done, error from storage_internal.bucket_empty_work($1)`, emptyBatch).
 			Scan(&job, &deleted, &done, &jobErr)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
@@ -195,7 +236,10 @@ func (c *Collector) workEmptyJobs(ctx context.Context, conn *pgx.Conn, st *Stats
 // many blobs it deleted: 0 means nothing more to do in this run (a batch whose deletes all
 // failed ends the run too; the failures are retried after their backoff).
 func (c *Collector) collectBatch(ctx context.Context, conn *pgx.Conn, st *Stats) (int, error) {
-	rows, _ := conn.Query(ctx, `select v from storage.blob_collect_next($1, $2) v`, c.Retention, collectBatch)
+	if err := c.stillLeader(ctx, conn); err != nil {
+		return 0, err
+	}
+	rows, _ := conn.Query(ctx, `select v from storage_internal.blob_collect_next($1, $2) v`, c.Retention, collectBatch)
 	versions, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return 0, fmt.Errorf("collect: %w", err)
@@ -226,12 +270,12 @@ func (c *Collector) collectBatch(ctx context.Context, conn *pgx.Conn, st *Stats)
 			continue // cancelled, not failed: the entry stays due
 		}
 		c.log().Warn("blob collector: delete failed", "version", v, "error", errs[i])
-		if _, err := conn.Exec(ctx, `select storage.blob_collect_failed($1, $2)`, v, errs[i].Error()); err != nil {
+		if _, err := conn.Exec(ctx, `select storage_internal.blob_collect_failed($1, $2)`, v, errs[i].Error()); err != nil {
 			return 0, fmt.Errorf("collect: record failure: %w", err)
 		}
 	}
 	if len(done) > 0 {
-		if _, err := conn.Exec(ctx, `select storage.blob_collect_done($1)`, done); err != nil {
+		if _, err := conn.Exec(ctx, `select storage_internal.blob_collect_done($1)`, done); err != nil {
 			return 0, fmt.Errorf("collect: %w", err)
 		}
 	}

@@ -118,7 +118,7 @@ func reconcileUploads(ctx context.Context, db *pgxpool.Pool, store blob.Store, o
 // expireUpload ends one stale upload: queue it (SQL refuses a later commit), delete its blob,
 // then drop the queue entry. If the delete fails the entry stays for the collector.
 func expireUpload(ctx context.Context, db *pgxpool.Pool, store blob.Store, version string, grace time.Duration) error {
-	rows, _ := db.Query(ctx, `select v from storage.blob_upload_expire($1, $2) v`, grace, version)
+	rows, _ := db.Query(ctx, `select v from storage_internal.blob_upload_expire($1, $2) v`, grace, version)
 	queued, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil || len(queued) == 0 {
 		return err // not queued: committed or ended meanwhile, nothing to delete
@@ -126,7 +126,7 @@ func expireUpload(ctx context.Context, db *pgxpool.Pool, store blob.Store, versi
 	if err := store.Delete(ctx, blob.VersionKey(version)); err != nil {
 		return err
 	}
-	_, err = db.Exec(ctx, `select storage.blob_collect_done(array[$1])`, version)
+	_, err = db.Exec(ctx, `select storage_internal.blob_collect_done(array[$1])`, version)
 	return err
 }
 

@@ -61,11 +61,11 @@ type uploadPrepareParams struct {
 	UserMetadata  json.RawMessage
 }
 
-// ObjectUploadPrepare calls storage.object_upload_prepare: every check an upload must pass
+// ObjectUploadPrepare calls storage_internal.object_upload_prepare: every check an upload must pass
 // before bytes move. Returns the version to write the blob under and the size limit.
 func (db *DB) ObjectUploadPrepare(ctx context.Context, settings []any, p uploadPrepareParams) (version string, limit *int64, err error) {
 	err = db.call(ctx, settings,
-		`select version, size_limit from storage.object_upload_prepare(bucket_id => $1, name => $2,
+		`select version, size_limit from storage_internal.object_upload_prepare(bucket_id => $1, name => $2,
 		   upsert => $3, mimetype => $4, content_length => $5, user_metadata => $6)`,
 		[]any{p.Bucket, p.Name, p.Upsert, p.Mimetype, p.ContentLength, jsonArg(p.UserMetadata)},
 		func(rows pgx.Rows) error {
@@ -89,11 +89,11 @@ type uploadCommitParams struct {
 	XRobotsTag            *string
 }
 
-// ObjectUploadCommit calls storage.object_upload_commit (as service_role) once the blob is
-// durable, and returns the object's id.
+// ObjectUploadCommit calls storage_internal.object_upload_commit (as the uploader) once the blob
+// is durable, and returns the object's id.
 func (db *DB) ObjectUploadCommit(ctx context.Context, settings []any, p uploadCommitParams) (id string, err error) {
 	err = db.call(ctx, settings,
-		`select storage.object_upload_commit(bucket_id => $1, name => $2, version => $3, upsert => $4,
+		`select storage_internal.object_upload_commit(bucket_id => $1, name => $2, version => $3, upsert => $4,
 		   owner_id => $5, size => $6, md5 => $7, mimetype => $8, cache_control => $9,
 		   user_metadata => $10, x_robots_tag => $11)::text`,
 		[]any{p.Bucket, p.Name, p.Version, p.Upsert, p.OwnerID, p.Size, p.MD5, p.Mimetype, p.CacheControl,
@@ -107,10 +107,10 @@ func (db *DB) ObjectUploadCommit(ctx context.Context, settings []any, p uploadCo
 	return id, err
 }
 
-// ObjectUploadAbort calls storage.object_upload_abort (as service_role) for an upload that
-// will not commit: its blob is queued for collection.
+// ObjectUploadAbort calls storage_internal.object_upload_abort (as the uploader) for an upload
+// that will not commit: its blob is queued for collection.
 func (db *DB) ObjectUploadAbort(ctx context.Context, settings []any, version string) error {
-	return db.call(ctx, settings, `select storage.object_upload_abort(version => $1)`, []any{version}, nil)
+	return db.call(ctx, settings, `select storage_internal.object_upload_abort(version => $1)`, []any{version}, nil)
 }
 
 // ObjectInfo calls storage.object_info: the row behind a download, HEAD or info request.

@@ -226,8 +226,9 @@ func (s *Server) settings(r *request) []any {
 	return preludeArgs(r.id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), string(r.ctx.RequestURI()), s.uploadLimit)
 }
 
-// serviceSettings is settings with the role switched to service_role: the final writes of an
-// upload run as the service, after the caller's policies were applied (as in the reference).
+// serviceSettings is settings with the role switched to service_role: a signed download reads
+// the object its token names as the service (the token is the authorization, as in the
+// reference).
 func (s *Server) serviceSettings(r *request) []any {
 	id := r.id
 	id.Role = serviceRole

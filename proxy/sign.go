@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"encoding/json"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -17,11 +20,33 @@ var ErrInvalidSignature = &Error{Status: 400, Code: "InvalidSignature", Message:
 
 // urlClaims are the claims a signed-URL token carries.
 type urlClaims struct {
-	URL    string `json:"url"`
-	Scope  string `json:"scope"`
-	Owner  string `json:"owner"`
-	Upsert *bool  `json:"upsert"`
+	URL    string     `json:"url"`
+	Scope  string     `json:"scope"`
+	Owner  string     `json:"owner"`
+	Upsert *bool      `json:"upsert"`
+	Signer *urlSigner `json:"signer"` // upload tokens minted by storage.url_sign_upload
 	jwt.RegisteredClaims
+}
+
+// urlSigner is who signed an upload URL: the upload is written as this identity, so the
+// signer's policies decide on the row as it is when the upload arrives.
+type urlSigner struct {
+	Role   string          `json:"role"`
+	Claims json.RawMessage `json:"claims"` // the signer's JWT claims; absent for a SQL caller without
+}
+
+// uploader returns the identity a signed upload is written as: its signer's. Tokens without a
+// signer (minted before signers were recorded, or by another server sharing the secret) are
+// written as the service, with the token's owner, as the reference does.
+func (c *urlClaims) uploader(token string) Identity {
+	if c.Signer == nil || c.Signer.Role == "" {
+		return Identity{Role: serviceRole, Sub: c.Owner, Claims: `{"role":"service_role"}`, Token: token}
+	}
+	id := Identity{Role: c.Signer.Role, Sub: c.Owner, Claims: string(c.Signer.Claims), Token: token}
+	if len(c.Signer.Claims) == 0 || string(c.Signer.Claims) == "null" {
+		id.Claims = `{"role":` + string(appendJSONString(nil, id.Role)) + `}`
+	}
+	return id
 }
 
 // verifyURLToken checks a signed-URL token for scope ("download" or "upload") and the object
@@ -40,6 +65,21 @@ func (v *Verifier) verifyURLToken(token, scope, url string) (*urlClaims, error) 
 		return nil, ErrInvalidSignature
 	}
 	return &c, nil
+}
+
+// signedParam is param for the signed routes, where the token names the object: the SQL API
+// percent-encodes the path of the URLs it signs (storage_internal.url_path), and clients such
+// as storage-js encode the whole URL once more (encodeURI), so the path may arrive encoded
+// twice. Bucket ids and keys never contain '%', so a '%' left after one decoding is always a
+// second layer, and decoding it is unambiguous; the token's url claim must still match.
+func signedParam(r *request, name string) string {
+	v := param(r.ctx, name)
+	if strings.IndexByte(v, '%') >= 0 {
+		if d, err := url.PathUnescape(v); err == nil && utf8.ValidString(d) && !strings.ContainsRune(d, 0) {
+			return d
+		}
+	}
+	return v
 }
 
 // tokenParam reads the required ?token=.
@@ -107,7 +147,7 @@ func (s *Server) ObjectGetSigned(r *request) error {
 	if err != nil {
 		return err
 	}
-	bucket, key := param(r.ctx, "bucket"), param(r.ctx, "key")
+	bucket, key := signedParam(r, "bucket"), signedParam(r, "key")
 	c, err := s.verifier.verifyURLToken(token, "download", bucket+"/"+key)
 	if err != nil {
 		return err
@@ -137,14 +177,16 @@ func (s *Server) ObjectSignUpload(r *request) error {
 }
 
 // ObjectUploadSigned answers PUT /object/upload/sign/{bucket}/{key}?token=: an upload with
-// the token's owner and upsert (the request's x-upsert is ignored), written as the service;
-// size and MIME limits apply now.
+// the token's owner and upsert (the request's x-upsert is ignored), written as the token's
+// signer, whose policies are applied again to the row as it is now; size and MIME limits apply
+// now.
 func (s *Server) ObjectUploadSigned(r *request) error {
 	token, err := tokenParam(r)
 	if err != nil {
 		return err
 	}
-	c, err := s.verifier.verifyURLToken(token, "upload", param(r.ctx, "bucket")+"/"+param(r.ctx, "key"))
+	bucket, key := signedParam(r, "bucket"), signedParam(r, "key")
+	c, err := s.verifier.verifyURLToken(token, "upload", bucket+"/"+key)
 	if err != nil {
 		return err
 	}
@@ -152,11 +194,12 @@ func (s *Server) ObjectUploadSigned(r *request) error {
 	if err != nil {
 		return err
 	}
+	u.bucket, u.name = bucket, key
 	u.upsert = c.Upsert != nil && *c.Upsert
 	if u.userMetadata == nil {
 		u.userMetadata = []byte(`{}`)
 	}
-	r.id = Identity{Role: serviceRole, Sub: c.Owner, Claims: `{"role":"service_role"}`, Token: token}
+	r.id = c.uploader(token)
 	if _, err := s.store(r, u, c.Owner); err != nil {
 		return err
 	}

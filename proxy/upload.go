@@ -61,24 +61,26 @@ func (s *Server) ObjectUpload(r *request) error {
 }
 
 // store runs the three steps of an upload and returns the object's id. owner is the sub the
-// row is owned by ("" keeps the current owner on an upsert).
+// row is owned by ("" keeps the current owner on an upsert). Every step runs as the uploader
+// (r.id): the commit too, so the uploader's policies decide on the row as it is when it is
+// written, not only on the dry-run made before the bytes moved.
 func (s *Server) store(r *request, u *upload, owner string) (string, error) {
 	ctx := ctxOf(r)
-	version, limit, err := s.db.ObjectUploadPrepare(ctx, s.settings(r), uploadPrepareParams{
+	settings := s.settings(r)
+	version, limit, err := s.db.ObjectUploadPrepare(ctx, settings, uploadPrepareParams{
 		Bucket: u.bucket, Name: u.name, Upsert: u.upsert, Mimetype: u.mimetype,
 		ContentLength: u.contentLength, UserMetadata: u.userMetadata,
 	})
 	if err != nil {
 		return "", err
 	}
-	svc := s.serviceSettings(r)
 	m := &meter{r: u.body, limit: limit, md5: md5.New()}
 	size := int64(-1)
 	if u.contentLength != nil {
 		size = *u.contentLength
 	}
 	if err := s.blobs.Put(blobCtx, blob.VersionKey(version), m, size); err != nil {
-		_ = s.db.ObjectUploadAbort(ctx, svc, version)
+		_ = s.db.ObjectUploadAbort(ctx, settings, version)
 		if errors.Is(err, errTooLarge) {
 			return "", ErrEntityTooLarge
 		}
@@ -92,9 +94,9 @@ func (s *Server) store(r *request, u *upload, owner string) (string, error) {
 	if owner != "" {
 		p.OwnerID = &owner
 	}
-	id, err := s.db.ObjectUploadCommit(ctx, svc, p)
+	id, err := s.db.ObjectUploadCommit(ctx, settings, p)
 	if err != nil {
-		_ = s.db.ObjectUploadAbort(ctx, svc, version)
+		_ = s.db.ObjectUploadAbort(ctx, settings, version)
 		return "", err
 	}
 	return id, nil

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	storage "github.com/pgstorage/storage"
@@ -469,6 +470,7 @@ func TestCLIEmbeddedEndToEnd(t *testing.T) {
 	code, body = cliHTTP(t, http.MethodPost, s.url+"/bucket", s.service, `{"name":"keep"}`)
 	require.Equal(t, http.StatusOK, code, body)
 	require.JSONEq(t, `{"name":"keep"}`, body)
+	cliRequireServerRole(t, s.stdout.String())
 	// The server checks signatures: a key signed with another secret is refused.
 	forged, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"role": "service_role"}).SignedString([]byte("not-the-secret"))
 	require.NoError(t, err)
@@ -506,6 +508,32 @@ func TestCLIEmbeddedEndToEnd(t *testing.T) {
 	anon, service := cliKeysOutput(t, res.stdout)
 	require.Equal(t, "anon", cliJWTPayload(t, anon)["role"])
 	require.Equal(t, "service_role", cliJWTPayload(t, service)["role"])
+}
+
+// cliRequireServerRole checks, through the superuser connection serve printed, that the
+// embedded default's requests run through storage_app, a login role that is not a superuser
+// and does not bypass RLS (hardening finding 7: a token resetting the role ran as the
+// superuser), and that the server keeps no superuser connection open.
+func cliRequireServerRole(t *testing.T, stdout string) {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^database: (.+)\n`).FindStringSubmatch(stdout)
+	require.NotNil(t, m, stdout)
+	require.Contains(t, stdout, "\nrequests connect as storage_app (no superuser)\n")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, m[1])
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var super, bypass bool
+	require.NoError(t, conn.QueryRow(ctx, `select rolsuper, rolbypassrls from pg_roles where rolname = 'storage_app'`).Scan(&super, &bypass))
+	require.False(t, super, "storage_app is a superuser")
+	require.False(t, bypass, "storage_app bypasses RLS")
+	var users []string
+	rows, err := conn.Query(ctx, `select distinct usename::text from pg_stat_activity
+		where backend_type = 'client backend' and pid <> pg_backend_pid() order by 1`)
+	require.NoError(t, err)
+	users, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"storage_app"}, users, "the server's connections")
 }
 
 // TestCLIEmbeddedSIGINT: Ctrl-C stops serve and its cluster cleanly too.

@@ -113,6 +113,17 @@ func signClaimInt(t *testing.T, claims map[string]any, name string) int64 {
 	return v
 }
 
+// signerOf is the signer claim of an upload token minted by a caller whose JWT had role and
+// sub ("" = none): the upload is written as that identity. The signer's own iat and exp are
+// left out.
+func signerOf(role, sub string) map[string]any {
+	claims := map[string]any{"role": role}
+	if sub != "" {
+		claims["sub"] = sub
+	}
+	return map[string]any{"role": role, "claims": claims}
+}
+
 // signRequireToken asserts a token minted by the server: an HS256 JWT, header exactly
 // {"alg":"HS256","typ":"JWT"}, verifiable with golang-jwt and the server's secret, iat about
 // now and exp = iat + lifetime, with exactly the claims want plus iat and exp. It returns exp.
@@ -149,7 +160,7 @@ func (o *objEnv) signURL(t *testing.T, bucket, key, token string, expiresIn int)
 	require.Equal(t, []string{"signedURL"}, sortedKeys(m), "body: %s", r.Body)
 	u, ok := m["signedURL"].(string)
 	require.True(t, ok, "body: %s", r.Body)
-	require.Equal(t, "/object/sign/"+bucket+"/"+key+"?token="+signTokenOf(t, u), u)
+	require.Equal(t, "/object/sign/"+signPathEscape(bucket+"/"+key)+"?token="+signTokenOf(t, u), u)
 	return u
 }
 
@@ -163,7 +174,7 @@ func (o *objEnv) signUpload(t *testing.T, bucket, key, token string, opts ...req
 	require.NoError(t, json.Unmarshal(r.Body, &m), "body: %s", r.Body)
 	require.Len(t, m, 2, "body: %s", r.Body)
 	require.NotEmpty(t, m["token"], "body: %s", r.Body)
-	require.Equal(t, "/object/upload/sign/"+bucket+"/"+key+"?token="+m["token"], m["url"], "body: %s", r.Body)
+	require.Equal(t, "/object/upload/sign/"+signPathEscape(bucket+"/"+key)+"?token="+m["token"], m["url"], "body: %s", r.Body)
 	return m["url"], m["token"]
 }
 
@@ -334,17 +345,21 @@ func TestHTTPSignDownload(t *testing.T) {
 		})
 
 		be.run(t, "SpecialKeys", func(t *testing.T, o *objEnv) {
-			// Signed URLs name the key as is (like the reference); storage-js encodeURIs the
-			// whole URL, which escapes spaces and keeps the other allowed characters.
+			// Signed URLs percent-encode the key (hardening finding 11: the reference returns it
+			// raw, so "a?b" or a space made URLs that do not work). They work as returned, and
+			// also once more encoded, as storage-js's encodeURI does to the whole URL.
 			for _, key := range []string{
 				"folder/a b (1).png",
 				"sp ec!al/&$=@;:+,'*.txt",
 				"a///b.txt",
 				"x/ y /z.txt",
+				"q?x=1&y=2.txt",
 			} {
 				o.mustUpload(t, "b", key, "content of "+key)
 				u := o.signURL(t, "b", key, o.service, 60)
+				require.Equal(t, "/object/sign/b/"+signPathEscape(key)+"?token="+signTokenOf(t, u), u)
 				signRequireToken(t, signTokenOf(t, u), 60, map[string]any{"url": "b/" + key, "scope": "download"})
+				requireBytes(t, o.get(t, u, ""), "content of "+key)
 				requireBytes(t, o.fetch(t, u), "content of "+key)
 				// Fully percent-encoded, the path names the same key.
 				requireBytes(t, o.get(t, "/object/sign/b/"+percentEncodeAll(key)+"?token="+signTokenOf(t, u), ""), "content of "+key)
@@ -355,15 +370,18 @@ func TestHTTPSignDownload(t *testing.T) {
 			u := o.signURL(t, "my bucket (1)", "a b.txt", o.service, 60)
 			signRequireToken(t, signTokenOf(t, u), 60, map[string]any{"url": "my bucket (1)/a b.txt", "scope": "download"})
 			requireBytes(t, o.fetch(t, u), "in my bucket")
-			// A key with "?" cannot travel through encodeURI, but the token names the decoded
-			// key, so the URL works with the "?" escaped.
+			// A key with "?": the returned URL escapes it, so it works as returned.
 			o.mustUpload(t, "b", "q?x.txt", "question")
 			r := o.do(t, "POST", "/object/sign/b/q%3Fx.txt", o.service, `{"expiresIn":60}`)
 			var m map[string]string
 			require.NoError(t, json.Unmarshal(okBody(t, r), &m))
 			tok := signTokenOf(t, m["signedURL"])
+			require.Equal(t, "/object/sign/b/q%3Fx.txt?token="+tok, m["signedURL"])
 			signRequireToken(t, tok, 60, map[string]any{"url": "b/q?x.txt", "scope": "download"})
-			requireBytes(t, o.get(t, "/object/sign/b/q%3Fx.txt?token="+tok, ""), "question")
+			requireBytes(t, o.get(t, m["signedURL"], ""), "question")
+			requireBytes(t, o.fetch(t, m["signedURL"]), "question")
+			// A path that does not name the token's object is refused, encoded or not.
+			requireAPIError(t, o.get(t, "/object/sign/b/q%253Fy.txt?token="+tok, ""), 400, errSignInvalid)
 		})
 
 		be.run(t, "ObjectChangesAfterSigning", func(t *testing.T, o *objEnv) {
@@ -659,9 +677,17 @@ func TestHTTPSignRequests(t *testing.T) {
 		require.Len(t, got, 1)
 		require.Nil(t, got[0]["error"])
 		requireAPIError(t, o.get(t, "/object/authenticated/b/k", o.userA), 400, errNoSuchKey)
+		// The signed upload is authorized twice, as the signer: when the URL is signed and when
+		// the bytes arrive (object.upload_signed). A policy allowing only the signing lets the
+		// URL be made but not used.
 		admin(t, o.db, `create policy ins on storage.objects for insert to authenticated
 			with check (storage.allow_only_operation('object.sign_upload_url'))`)
 		up, _ := o.signUpload(t, "b", "u", o.userA)
+		requireAPIError(t, o.putSigned(t, up, "up"), 400, errRLSInsert)
+		require.Equal(t, []string{"b/k"}, o.objectNames(t), "the refused upload stored no row")
+		o.requireBlobsAccounted(t) // and its bytes are queued for collection
+		admin(t, o.db, `alter policy ins on storage.objects
+			with check (storage.allow_any_operation(array['object.sign_upload_url', 'object.upload_signed']))`)
 		requireOKBody(t, o.putSigned(t, up, "up"), `{"Key":"b/u"}`)
 		requireAPIError(t, o.upload(t, "POST", "b", "direct", o.userA, "x"), 400, errRLSInsert)
 	})
@@ -689,7 +715,7 @@ func TestHTTPSignBatch(t *testing.T) {
 			require.Nil(t, got[i]["error"], "entry %d", i)
 			u, ok := got[i]["signedURL"].(string)
 			require.True(t, ok, "entry %d: %v", i, got[i])
-			require.Equal(t, "/object/sign/b/"+p+"?token="+signTokenOf(t, u), u)
+			require.Equal(t, "/object/sign/b/"+signPathEscape(p)+"?token="+signTokenOf(t, u), u)
 			signRequireToken(t, signTokenOf(t, u), 90, map[string]any{"url": "b/" + p, "scope": "download"})
 			requireBytes(t, o.fetch(t, u), "content "+p)
 		}
@@ -757,15 +783,16 @@ func TestHTTPSignUpload(t *testing.T) {
 			url, tok := o.signUpload(t, "b", "u", o.userA)
 			require.Regexp(t, `^/object/upload/sign/b/u\?token=[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`, url)
 			// Default lifetime: 7200 s.
-			signRequireToken(t, tok, 7200, map[string]any{"url": "b/u", "scope": "upload", "upsert": false, "owner": userA.Sub})
+			signRequireToken(t, tok, 7200, map[string]any{"url": "b/u", "scope": "upload", "upsert": false, "owner": userA.Sub,
+				"signer": signerOf("authenticated", userA.Sub)})
 			// The service key has no sub: no owner claim.
 			_, tok = o.signUpload(t, "b", "u", o.service)
-			signRequireToken(t, tok, 7200, map[string]any{"url": "b/u", "scope": "upload", "upsert": false})
+			signRequireToken(t, tok, 7200, map[string]any{"url": "b/u", "scope": "upload", "upsert": false, "signer": signerOf("service_role", "")})
 			_, tok = o.signUpload(t, "b", "u", o.service, withHeader("x-upsert", "true"))
-			signRequireToken(t, tok, 7200, map[string]any{"url": "b/u", "scope": "upload", "upsert": true})
+			signRequireToken(t, tok, 7200, map[string]any{"url": "b/u", "scope": "upload", "upsert": true, "signer": signerOf("service_role", "")})
 			// Only the exact string "true" upserts.
 			_, tok = o.signUpload(t, "b", "u", o.service, withHeader("x-upsert", "TRUE"))
-			signRequireToken(t, tok, 7200, map[string]any{"url": "b/u", "scope": "upload", "upsert": false})
+			signRequireToken(t, tok, 7200, map[string]any{"url": "b/u", "scope": "upload", "upsert": false, "signer": signerOf("service_role", "")})
 			// The body is ignored; no row, no upload in flight, no blob.
 			r := o.do(t, "POST", "/object/upload/sign/b/u", o.service, "")
 			requireOKJSON(t, r)
@@ -774,7 +801,7 @@ func TestHTTPSignUpload(t *testing.T) {
 
 		be.run(t, "64_UploadURLExpiry", func(t *testing.T, o *objEnv) {
 			_, tok := o.signUpload(t, "b", "u", o.service)
-			signRequireToken(t, tok, 60, map[string]any{"url": "b/u", "scope": "upload", "upsert": false})
+			signRequireToken(t, tok, 60, map[string]any{"url": "b/u", "scope": "upload", "upsert": false, "signer": signerOf("service_role", "")})
 		}, withUploadURLExpiry(60))
 
 		be.run(t, "65_PutRaw", func(t *testing.T, o *objEnv) {
@@ -841,7 +868,7 @@ func TestHTTPSignUpload(t *testing.T) {
 			requireAPIError(t, o.do(t, "POST", "/object/upload/sign/b/k", o.service, "{}"), 400, errKeyExists)
 			requireAPIError(t, o.do(t, "POST", "/object/upload/sign/b/k", o.service, "{}", withHeader("x-upsert", "false")), 400, errKeyExists)
 			url, tok := o.signUpload(t, "b", "k", o.service, withHeader("x-upsert", "true"))
-			signRequireToken(t, tok, 7200, map[string]any{"url": "b/k", "scope": "upload", "upsert": true})
+			signRequireToken(t, tok, 7200, map[string]any{"url": "b/k", "scope": "upload", "upsert": true, "signer": signerOf("service_role", "")})
 			// Signing changed nothing.
 			require.Equal(t, "old", o.content(t, "b", "k"))
 			// The PUT replaces the content, keeps the id; the request's x-upsert: false does not matter.
@@ -893,7 +920,8 @@ func TestHTTPSignUpload(t *testing.T) {
 		be.run(t, "SpecialKeys", func(t *testing.T, o *objEnv) {
 			for _, key := range []string{"folder/a b (1).png", "sp ec!al/&$=@;:+,'*.txt"} {
 				url, tok := o.signUpload(t, "b", key, o.service)
-				signRequireToken(t, tok, 7200, map[string]any{"url": "b/" + key, "scope": "upload", "upsert": false})
+				signRequireToken(t, tok, 7200, map[string]any{"url": "b/" + key, "scope": "upload", "upsert": false, "signer": signerOf("service_role", "")})
+				require.Equal(t, "/object/upload/sign/b/"+signPathEscape(key)+"?token="+tok, url, "the key is percent-encoded")
 				requireOKBody(t, o.putSigned(t, url, "content of "+key), `{"Key":`+jsonString("b/"+key)+`}`)
 				require.Equal(t, "content of "+key, o.content(t, "b", key))
 			}
@@ -915,7 +943,7 @@ func TestHTTPSignUploadRefusals(t *testing.T) {
 		// An INSERT policy lets anon sign (no owner claim: the anon key has no sub).
 		admin(t, o.db, `create policy ins on storage.objects for insert to anon with check (bucket_id = 'b')`)
 		url, tok := o.signUpload(t, "b", "u", o.anon)
-		signRequireToken(t, tok, 7200, map[string]any{"url": "b/u", "scope": "upload", "upsert": false})
+		signRequireToken(t, tok, 7200, map[string]any{"url": "b/u", "scope": "upload", "upsert": false, "signer": signerOf("anon", "")})
 		requireOKBodyExact(t, o.putSigned(t, url, "from anon"), `{"Key":"b/u"}`)
 		owner, ownerID := o.signOwner(t, "b", "u")
 		require.Equal(t, "<null>", owner)

@@ -103,7 +103,7 @@ func TestLifecycleCollectorLeavesExactlyLiveBlobs(t *testing.T) {
 		requireMoved(t, o.move(t, o.service, `{"bucketId":"b","sourceKey":"moved","destinationKey":"m/moved"}`))
 		var n int64
 		require.NoError(t, o.db.Pool.QueryRow(context.Background(),
-			`select storage.object_delete_prefix(bucket => 'b', prefix => 'f')`).Scan(&n))
+			`select storage.object_delete_prefix(bucket_id => 'b', prefix => 'f')`).Scan(&n))
 		require.EqualValues(t, 3, n)
 		requireOKBody(t, o.do(t, "POST", "/bucket/e/empty", o.service, ""), msgEmptied)
 		require.Eventually(t, func() bool { return objectCount(t, o.db, "e") == 0 }, 20*time.Second, 20*time.Millisecond)
@@ -288,10 +288,10 @@ func TestLifecycleCollectorExpiresStaleUploads(t *testing.T) {
 	o := newObjEnv(t, objectBackends[0])
 	// An upload in flight whose server died: its entry and a partial blob.
 	var version string
-	require.NoError(t, o.db.Pool.QueryRow(context.Background(), `select storage.blob_upload_begin('b', 'lost')`).Scan(&version))
+	require.NoError(t, o.db.Pool.QueryRow(context.Background(), `select version from storage_internal.object_upload_prepare('b', 'lost')`).Scan(&version))
 	require.NoError(t, o.blobs.Put(context.Background(), blob.VersionKey(version), strings.NewReader("part"), 4))
 	var young string
-	require.NoError(t, o.db.Pool.QueryRow(context.Background(), `select storage.blob_upload_begin('b', 'young')`).Scan(&young))
+	require.NoError(t, o.db.Pool.QueryRow(context.Background(), `select version from storage_internal.object_upload_prepare('b', 'young')`).Scan(&young))
 	admin(t, o.db, `update storage.blob_uploads set started_at = now() - interval '2 hours' where version = $1`, version)
 
 	c := o.newCollector(0)
@@ -346,7 +346,7 @@ func TestLifecycleReconcile(t *testing.T) {
 		// A stale upload (its server died) with a partial blob, and a leftover of a Put cut
 		// short: a temporary file, or an unfinished multipart upload.
 		var stale string
-		require.NoError(t, o.db.Pool.QueryRow(ctx, `select storage.blob_upload_begin('b', 'cut')`).Scan(&stale))
+		require.NoError(t, o.db.Pool.QueryRow(ctx, `select version from storage_internal.object_upload_prepare('b', 'cut')`).Scan(&stale))
 		admin(t, o.db, `update storage.blob_uploads set started_at = now() - interval '2 hours'`)
 		require.NoError(t, o.blobs.Put(ctx, blob.VersionKey(stale), strings.NewReader("partial"), 7))
 		makeLeftover(t, o.blobs)
@@ -383,7 +383,7 @@ func TestLifecycleReconcile(t *testing.T) {
 		require.Equal(t, want, storeKeys(t, o.blobs))
 		require.Equal(t, []string{queued}, o.queued(t))
 		// A commit of the expired upload is refused: no row can point at its deleted blob.
-		_, err = o.db.Pool.Exec(ctx, `select storage.object_upload_commit(bucket_id => 'b', name => 'cut', version => $1,
+		_, err = o.db.Pool.Exec(ctx, `select storage_internal.object_upload_commit(bucket_id => 'b', name => 'cut', version => $1,
 			upsert => false, owner_id => null, size => 7, md5 => 'x', mimetype => 'text/plain', cache_control => null,
 			user_metadata => null)`, stale)
 		require.ErrorContains(t, err, "no longer in progress")

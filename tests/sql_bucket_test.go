@@ -162,7 +162,7 @@ func TestSQLSizeParse(t *testing.T) {
 	}
 	for in, want := range cases {
 		var got int64
-		require.NoError(t, db.Pool.QueryRow(context.Background(), `select storage.size_parse($1)`, in).Scan(&got))
+		require.NoError(t, db.Pool.QueryRow(context.Background(), `select storage_internal.size_parse($1)`, in).Scan(&got))
 		require.Equal(t, want, got, in)
 	}
 }
@@ -338,7 +338,7 @@ func TestSQLBucketEmpty(t *testing.T) {
 	requireSQLState(t, exec(t, db, asService, `select storage.bucket_empty(id => 'missing')`), "ST001", "Bucket not found")
 
 	// Under RLS a user empties only what it may delete. The call only queues the job; the
-	// server works it (storage.bucket_empty_work as the tables' owner) under the caller's
+	// server works it (storage_internal.bucket_empty_work as the tables' owner) under the caller's
 	// identity.
 	admin(t, db, `create policy sel on storage.buckets for select to authenticated using (true)`)
 	admin(t, db, `create policy osel on storage.objects for select to authenticated using (owner_id = (select auth.uid())::text)`)

@@ -40,10 +40,9 @@ func TestSQLLookupsUseTheNameIndex(t *testing.T) {
 
 	cases := []struct{ name, sql string }{
 		{"object_info", `select storage.object_info('b', 'f/01500')`},
-		{"object_exists", `select storage.object_exists('b', 'f/01500')`},
-		{"object_public_lookup", `select storage.object_public_lookup('b', 'f/01500')`},
-		{"object_upload_prepare (new key)", `select storage.object_upload_prepare('b', 'g/new')`},
-		{"object_upload_prepare (existing key)", `select storage.object_upload_prepare('b', 'f/01500', upsert => true)`},
+		{"object_public_lookup", `select storage_internal.object_public_lookup('b', 'f/01500')`},
+		{"object_upload_prepare (new key)", `select storage_internal.object_upload_prepare('b', 'g/new')`},
+		{"object_upload_prepare (existing key)", `select storage_internal.object_upload_prepare('b', 'f/01500', upsert => true)`},
 		{"object_delete", `select storage.object_delete('b', 'f/01500')`},
 		{"object_delete_many", `select storage.object_delete_many('b', array['f/01500', 'f/01501', 'f/99999'])`},
 		{"object_move", `select storage.object_move('b', 'f/01500', 'g/moved')`},
@@ -107,7 +106,7 @@ func TestSQLMimeTypeAllowed(t *testing.T) {
 	} {
 		var got bool
 		require.NoError(t, db.Pool.QueryRow(context.Background(),
-			`select storage.mime_type_allowed($1, $2::text[])`, c.mime, c.allowed).Scan(&got))
+			`select storage_internal.mime_type_allowed($1, $2::text[])`, c.mime, c.allowed).Scan(&got))
 		require.Equal(t, c.want, got, "%s in %v", c.mime, c.allowed)
 	}
 }
@@ -256,13 +255,13 @@ func TestSQLUploadQueueByKey(t *testing.T) {
 		_, err = tx.Exec(ctx, prelude, preludeArgs...)
 		require.NoError(t, err)
 		var version string
-		require.NoError(t, tx.QueryRow(ctx, `select version from storage.object_upload_prepare('b', $1)`, key).Scan(&version))
+		require.NoError(t, tx.QueryRow(ctx, `select version from storage_internal.object_upload_prepare('b', $1)`, key).Scan(&version))
 		var before, after int64
 		require.NoError(t, tx.QueryRow(ctx, seqScansSQL).Scan(&before))
 		if abort {
-			_, err = tx.Exec(ctx, `select storage.object_upload_abort($1)`, version)
+			_, err = tx.Exec(ctx, `select storage_internal.object_upload_abort($1)`, version)
 		} else {
-			_, err = tx.Exec(ctx, `select storage.object_upload_commit('b', $1, $2, false, null, 3, 'md5', 'text/plain', 'no-cache', null)`, key, version)
+			_, err = tx.Exec(ctx, `select storage_internal.object_upload_commit('b', $1, $2, false, null, 3, 'md5', 'text/plain', 'no-cache', null)`, key, version)
 		}
 		require.NoError(t, err)
 		require.NoError(t, tx.QueryRow(ctx, seqScansSQL).Scan(&after))

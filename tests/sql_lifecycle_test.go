@@ -19,13 +19,13 @@ import (
 // The blob lifecycle of sql/008_blob_lifecycle_create.sql and the functions around it, as SQL
 // callers use them: the freeing triggers (every version a statement stops referencing is
 // queued, without locks), storage.object_delete_prefix, the durable bucket-empty jobs
-// (storage.bucket_empty → storage.bucket_empty_work), the collector's queue functions
-// (storage.blob_collect_next, _done, _failed) and storage.blob_upload_expire. Request roles go
+// (storage.bucket_empty → storage_internal.bucket_empty_work), the collector's queue functions
+// (storage_internal.blob_collect_next, _done, _failed) and storage_internal.blob_upload_expire. Request roles go
 // through the production prelude (asRole, exec); the server's background work (the collector,
 // the job worker) runs as the tables' owner, as the server does.
 
 // lcCommitSQL commits an upsert upload as the server does (service_role only).
-const lcCommitSQL = `select storage.object_upload_commit(bucket_id => $1, name => $2, version => $3,
+const lcCommitSQL = `select storage_internal.object_upload_commit(bucket_id => $1, name => $2, version => $3,
 	upsert => $4, owner_id => null, size => 3, md5 => 'd41d8cd98f00b204e9800998ecf8427e',
 	mimetype => 'text/plain', cache_control => 'no-cache', user_metadata => null)`
 
@@ -37,25 +37,25 @@ func lcCount(t *testing.T, db *testdb.DB, sql string, args ...any) int64 {
 	return n
 }
 
-// lcCollectNext calls storage.blob_collect_next as the tables' owner (committed, as the
+// lcCollectNext calls storage_internal.blob_collect_next as the tables' owner (committed, as the
 // collector does) and returns the versions sorted.
 func lcCollectNext(t *testing.T, db *testdb.DB, retention string, maxCount int) []string {
 	t.Helper()
-	got := sqlObjCol(t, db, `select v from storage.blob_collect_next($1::interval, $2) v`, retention, maxCount)
+	got := sqlObjCol(t, db, `select v from storage_internal.blob_collect_next($1::interval, $2) v`, retention, maxCount)
 	sort.Strings(got)
 	return got
 }
 
-// lcUploadBegin records an upload in flight as storage.blob_upload_begin does for the server
+// lcUploadBegin records an upload in flight as storage_internal.blob_upload_begin does for the server
 // and returns its fresh version.
 func lcUploadBegin(t *testing.T, db *testdb.DB, bucket, name string) string {
 	t.Helper()
 	var v string
-	require.NoError(t, db.Pool.QueryRow(context.Background(), `select storage.blob_upload_begin($1, $2)`, bucket, name).Scan(&v))
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `select version from storage_internal.object_upload_prepare($1, $2, upsert => true)`, bucket, name).Scan(&v))
 	return v
 }
 
-// emptyWork is a row of storage.bucket_empty_work.
+// emptyWork is a row of storage_internal.bucket_empty_work.
 type emptyWork struct {
 	JobID   int64
 	Deleted int64
@@ -63,13 +63,13 @@ type emptyWork struct {
 	Error   *string
 }
 
-// emptyWorkOnce calls storage.bucket_empty_work(batchSize) once as the tables' owner, as the
+// emptyWorkOnce calls storage_internal.bucket_empty_work(batchSize) once as the tables' owner, as the
 // server's worker does, and returns its row, or false when no job is pending.
 func emptyWorkOnce(t *testing.T, db *testdb.DB, batchSize int) (emptyWork, bool) {
 	t.Helper()
 	var w emptyWork
 	err := db.Pool.QueryRow(context.Background(),
-		`select job_id, deleted, done, error from storage.bucket_empty_work($1)`, batchSize).
+		`select job_id, deleted, done, error from storage_internal.bucket_empty_work($1)`, batchSize).
 		Scan(&w.JobID, &w.Deleted, &w.Done, &w.Error)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return w, false
@@ -183,12 +183,14 @@ func TestSQLLifecycleTriggers(t *testing.T) {
 			`update storage.objects set name = 'renamed' where name = 'a'`,
 			`update storage.objects set name = 'x/' || name`,
 			`update storage.objects set bucket_id = 'pub' where name = 'x/b'`,
-			`update storage.objects set metadata = '{"size":9}', user_metadata = '{"u":2}'`,
-			// Versions swapped between rows in one statement: both stay referenced.
-			`update storage.objects set version = case version when 'va' then 'vb' else 'va' end`,
+			`update storage.objects set user_metadata = '{"u":2}'`,
 		} {
 			require.NoError(t, exec(t, db, asService, stmt), stmt)
 		}
+		// Metadata and versions are the tables' owner's to set by hand (TestSQLObjectVersionGuard).
+		admin(t, db, `update storage.objects set metadata = '{"size":9}'`)
+		// Versions swapped between rows in one statement: both stay referenced.
+		admin(t, db, `update storage.objects set version = case version when 'va' then 'vb' else 'va' end`)
 		require.Empty(t, sqlObjFreed(t, db))
 		require.Equal(t, []string{"priv/x/renamed vb", "pub/x/b va"},
 			sqlObjCol(t, db, `select bucket_id || '/' || name || ' ' || version from storage.objects order by 1`))
@@ -199,9 +201,9 @@ func TestSQLLifecycleTriggers(t *testing.T) {
 		db := sqlObjDB(t)
 		sqlObjInsert(t, db, "priv", "a", "", "v1")
 		sqlObjInsert(t, db, "pub", "b", "", "v2")
-		require.NoError(t, exec(t, db, asService, `update storage.objects set version = 'v3' where name = 'a'`))
+		admin(t, db, `update storage.objects set version = 'v3' where name = 'a'`)
 		require.Equal(t, []string{"v1 priv"}, sqlObjFreed(t, db))
-		require.NoError(t, exec(t, db, asService, `update storage.objects set version = 'v4'`))
+		admin(t, db, `update storage.objects set version = 'v4'`)
 		require.ElementsMatch(t, []string{"v1 priv", "v3 priv", "v2 pub"}, sqlObjFreed(t, db))
 		require.Equal(t, []string{"v1", "v2", "v3"}, sqlCollectable(t, db))
 	})
@@ -243,7 +245,7 @@ func TestSQLObjectDeletePrefix(t *testing.T) {
 		var n int64
 		err := asRole(t, db, id, true, func(tx pgx.Tx) error {
 			return tx.QueryRow(context.Background(),
-				`select storage.object_delete_prefix(bucket => $1, prefix => $2, max_count => $3)`, bucket, prefix, max).Scan(&n)
+				`select storage.object_delete_prefix(bucket_id => $1, prefix => $2, max_count => $3)`, bucket, prefix, max).Scan(&n)
 		})
 		return n, err
 	}
@@ -615,7 +617,7 @@ func TestSQLBucketEmptyJob(t *testing.T) {
 			require.Equal(t, before.user, before.session)
 			require.Equal(t, "none", before.role)
 			var w emptyWork
-			require.NoError(t, tx.QueryRow(ctx, `select job_id, deleted, done, error from storage.bucket_empty_work(2)`).
+			require.NoError(t, tx.QueryRow(ctx, `select job_id, deleted, done, error from storage_internal.bucket_empty_work(2)`).
 				Scan(&w.JobID, &w.Deleted, &w.Done, &w.Error))
 			require.Equal(t, wantErr, w.Error, "call %d", call)
 			after := read(tx)
@@ -695,13 +697,13 @@ func TestSQLBucketEmptyJob(t *testing.T) {
 		require.NoError(t, err)
 		defer tx.Rollback(ctx) //nolint:errcheck // committed below
 		var got1, got2 int64
-		require.NoError(t, tx.QueryRow(ctx, `select job_id from storage.bucket_empty_work(10)`).Scan(&got1))
+		require.NoError(t, tx.QueryRow(ctx, `select job_id from storage_internal.bucket_empty_work(10)`).Scan(&got1))
 		require.Equal(t, *first, got1)
 		// The first job is locked by the open transaction: another worker skips it, unblocked.
-		require.NoError(t, db.Pool.QueryRow(ctx, `select job_id from storage.bucket_empty_work(10)`).Scan(&got2))
+		require.NoError(t, db.Pool.QueryRow(ctx, `select job_id from storage_internal.bucket_empty_work(10)`).Scan(&got2))
 		require.Equal(t, *second, got2)
 		var none int64
-		require.NoError(t, db.Pool.QueryRow(ctx, `select count(*) from storage.bucket_empty_work(10)`).Scan(&none))
+		require.NoError(t, db.Pool.QueryRow(ctx, `select count(*) from storage_internal.bucket_empty_work(10)`).Scan(&none))
 		require.Equal(t, int64(0), none, "the only pending job is being worked")
 		require.NoError(t, tx.Commit(ctx))
 		require.Empty(t, sqlObjNames(t, db))
@@ -721,12 +723,12 @@ func TestSQLLifecyclePrivileges(t *testing.T) {
 	v := lcUploadBegin(t, db, "pub", "u")
 
 	ownerOnly := []string{
-		`select * from storage.bucket_empty_work(10)`,
-		`select storage.blob_collect_next(interval '0', 10)`,
-		`select storage.blob_collect_done(array['vq'])`,
-		`select storage.blob_collect_failed('vq', 'e')`,
-		`select storage.blob_upload_expire(interval '0')`,
-		`select storage.blob_upload_expire(interval '0', '` + v + `')`,
+		`select * from storage_internal.bucket_empty_work(10)`,
+		`select storage_internal.blob_collect_next(interval '0', 10)`,
+		`select storage_internal.blob_collect_done(array['vq'])`,
+		`select storage_internal.blob_collect_failed('vq', 'e')`,
+		`select storage_internal.blob_upload_expire(interval '0')`,
+		`select storage_internal.blob_upload_expire(interval '0', '` + v + `')`,
 	}
 	for _, id := range []proxy.Identity{asAnon, userA, asService} {
 		for _, stmt := range ownerOnly {
@@ -735,11 +737,11 @@ func TestSQLLifecyclePrivileges(t *testing.T) {
 	}
 	// The job recorder works only under storage.bucket_empty (which checks the bucket first).
 	for _, id := range []proxy.Identity{asAnon, userA, asService} {
-		requireSQLState(t, exec(t, db, id, `select storage.bucket_empty_enqueue('priv')`), "42501",
-			"storage.bucket_empty_enqueue may only be called by storage.bucket_empty")
+		requireSQLState(t, exec(t, db, id, `select storage_internal.bucket_empty_enqueue('priv')`), "42501",
+			"storage_internal.bucket_empty_enqueue may only be called by storage.bucket_empty")
 	}
-	requireSQLState(t, exec(t, db, asService, `select storage.bucket_empty_enqueue('no-such-bucket')`), "42501",
-		"storage.bucket_empty_enqueue may only be called by storage.bucket_empty")
+	requireSQLState(t, exec(t, db, asService, `select storage_internal.bucket_empty_enqueue('no-such-bucket')`), "42501",
+		"storage_internal.bucket_empty_enqueue may only be called by storage.bucket_empty")
 	for _, id := range []proxy.Identity{asAnon, userA} {
 		_, err := sqlObjQuery(t, db, id, false, `select id::text from storage.bucket_empty_jobs`)
 		requireSQLState(t, err, "42501", "")
@@ -798,7 +800,7 @@ func TestSQLBlobCollect(t *testing.T) {
 			tx, err := db.Pool.Begin(ctx)
 			require.NoError(t, err)
 			defer tx.Rollback(ctx) //nolint:errcheck // committed below
-			_, err = tx.Exec(ctx, `select storage.blob_collect_failed('f', $1)`, errText)
+			_, err = tx.Exec(ctx, `select storage_internal.blob_collect_failed('f', $1)`, errText)
 			require.NoError(t, err)
 			rows, err := tx.Query(ctx, `select attempts || ' ' || last_error || ' ' || (retry_at - now())::text
 				from storage.blobs_freed where version = 'f' order by id`)
@@ -817,7 +819,7 @@ func TestSQLBlobCollect(t *testing.T) {
 		admin(t, db, `update storage.blobs_freed set attempts = 20 where version = 'f'`)
 		require.Equal(t, []string{"21 capped 01:00:00", "21 capped 01:00:00"}, fail("capped"))
 		// Unknown versions are ignored.
-		admin(t, db, `select storage.blob_collect_failed('nope', 'x')`)
+		admin(t, db, `select storage_internal.blob_collect_failed('nope', 'x')`)
 		require.Equal(t, int64(3), lcCount(t, db, `select count(*) from storage.blobs_freed`))
 		require.Equal(t, int64(0), lcCount(t, db, `select count(*) from storage.blobs_freed where version = 'g' and (attempts <> 0 or retry_at is not null or last_error is not null)`))
 	})
@@ -828,9 +830,9 @@ func TestSQLBlobCollect(t *testing.T) {
 		admin(t, db, `insert into storage.blobs_freed (version, bucket_id) values
 			('a', 'priv'), ('a', 'pub'), ('b', 'priv'), ('c', 'priv'), ('a', 'priv')`)
 		require.Equal(t, []string{"a", "b", "c"}, lcCollectNext(t, db, "0", 10), "each version once")
-		admin(t, db, `select storage.blob_collect_done(array['a', 'b', 'unknown'])`)
+		admin(t, db, `select storage_internal.blob_collect_done(array['a', 'b', 'unknown'])`)
 		require.Equal(t, []string{"c priv"}, sqlObjFreed(t, db))
-		admin(t, db, `select storage.blob_collect_done('{}')`)
+		admin(t, db, `select storage_internal.blob_collect_done('{}')`)
 		require.Equal(t, []string{"c priv"}, sqlObjFreed(t, db))
 		require.Equal(t, []string{"c"}, lcCollectNext(t, db, "0", 10))
 	})
@@ -853,7 +855,7 @@ func TestSQLBlobUploadExpire(t *testing.T) {
 	t.Parallel()
 	expire := func(t *testing.T, db *testdb.DB, age string, version any) []string {
 		t.Helper()
-		got := sqlObjCol(t, db, `select v from storage.blob_upload_expire($1::interval, $2) v`, age, version)
+		got := sqlObjCol(t, db, `select v from storage_internal.blob_upload_expire($1::interval, $2) v`, age, version)
 		sort.Strings(got)
 		return got
 	}
@@ -901,7 +903,7 @@ func TestSQLBlobUploadExpire(t *testing.T) {
 		db := sqlObjDB(t)
 		var v string
 		require.NoError(t, asRole(t, db, asService, true, func(tx pgx.Tx) error {
-			return tx.QueryRow(context.Background(), `select version from storage.object_upload_prepare(
+			return tx.QueryRow(context.Background(), `select version from storage_internal.object_upload_prepare(
 				bucket_id => 'priv', name => 'k', upsert => false, mimetype => 'text/plain', content_length => 3, user_metadata => '{}')`).Scan(&v)
 		}))
 		require.Equal(t, []string{v}, uploads(t, db))
@@ -914,7 +916,7 @@ func TestSQLBlobUploadExpire(t *testing.T) {
 		require.Empty(t, sqlObjNames(t, db))
 		require.Equal(t, []string{v + " priv"}, sqlObjFreed(t, db))
 		// The server then aborts: nothing more to queue.
-		require.NoError(t, exec(t, db, asService, `select storage.object_upload_abort(version => $1)`, v))
+		require.NoError(t, exec(t, db, asService, `select storage_internal.object_upload_abort(version => $1)`, v))
 		require.Equal(t, []string{v + " priv"}, sqlObjFreed(t, db))
 		// A version that never was in flight is refused alike.
 		requireSQLState(t, exec(t, db, asService, lcCommitSQL, "priv", "k", "made-up", true), "ST010", gone)
@@ -922,7 +924,7 @@ func TestSQLBlobUploadExpire(t *testing.T) {
 	})
 }
 
-// TestSQLBlobCollectConcurrentRequeue: storage.blob_collect_next must not drop the queue entry
+// TestSQLBlobCollectConcurrentRequeue: storage_internal.blob_collect_next must not drop the queue entry
 // that a concurrent delete of a version's last row adds. (It once checked for a referencing row
 // in one statement and dropped the version's entries in the next, which, at READ COMMITTED,
 // saw the delete committed in between: no row and no entry were left, and the blob was never
@@ -970,7 +972,7 @@ func TestSQLBlobCollectConcurrentRequeue(t *testing.T) {
 	require.NoError(t, err)
 	got := make(chan []string, 1)
 	go func() {
-		rows, err := collector.Query(ctx, `select v from storage.blob_collect_next(interval '0', 10) v`)
+		rows, err := collector.Query(ctx, `select v from storage_internal.blob_collect_next(interval '0', 10) v`)
 		if err != nil {
 			got <- []string{"error: " + err.Error()}
 			return

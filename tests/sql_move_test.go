@@ -25,7 +25,7 @@ import (
 // sql/005_blob_queue_create.sql. Both are metadata-only: a moved row keeps its version, a copy
 // shares the source's version. Every version a statement stops referencing is queued in
 // storage.blobs_freed (sql/008: even one another row still shares), and the collector
-// (storage.blob_collect_next) hands a blob out for deletion only once no row references it and
+// (storage_internal.blob_collect_next) hands a blob out for deletion only once no row references it and
 // never leaves an unreferenced one behind — also when transactions race (TestSQLMoveConcurrency).
 // Unlike the reference (spec §10 item 14), the destination bucket's size and MIME limits
 // apply (ST008, ST009).
@@ -38,7 +38,7 @@ const (
 		metadata => $7, user_metadata => $8)`
 	// mvCommitSQL overwrites an object as an upsert upload's commit does (service_role only);
 	// the version's upload must be in flight (mvUploadBegin).
-	mvCommitSQL = `select storage.object_upload_commit(bucket_id => $1, name => $2, version => $3,
+	mvCommitSQL = `select storage_internal.object_upload_commit(bucket_id => $1, name => $2, version => $3,
 		upsert => true, owner_id => null, size => 3, md5 => 'd41d8cd98f00b204e9800998ecf8427e',
 		mimetype => 'text/plain', cache_control => 'no-cache', user_metadata => null)`
 	mvDeleteSQL = `select storage.object_delete(bucket_id => $1, name => $2)`
@@ -72,13 +72,13 @@ func mvPutMeta(t *testing.T, db *testdb.DB, bucket, name, ownerID, version, meta
 	var id string
 	require.NoError(t, db.Pool.QueryRow(context.Background(),
 		`insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata)
-		 values ($1, $2, storage.uuid_or_null(nullif($3, '')), nullif($3, ''), $4, $5::jsonb, '{"u":1}')
+		 values ($1, $2, storage_internal.uuid_or_null(nullif($3, '')), nullif($3, ''), $4, $5::jsonb, '{"u":1}')
 		 returning id::text`, bucket, name, ownerID, version, meta).Scan(&id))
 	return id
 }
 
 // mvUploadBegin records the upload of version in flight (storage.blob_uploads), as
-// storage.blob_upload_begin does, so that mvCommitSQL may commit it. The tables' owner writes
+// storage_internal.blob_upload_begin does, so that mvCommitSQL may commit it. The tables' owner writes
 // the entry itself to keep the test's own version names.
 func mvUploadBegin(t *testing.T, db *testdb.DB, bucket, name, version string) {
 	t.Helper()
@@ -597,7 +597,7 @@ func TestSQLMoveCopy(t *testing.T) {
 // Concurrency: whatever the interleaving of two transactions, the collector never hands out
 // the blob of a version a row references (data loss), and a version no row references is
 // always queued (else its blob leaks). Each transaction runs in its own connection through the
-// prelude as service_role, as the server's requests do; the collector (storage.blob_collect_next
+// prelude as service_role, as the server's requests do; the collector (storage_internal.blob_collect_next
 // as the tables' owner, mvCollect) runs between the transactions' commits and after them.
 
 // mvPool is a pool of the test database large enough for every racing transaction to hold
@@ -679,14 +679,14 @@ func mvCollectTable(t *testing.T, db *testdb.DB) {
 	admin(t, db, `create table public.mv_collected (version text not null, at timestamptz not null default clock_timestamp())`)
 }
 
-// mvCollect runs one pass of the collector as the server's does (storage.blob_collect_next as
+// mvCollect runs one pass of the collector as the server's does (storage_internal.blob_collect_next as
 // the tables' owner, committed: it drops the entries of versions a row still references) and
 // records the versions it hands out in public.mv_collected. Like a collector whose blob
 // deletes have not finished yet, it does not report them done: their entries stay queued.
 func mvCollect(t *testing.T, db *testdb.DB) {
 	t.Helper()
 	admin(t, db, `insert into public.mv_collected (version)
-		select v from storage.blob_collect_next(interval '0', 1000000) v`)
+		select v from storage_internal.blob_collect_next(interval '0', 1000000) v`)
 }
 
 // mvViolations checks the blob bookkeeping for the given versions (each referenced by some row

@@ -52,7 +52,7 @@ func sqlObjFreed(t *testing.T, db *testdb.DB) []string {
 }
 
 // sqlCollectable is what the collector would delete now: the versions
-// storage.blob_collect_next returns with no retention, sorted. It runs as the tables' owner in a
+// storage_internal.blob_collect_next returns with no retention, sorted. It runs as the tables' owner in a
 // transaction rolled back, so the queue is left as it was (blob_collect_next drops the entries
 // of versions a row still references).
 func sqlCollectable(t *testing.T, db *testdb.DB) []string {
@@ -61,7 +61,7 @@ func sqlCollectable(t *testing.T, db *testdb.DB) []string {
 	tx, err := db.Pool.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx) //nolint:errcheck // rolled back on purpose
-	rows, err := tx.Query(ctx, `select v from storage.blob_collect_next(interval '0', 1000000) v order by v collate "C"`)
+	rows, err := tx.Query(ctx, `select v from storage_internal.blob_collect_next(interval '0', 1000000) v order by v collate "C"`)
 	require.NoError(t, err)
 	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
@@ -267,6 +267,26 @@ func TestSQLObjectDeleteMany(t *testing.T) {
 	})
 }
 
+// sqlPrepareSQL is the server's first upload step.
+const sqlPrepareSQL = `select version, coalesce(size_limit::text, '<null>') from storage_internal.object_upload_prepare(
+	bucket_id => $1, name => $2, upsert => $3, mimetype => $4, content_length => $5, user_metadata => '{}')`
+
+// sqlPrep runs storage_internal.object_upload_prepare as id and commits it; it returns the
+// version and the size limit ('<null>' when none).
+func sqlPrep(t *testing.T, db *testdb.DB, id proxy.Identity, bucket, name string, upsert bool, mime string, length *int64) (string, string, error) {
+	t.Helper()
+	var version, limit string
+	err := asRole(t, db, id, true, func(tx pgx.Tx) error {
+		return tx.QueryRow(context.Background(), sqlPrepareSQL, bucket, name, upsert, mime, length).Scan(&version, &limit)
+	})
+	return version, limit, err
+}
+
+// sqlCommitSQL is the server's last upload step, for a 5-byte text/plain object.
+const sqlCommitSQL = `select storage_internal.object_upload_commit(bucket_id => $1, name => $2, version => $3, upsert => $4,
+	owner_id => $5, size => 5, md5 => '5d41402abc4b2a76b9719d911017c592', mimetype => 'text/plain',
+	cache_control => 'no-cache', user_metadata => '{}')::text`
+
 // TestSQLObjectBlobQueue pins DESIGN §4 for SQL callers: whatever stops referencing a blob
 // queues it in storage.blobs_freed, in the same transaction, and nothing else does.
 func TestSQLObjectBlobQueue(t *testing.T) {
@@ -331,20 +351,26 @@ func TestSQLObjectBlobQueue(t *testing.T) {
 		db := sqlObjDB(t)
 		sqlObjInsert(t, db, "priv", "k", userA.Sub, "v1")
 		sqlObjInsert(t, db, "priv", "other", userA.Sub, "v9")
-		require.NoError(t, exec(t, db, asService, `update storage.objects set version = 'v2' where name = 'k'`))
+		// Versions are the tables' owner's to set by hand (request roles: see
+		// TestSQLObjectVersionGuard).
+		admin(t, db, `update storage.objects set version = 'v2' where name = 'k'`)
 		require.Equal(t, []string{"v1 priv"}, sqlObjFreed(t, db))
 
-		// A request role with policies, likewise.
+		// A request role with policies, through an upload it commits (upsert).
 		admin(t, db, `create policy sel on storage.objects for select to authenticated using (owner_id = (select auth.uid())::text);
+			create policy ins on storage.objects for insert to authenticated with check (owner_id = (select auth.uid())::text);
 			create policy upd on storage.objects for update to authenticated using (owner_id = (select auth.uid())::text)`)
-		require.NoError(t, exec(t, db, userA, `update storage.objects set version = 'v3' where name = 'k'`))
+		v3, _, err := sqlPrep(t, db, userA, "priv", "k", true, "text/plain", nil)
+		require.NoError(t, err)
+		_, err = sqlObjQuery(t, db, userA, true, sqlCommitSQL, "priv", "k", v3, true, userA.Sub)
+		require.NoError(t, err)
 		require.Equal(t, []string{"v1 priv", "v2 priv"}, sqlObjFreed(t, db))
 
 		// Pointing a row at a version another row keeps: the old one is still referenced.
-		require.NoError(t, exec(t, db, asService, `update storage.objects set version = 'v3' where name = 'other'`))
+		admin(t, db, `update storage.objects set version = $1 where name = 'other'`, v3)
 		require.Equal(t, []string{"v1 priv", "v2 priv", "v9 priv"}, sqlObjFreed(t, db))
-		require.NoError(t, exec(t, db, asService, `update storage.objects set version = 'v4' where name = 'k'`))
-		require.Equal(t, []string{"v1 priv", "v2 priv", "v9 priv", "v3 priv"}, sqlObjFreed(t, db),
+		admin(t, db, `update storage.objects set version = 'v4' where name = 'k'`)
+		require.Equal(t, []string{"v1 priv", "v2 priv", "v9 priv", v3 + " priv"}, sqlObjFreed(t, db),
 			"v3 left the statement's rows: queued, the collector re-checks")
 		require.Equal(t, []string{"v1", "v2", "v9"}, sqlCollectable(t, db), "v3 is still the version of 'other'")
 	})
@@ -353,8 +379,8 @@ func TestSQLObjectBlobQueue(t *testing.T) {
 		t.Parallel()
 		db := sqlObjDB(t)
 		sqlObjInsert(t, db, "priv", "k", "", "v1")
+		admin(t, db, `update storage.objects set metadata = '{"size":2}' where name = 'k'`) // the owner's to change
 		for _, stmt := range []string{
-			`update storage.objects set metadata = '{"size":2}' where name = 'k'`,
 			`update storage.objects set user_metadata = '{"a":1}' where name = 'k'`,
 			`update storage.objects set name = 'renamed' where name = 'k'`,
 			`update storage.objects set bucket_id = 'pub' where name = 'renamed'`,
@@ -393,7 +419,7 @@ func TestSQLObjectBlobQueue(t *testing.T) {
 		sqlObjInsert(t, db, "priv", "k", "", "v1")
 		admin(t, db, `delete from storage.objects`)
 		admin(t, db, `insert into storage.blob_uploads (version, bucket_id, name) values ('up1', 'priv', 'k')`)
-		for _, id := range []proxy.Identity{asAnon, userA} {
+		for _, id := range []proxy.Identity{asAnon, userA, asService} {
 			for _, stmt := range []string{
 				`select version from storage.blob_uploads`,
 				`select version from storage.blobs_freed`,
@@ -406,31 +432,13 @@ func TestSQLObjectBlobQueue(t *testing.T) {
 				requireSQLState(t, err, "42501", "")
 			}
 		}
-		got, err := sqlObjQuery(t, db, asService, false, `select version from storage.blobs_freed`)
-		require.NoError(t, err)
-		require.Equal(t, []string{"v1"}, got)
-		got, err = sqlObjQuery(t, db, asService, false, `select version from storage.blob_uploads`)
-		require.NoError(t, err)
-		require.Equal(t, []string{"up1"}, got)
+		require.Equal(t, []string{"v1 priv"}, sqlObjFreed(t, db))
+		require.Equal(t, []string{"up1"}, sqlObjCol(t, db, `select version from storage.blob_uploads`))
 	})
 }
 
 func TestSQLObjectUpload(t *testing.T) {
 	t.Parallel()
-	const prepare = `select version, coalesce(size_limit::text, '<null>') from storage.object_upload_prepare(
-		bucket_id => $1, name => $2, upsert => $3, mimetype => $4, content_length => $5, user_metadata => '{}')`
-	// prep runs prepare as id and commits; it returns the version and the size limit.
-	prep := func(t *testing.T, db *testdb.DB, id proxy.Identity, bucket, name string, upsert bool, mime string, length *int64) (string, string, error) {
-		t.Helper()
-		var version, limit string
-		err := asRole(t, db, id, true, func(tx pgx.Tx) error {
-			return tx.QueryRow(context.Background(), prepare, bucket, name, upsert, mime, length).Scan(&version, &limit)
-		})
-		return version, limit, err
-	}
-	const commit = `select storage.object_upload_commit(bucket_id => $1, name => $2, version => $3, upsert => $4,
-		owner_id => $5, size => 5, md5 => '5d41402abc4b2a76b9719d911017c592', mimetype => 'text/plain',
-		cache_control => 'no-cache', user_metadata => '{}')::text`
 	n := func(v int64) *int64 { return &v }
 
 	t.Run("Refusals", func(t *testing.T) {
@@ -439,34 +447,34 @@ func TestSQLObjectUpload(t *testing.T) {
 		admin(t, db, `create policy ins on storage.objects for insert to authenticated with check (true)`)
 		sqlObjInsert(t, db, "priv", "exists", "", "v1")
 
-		_, _, err := prep(t, db, userA, "nobucket", "k", false, "text/plain", nil)
+		_, _, err := sqlPrep(t, db, userA, "nobucket", "k", false, "text/plain", nil)
 		requireSQLState(t, err, "ST001", "Bucket not found")
-		_, _, err = prep(t, db, asAnon, "nobucket", "k", false, "text/plain", nil)
+		_, _, err = sqlPrep(t, db, asAnon, "nobucket", "k", false, "text/plain", nil)
 		requireSQLState(t, err, "ST001", "Bucket not found")
-		_, _, err = prep(t, db, userA, "priv", "exists", false, "text/plain", nil)
+		_, _, err = sqlPrep(t, db, userA, "priv", "exists", false, "text/plain", nil)
 		requireSQLState(t, err, "ST004", "The resource already exists")
-		_, _, err = prep(t, db, userA, "priv", "a%b", false, "text/plain", nil)
+		_, _, err = sqlPrep(t, db, userA, "priv", "a%b", false, "text/plain", nil)
 		requireSQLState(t, err, "ST007", "Invalid key: a%b")
-		_, _, err = prep(t, db, userA, "priv", "", false, "text/plain", nil)
+		_, _, err = sqlPrep(t, db, userA, "priv", "", false, "text/plain", nil)
 		requireSQLState(t, err, "ST007", "Invalid key: ")
-		_, _, err = prep(t, db, userA, "a/b", "k", false, "text/plain", nil)
+		_, _, err = sqlPrep(t, db, userA, "a/b", "k", false, "text/plain", nil)
 		requireSQLState(t, err, "ST006", "Bucket name invalid")
 		requireSQLState(t, exec(t, db, asService, `select storage.object_delete(bucket_id => 'a%b', name => 'k')`), "ST006", "Bucket name invalid")
 		requireSQLState(t, exec(t, db, asService, `select * from storage.object_delete_many(bucket_id => 'a%b', names => array['k'])`), "ST006", "Bucket name invalid")
-		_, _, err = prep(t, db, userA, "lim", "k", false, "text/plain", n(11))
+		_, _, err = sqlPrep(t, db, userA, "lim", "k", false, "text/plain", n(11))
 		requireSQLState(t, err, "ST008", "The object exceeded the maximum allowed size")
-		_, _, err = prep(t, db, userA, "priv", "x/.emptyFolderPlaceholder", false, "text/plain", n(1))
+		_, _, err = sqlPrep(t, db, userA, "priv", "x/.emptyFolderPlaceholder", false, "text/plain", n(1))
 		requireSQLState(t, err, "ST008", "The object exceeded the maximum allowed size")
-		_, _, err = prep(t, db, userA, "lim", "k", false, "image/png", n(1))
+		_, _, err = sqlPrep(t, db, userA, "lim", "k", false, "image/png", n(1))
 		requireSQLState(t, err, "ST009", "mime type image/png is not supported")
-		_, _, err = prep(t, db, userA, "lim", "k", false, "text/plain;charset=UTF-8", nil)
+		_, _, err = sqlPrep(t, db, userA, "lim", "k", false, "text/plain;charset=UTF-8", nil)
 		requireSQLState(t, err, "ST009", "mime type text/plain;charset=UTF-8 is not supported")
 		// No INSERT policy for anon; upsert needs UPDATE and SELECT policies too.
-		_, _, err = prep(t, db, asAnon, "priv", "k", false, "text/plain", nil)
+		_, _, err = sqlPrep(t, db, asAnon, "priv", "k", false, "text/plain", nil)
 		requireSQLState(t, err, "42501", "")
-		_, _, err = prep(t, db, userA, "priv", "k", true, "text/plain", nil)
+		_, _, err = sqlPrep(t, db, userA, "priv", "k", true, "text/plain", nil)
 		requireSQLState(t, err, "42501", "")
-		_, _, err = prep(t, db, userA, "priv", "exists", true, "text/plain", nil)
+		_, _, err = sqlPrep(t, db, userA, "priv", "exists", true, "text/plain", nil)
 		requireSQLState(t, err, "42501", "")
 
 		require.Empty(t, sqlObjCol(t, db, `select version from storage.blob_uploads`), "a refused upload begins nothing")
@@ -478,21 +486,19 @@ func TestSQLObjectUpload(t *testing.T) {
 		db := sqlObjDB(t)
 		admin(t, db, `create policy ins on storage.objects for insert to authenticated
 			with check (bucket_id = 'lim' and owner_id = (select auth.uid())::text and metadata->>'mimetype' = 'text/plain')`)
-		version, limit, err := prep(t, db, userA, "lim", "k", false, "text/plain", n(5))
+		version, limit, err := sqlPrep(t, db, userA, "lim", "k", false, "text/plain", n(5))
 		require.NoError(t, err)
 		require.Regexp(t, `^[0-9a-f]{32}$`, version)
 		require.Equal(t, "10", limit)
 		require.Equal(t, []string{version + " lim k"}, sqlObjCol(t, db, `select version || ' ' || bucket_id || ' ' || name from storage.blob_uploads`))
 		require.Empty(t, sqlObjNames(t, db), "the dry-run row is rolled back")
 
-		// Only the server (service_role) commits.
-		for _, id := range []proxy.Identity{asAnon, userA} {
-			_, err := sqlObjQuery(t, db, id, true, commit, "lim", "k", version, false, userA.Sub)
-			requireSQLState(t, err, "42501", "")
-			err = exec(t, db, id, `select storage.object_upload_abort(version => $1)`, version)
-			requireSQLState(t, err, "42501", "")
-		}
-		got, err := sqlObjQuery(t, db, asService, true, commit, "lim", "k", version, false, userA.Sub)
+		// The commit runs as the uploader: the policies decide on the row again. anon has no
+		// INSERT policy (refused, and the upload stays in flight); userA's passes.
+		_, err = sqlObjQuery(t, db, asAnon, true, sqlCommitSQL, "lim", "k", version, false, userA.Sub)
+		requireSQLState(t, err, "42501", `new row violates row-level security policy for table "objects"`)
+		require.Equal(t, []string{version}, sqlObjCol(t, db, `select version from storage.blob_uploads`))
+		got, err := sqlObjQuery(t, db, userA, true, sqlCommitSQL, "lim", "k", version, false, userA.Sub)
 		require.NoError(t, err)
 		require.Len(t, got, 1)
 		require.Regexp(t, uuidPattern, got[0])
@@ -504,10 +510,10 @@ func TestSQLObjectUpload(t *testing.T) {
 
 		// Limits: the bucket's, the server's (storage.upload_file_size_limit), the smaller
 		// wins; placeholders get 0; none at all is NULL.
-		_, limit, err = prep(t, db, asService, "priv", "free", false, "text/plain", nil)
+		_, limit, err = sqlPrep(t, db, asService, "priv", "free", false, "text/plain", nil)
 		require.NoError(t, err)
 		require.Equal(t, "<null>", limit)
-		_, limit, err = prep(t, db, asService, "priv", "x/.emptyFolderPlaceholder", false, "image/png", n(0))
+		_, limit, err = sqlPrep(t, db, asService, "priv", "x/.emptyFolderPlaceholder", false, "image/png", n(0))
 		require.NoError(t, err)
 		require.Equal(t, "0", limit)
 		var lim2 string
@@ -515,7 +521,7 @@ func TestSQLObjectUpload(t *testing.T) {
 			if _, err := tx.Exec(context.Background(), `select set_config('storage.upload_file_size_limit', '7', true)`); err != nil {
 				return err
 			}
-			return tx.QueryRow(context.Background(), `select size_limit::text from storage.object_upload_prepare('lim', 'k2', false, 'text/plain', null, null)`).Scan(&lim2)
+			return tx.QueryRow(context.Background(), `select size_limit::text from storage_internal.object_upload_prepare('lim', 'k2', false, 'text/plain', null, null)`).Scan(&lim2)
 		}))
 		require.Equal(t, "7", lim2)
 	})
@@ -524,24 +530,24 @@ func TestSQLObjectUpload(t *testing.T) {
 		t.Parallel()
 		db := sqlObjDB(t)
 		// Two uploads of one key both pass prepare (neither has a row yet)…
-		v1, _, err := prep(t, db, asService, "priv", "k", false, "text/plain", nil)
+		v1, _, err := sqlPrep(t, db, asService, "priv", "k", false, "text/plain", nil)
 		require.NoError(t, err)
-		v2, _, err := prep(t, db, asService, "priv", "k", false, "text/plain", nil)
+		v2, _, err := sqlPrep(t, db, asService, "priv", "k", false, "text/plain", nil)
 		require.NoError(t, err)
 		require.NotEqual(t, v1, v2)
 		// …exactly one commits.
-		_, err = sqlObjQuery(t, db, asService, true, commit, "priv", "k", v1, false, nil)
+		_, err = sqlObjQuery(t, db, asService, true, sqlCommitSQL, "priv", "k", v1, false, nil)
 		require.NoError(t, err)
-		_, err = sqlObjQuery(t, db, asService, true, commit, "priv", "k", v2, false, nil)
+		_, err = sqlObjQuery(t, db, asService, true, sqlCommitSQL, "priv", "k", v2, false, nil)
 		requireSQLState(t, err, "ST004", "The resource already exists")
 		require.Equal(t, []string{v2}, sqlObjCol(t, db, `select version from storage.blob_uploads`), "the loser is still in flight until aborted")
 		// The server aborts the loser: its blob is queued.
-		require.NoError(t, exec(t, db, asService, `select storage.object_upload_abort(version => $1)`, v2))
+		require.NoError(t, exec(t, db, asService, `select storage_internal.object_upload_abort(version => $1)`, v2))
 		require.Empty(t, sqlObjCol(t, db, `select version from storage.blob_uploads`))
 		require.Equal(t, []string{v2 + " priv"}, sqlObjFreed(t, db))
 		// Aborting twice, or a committed upload, queues nothing more.
-		require.NoError(t, exec(t, db, asService, `select storage.object_upload_abort(version => $1)`, v2))
-		require.NoError(t, exec(t, db, asService, `select storage.object_upload_abort(version => $1)`, v1))
+		require.NoError(t, exec(t, db, asService, `select storage_internal.object_upload_abort(version => $1)`, v2))
+		require.NoError(t, exec(t, db, asService, `select storage_internal.object_upload_abort(version => $1)`, v1))
 		require.Equal(t, []string{v2 + " priv"}, sqlObjFreed(t, db))
 		require.Equal(t, []string{v1}, sqlObjCol(t, db, `select version from storage.objects`))
 	})
@@ -551,9 +557,9 @@ func TestSQLObjectUpload(t *testing.T) {
 		db := sqlObjDB(t)
 		sqlObjInsert(t, db, "priv", "k", userB.Sub, "old")
 		id := sqlObjCol(t, db, `select id::text from storage.objects`)[0]
-		v, _, err := prep(t, db, asService, "priv", "k", true, "text/plain", nil)
+		v, _, err := sqlPrep(t, db, asService, "priv", "k", true, "text/plain", nil)
 		require.NoError(t, err)
-		got, err := sqlObjQuery(t, db, asService, true, commit, "priv", "k", v, true, nil)
+		got, err := sqlObjQuery(t, db, asService, true, sqlCommitSQL, "priv", "k", v, true, nil)
 		require.NoError(t, err)
 		require.Equal(t, []string{id}, got, "an upsert keeps the id")
 		require.Equal(t, []string{v + " " + userB.Sub}, sqlObjCol(t, db, `select version || ' ' || owner_id from storage.objects`),

@@ -23,7 +23,7 @@ import (
 // use it: storage.url_sign, url_sign_many and url_sign_upload under the production prelude
 // (anon, authenticated, service_role), the tokens they mint (verified with golang-jwt and the
 // secret, and over HTTP by the proxy), and the fence around the secret: storage.signing_key and
-// storage.signing_secret_set are the owner's alone, and storage.url_token signs only for the
+// storage.signing_secret_set are the owner's alone, and storage_internal.url_token signs only for the
 // three url_sign functions.
 
 // sqlSignSecret is the secret the SQL tests store (the HTTP ones use httpJWTSecret).
@@ -81,6 +81,21 @@ func sqlSignRequireClaims(t *testing.T, claims map[string]any, lifetime int64, w
 		}
 	}
 	require.Equal(t, want, rest)
+}
+
+// signPathEscape percent-encodes a key as the signed URLs do: every character JavaScript's
+// encodeURIComponent escapes, except '/'.
+func signPathEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.!~*'()/", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 // sqlSignRow is one row of storage.url_sign_many.
@@ -270,7 +285,7 @@ func TestSQLSignMany(t *testing.T) {
 			require.Nil(t, rows[i].Error, "row %d", i)
 			require.NotNil(t, rows[i].SignedURL, "row %d", i)
 			u := *rows[i].SignedURL
-			require.Equal(t, "/object/sign/b/"+name+"?token="+signTokenOf(t, u), u)
+			require.Equal(t, "/object/sign/b/"+signPathEscape(name)+"?token="+signTokenOf(t, u), u)
 			sqlSignRequireClaims(t, sqlSignVerify(t, signTokenOf(t, u), sqlSignSecret), 120, map[string]any{"url": "b/" + name, "scope": "download"})
 		}
 		// No names, no rows; a missing bucket errs every row.
@@ -321,16 +336,25 @@ func TestSQLSignUpload(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "/object/upload/sign/b/new/u.txt?token="+tok, url)
 		// Default lifetime 7200 s; owner = the caller's sub.
+		// The signer (role and claims) is who the upload will be written as.
+		signerA := map[string]any{"role": "authenticated", "claims": map[string]any{"role": "authenticated", "sub": userA.Sub}}
+		signerService := map[string]any{"role": "service_role", "claims": map[string]any{"role": "service_role"}}
 		sqlSignRequireClaims(t, sqlSignVerify(t, tok, sqlSignSecret), 7200,
-			map[string]any{"url": "b/new/u.txt", "scope": "upload", "upsert": false, "owner": userA.Sub})
+			map[string]any{"url": "b/new/u.txt", "scope": "upload", "upsert": false, "owner": userA.Sub, "signer": signerA})
 		// The service role has no sub: no owner claim. upsert and expires_in as given.
 		_, tok, err = sqlSignUpload(t, db, asService, `select url, token from storage.url_sign_upload('b', 'k', true, 90)`)
 		require.NoError(t, err)
-		sqlSignRequireClaims(t, sqlSignVerify(t, tok, sqlSignSecret), 90, map[string]any{"url": "b/k", "scope": "upload", "upsert": true})
+		sqlSignRequireClaims(t, sqlSignVerify(t, tok, sqlSignSecret), 90, map[string]any{"url": "b/k", "scope": "upload", "upsert": true, "signer": signerService})
 		// NULL upsert is false.
 		_, tok, err = sqlSignUpload(t, db, asService, q, "b", "u", nil)
 		require.NoError(t, err)
-		sqlSignRequireClaims(t, sqlSignVerify(t, tok, sqlSignSecret), 7200, map[string]any{"url": "b/u", "scope": "upload", "upsert": false})
+		sqlSignRequireClaims(t, sqlSignVerify(t, tok, sqlSignSecret), 7200, map[string]any{"url": "b/u", "scope": "upload", "upsert": false, "signer": signerService})
+		// A SQL caller RLS does not apply to (here the tables' owner, with no request claims)
+		// signs as service_role.
+		var ownerTok string
+		require.NoError(t, db.Pool.QueryRow(context.Background(), `select token from storage.url_sign_upload('b', 'o', false, 60)`).Scan(&ownerTok))
+		sqlSignRequireClaims(t, sqlSignVerify(t, ownerTok, sqlSignSecret), 60, map[string]any{"url": "b/o", "scope": "upload", "upsert": false,
+			"signer": map[string]any{"role": "service_role"}})
 		// A dry-run: nothing was written, even when committed.
 		_, err = sqlObjQuery(t, db, asService, true, `select url from storage.url_sign_upload('b', 'committed')`)
 		require.NoError(t, err)
@@ -416,7 +440,7 @@ func TestSQLSignOverHTTP(t *testing.T) {
 		}
 		u, err := sqlSignOne(t, o.db, asService, `select storage.url_sign('b', 'folder/a b (1).png', 60)`)
 		require.NoError(t, err)
-		require.Equal(t, "/object/sign/b/folder/a b (1).png?token="+signTokenOf(t, u), u)
+		require.Equal(t, "/object/sign/b/folder/a%20b%20(1).png?token="+signTokenOf(t, u), u)
 		requireBytes(t, o.fetch(t, u), "spaced")
 	})
 
@@ -482,28 +506,28 @@ func TestSQLSignSecurity(t *testing.T) {
 	t.Run("URLTokenDirect", func(t *testing.T) {
 		t.Parallel()
 		db := sqlSignDB(t)
-		const msg = "storage.url_token may only be called by the storage.url_sign functions"
+		const msg = "storage_internal.url_token may only be called by the storage.url_sign functions"
 		for _, id := range sqlSignRoles {
 			for _, q := range []string{
-				`select storage.url_token('{"url":"b/k","scope":"download"}')`,
-				`select storage.url_token(jsonb_build_object('url', 'b/k', 'scope', 'upload', 'upsert', true))`,
-				`select * from storage.url_token('{"url":"b/k","scope":"download"}')`,
-				`do $$ begin perform storage.url_token('{"url":"b/k","scope":"download"}'); end $$`,
+				`select storage_internal.url_token('{"url":"b/k","scope":"download"}')`,
+				`select storage_internal.url_token(jsonb_build_object('url', 'b/k', 'scope', 'upload', 'upsert', true))`,
+				`select * from storage_internal.url_token('{"url":"b/k","scope":"download"}')`,
+				`do $$ begin perform storage_internal.url_token('{"url":"b/k","scope":"download"}'); end $$`,
 			} {
 				err := exec(t, db, id, q)
 				requireSQLState(t, err, "42501", msg)
 			}
 		}
 		// Even the owner may not call it directly.
-		_, err := db.Pool.Exec(context.Background(), `select storage.url_token('{"url":"b/k"}')`)
+		_, err := db.Pool.Exec(context.Background(), `select storage_internal.url_token('{"url":"b/k"}')`)
 		requireSQLState(t, err, "42501", msg)
 	})
 
 	t.Run("URLTokenFromOtherFunctions", func(t *testing.T) {
 		t.Parallel()
 		db := sqlSignDB(t)
-		const msg = "storage.url_token may only be called by the storage.url_sign functions"
-		const body = `begin return storage.url_token(jsonb_build_object('url', bucket_id || '/' || name, 'scope', 'download')); end`
+		const msg = "storage_internal.url_token may only be called by the storage.url_sign functions"
+		const body = `begin return storage_internal.url_token(jsonb_build_object('url', bucket_id || '/' || name, 'scope', 'download')); end`
 		// Functions named like the real ones, in other schemas, plain and SECURITY DEFINER
 		// (created by the owner of the storage schema, even), one whose quoted name tries to
 		// forge a line of the call stack, and an SQL-language one.
@@ -512,7 +536,7 @@ func TestSQLSignSecurity(t *testing.T) {
 		admin(t, db, `create schema storage_x`)
 		admin(t, db, `create function storage_x.url_sign_upload(bucket_id text, name text, expires_in bigint) returns text language plpgsql as $$`+body+`$$`)
 		admin(t, db, "create function public.\"x\nPL/pgSQL function storage.url_sign(\"(bucket_id text, name text, expires_in bigint) returns text language plpgsql as $$"+body+"$$")
-		admin(t, db, `create function public.url_sign_sql(bucket_id text, name text, expires_in bigint) returns text language sql as $$ select storage.url_token(jsonb_build_object('url', bucket_id || '/' || name, 'scope', 'download')) $$`)
+		admin(t, db, `create function public.url_sign_sql(bucket_id text, name text, expires_in bigint) returns text language sql as $$ select storage_internal.url_token(jsonb_build_object('url', bucket_id || '/' || name, 'scope', 'download')) $$`)
 		admin(t, db, `grant usage on schema storage_x to anon, authenticated, service_role`)
 		admin(t, db, `grant execute on all functions in schema public, storage_x to anon, authenticated, service_role`)
 		calls := []string{
@@ -550,13 +574,13 @@ func TestSQLSignSecurity(t *testing.T) {
 			err := asRole(t, db, id, false, func(tx pgx.Tx) error {
 				ctx := context.Background()
 				if _, err := tx.Exec(ctx, `create function pg_temp.url_sign(bucket_id text, name text, expires_in bigint) returns text
-					language plpgsql as $$ begin return storage.url_token(jsonb_build_object('url', bucket_id || '/' || name, 'scope', 'download')); end $$`); err != nil {
+					language plpgsql as $$ begin return storage_internal.url_token(jsonb_build_object('url', bucket_id || '/' || name, 'scope', 'download')); end $$`); err != nil {
 					return err
 				}
 				_, err := tx.Exec(ctx, `select pg_temp.url_sign('b', 'k', 60)`)
 				return err
 			})
-			requireSQLState(t, err, "42501", "storage.url_token may only be called by the storage.url_sign functions")
+			requireSQLState(t, err, "42501", "storage_internal.url_token may only be called by the storage.url_sign functions")
 		}
 	})
 
@@ -565,13 +589,13 @@ func TestSQLSignSecurity(t *testing.T) {
 		// Request roles cannot put a function into the storage schema, nor replace one.
 		db := sqlSignDB(t)
 		for _, id := range sqlSignRoles {
-			err := exec(t, db, id, `create function storage.url_sign_x() returns text language plpgsql as $$ begin return storage.url_token('{}'); end $$`)
+			err := exec(t, db, id, `create function storage.url_sign_x() returns text language plpgsql as $$ begin return storage_internal.url_token('{}'); end $$`)
 			requireSQLState(t, err, "42501", "permission denied for schema storage")
 			err = exec(t, db, id, `create or replace function storage.url_sign(bucket_id text, name text, expires_in bigint) returns text
-				language plpgsql as $$ begin return storage.url_token(jsonb_build_object('url', bucket_id || '/' || name, 'scope', 'download')); end $$`)
+				language plpgsql as $$ begin return storage_internal.url_token(jsonb_build_object('url', bucket_id || '/' || name, 'scope', 'download')); end $$`)
 			requireSQLState(t, err, "42501", "")
-			err = exec(t, db, id, `alter function storage.url_token(jsonb) security invoker`)
-			requireSQLState(t, err, "42501", "must be owner of function storage.url_token")
+			err = exec(t, db, id, `alter function storage_internal.url_token(jsonb) security invoker`)
+			requireSQLState(t, err, "42501", "must be owner of function storage_internal.url_token")
 		}
 	})
 
@@ -640,18 +664,18 @@ func TestSQLSignHMAC(t *testing.T) {
 			mac := hmac.New(sha256.New, key(n))
 			mac.Write(m)
 			var got []byte
-			require.NoError(t, db.Pool.QueryRow(ctx, `select storage.hmac_sha256($1::bytea, $2::bytea)`, key(n), m).Scan(&got))
+			require.NoError(t, db.Pool.QueryRow(ctx, `select storage_internal.hmac_sha256($1::bytea, $2::bytea)`, key(n), m).Scan(&got))
 			require.Equal(t, mac.Sum(nil), got, "key of %d bytes, message %d", n, i)
 		}
 	}
 	// RFC 4231 test case 2.
 	var got []byte
-	require.NoError(t, db.Pool.QueryRow(ctx, `select storage.hmac_sha256(convert_to('Jefe', 'UTF8'), convert_to('what do ya want for nothing?', 'UTF8'))`).Scan(&got))
+	require.NoError(t, db.Pool.QueryRow(ctx, `select storage_internal.hmac_sha256(convert_to('Jefe', 'UTF8'), convert_to('what do ya want for nothing?', 'UTF8'))`).Scan(&got))
 	require.Equal(t, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", fmt.Sprintf("%x", got))
 
 	// The request roles may use it as well (it is a plain function).
 	for _, id := range sqlSignRoles {
-		out, err := queryStrings(t, db, id, `select encode(storage.hmac_sha256('\x6b6579'::bytea, '\x6d7367'::bytea), 'hex')`)
+		out, err := queryStrings(t, db, id, `select encode(storage_internal.hmac_sha256('\x6b6579'::bytea, '\x6d7367'::bytea), 'hex')`)
 		require.NoError(t, err)
 		mac := hmac.New(sha256.New, []byte("key"))
 		mac.Write([]byte("msg"))
@@ -662,7 +686,7 @@ func TestSQLSignHMAC(t *testing.T) {
 	for n := 0; n <= 200; n++ {
 		data := key(n)
 		var s string
-		require.NoError(t, db.Pool.QueryRow(ctx, `select storage.base64url($1::bytea)`, data).Scan(&s))
+		require.NoError(t, db.Pool.QueryRow(ctx, `select storage_internal.base64url($1::bytea)`, data).Scan(&s))
 		require.Equal(t, base64.RawURLEncoding.EncodeToString(data), s, "%d bytes", n)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	storage "github.com/pgstorage/storage"
@@ -27,13 +28,32 @@ import (
 type database struct {
 	pool    *pgxpool.Pool
 	cluster *cluster.Cluster // nil with DATABASE_URL
-	display string           // where it is, for humans (no password)
+	display string           // where it is, for humans (no password): the admin connection
 	version int32            // schema version after migrating
+	role    string           // the role the pool connects as, when not the admin's
 }
+
+// serverRole is the login role the embedded default's server connects as: no superuser, no
+// BYPASSRLS, a member of the request roles (to SET ROLE per request) and of storage_server
+// (the collector's functions). A token that resets the role, or any statement that escapes
+// the prelude, runs with no more than that. Migrations and maintenance use the superuser.
+const serverRole = "storage_app"
+
+// poolUse says whom openDatabase's pool connects as.
+type poolUse int
+
+const (
+	// poolAdmin: the migrating role (the embedded superuser, or DATABASE_URL's role), for
+	// migrate and reconcile, which read and repair the bookkeeping tables.
+	poolAdmin poolUse = iota
+	// poolServer: the role requests run through: serverRole in the embedded default,
+	// DATABASE_URL's role otherwise.
+	poolServer
+)
 
 // openDatabase connects to DATABASE_URL, or starts the embedded cluster, and applies pending
 // migrations.
-func openDatabase(ctx context.Context, cfg Config, logOut io.Writer) (*database, error) {
+func openDatabase(ctx context.Context, cfg Config, logOut io.Writer, use poolUse) (*database, error) {
 	db := &database{}
 	connString := cfg.DatabaseURL
 	if cfg.embedded() {
@@ -71,13 +91,60 @@ func openDatabase(ctx context.Context, cfg Config, logOut io.Writer) (*database,
 		db.close()
 		return nil, fmt.Errorf("cannot reach the database at %s: %s", db.display, oneLine(err))
 	}
-	db.version, err = storage.Migrate(ctx, conn.Conn())
+	db.version, err = migrateIfBehind(ctx, conn.Conn())
+	if err == nil && use == poolServer && db.cluster != nil {
+		err = ensureServerRole(ctx, conn.Conn())
+	}
 	conn.Release()
 	if err != nil {
 		db.close()
 		return nil, err
 	}
+	if use == poolServer && db.cluster != nil {
+		db.pool.Close()
+		pcfg.ConnConfig.User = serverRole
+		if db.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err == nil {
+			err = db.pool.Ping(ctx)
+		}
+		if err != nil {
+			db.close()
+			return nil, fmt.Errorf("connect as %s: %s", serverRole, oneLine(err))
+		}
+		db.role = serverRole
+	}
 	return db, nil
+}
+
+// migrateIfBehind applies pending migrations, and only reads the version when there are none,
+// so a server connecting as a role that may not run migrations (least privilege, see the
+// README) starts once an owner has migrated.
+func migrateIfBehind(ctx context.Context, conn *pgx.Conn) (int32, error) {
+	var v int32
+	err := conn.QueryRow(ctx, `select version from `+storage.VersionTable).Scan(&v)
+	if err == nil && v == storage.LatestVersion() {
+		return v, nil
+	}
+	return storage.Migrate(ctx, conn)
+}
+
+// ensureServerRole creates serverRole when missing and makes it what the server needs, and no
+// more: login, no superuser, no BYPASSRLS, membership in the request roles and storage_server.
+// The embedded cluster trusts its private socket, so the role needs no password.
+func ensureServerRole(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, `
+do $$
+begin
+  if not exists (select from pg_roles where rolname = '`+serverRole+`') then
+    create role `+serverRole+` login inherit;
+  end if;
+end
+$$;
+alter role `+serverRole+` login inherit nosuperuser nocreatedb nocreaterole noreplication nobypassrls;
+grant anon, authenticated, service_role, storage_server to `+serverRole+`;`)
+	if err != nil {
+		return fmt.Errorf("create the server's role %s: %s", serverRole, oneLine(err))
+	}
+	return nil
 }
 
 // clusterDir returns where the embedded cluster lives: <data>/pg. When we are root and the
@@ -201,7 +268,7 @@ func keysCmd(_ context.Context, cfg Config, stdout, _ io.Writer) error {
 
 // migrateCmd applies pending migrations and reports the version.
 func migrateCmd(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
-	db, err := openDatabase(ctx, cfg, stderr)
+	db, err := openDatabase(ctx, cfg, stderr, poolAdmin)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func (f *reconcileFlags) run(ctx context.Context, cfg Config, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	db, err := openDatabase(ctx, cfg, stderr)
+	db, err := openDatabase(ctx, cfg, stderr, poolAdmin)
 	if err != nil {
 		return err
 	}

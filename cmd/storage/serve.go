@@ -48,7 +48,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	db, err := openDatabase(ctx, cfg, stderr)
+	db, err := openDatabase(ctx, cfg, stderr, poolServer)
 	if err != nil {
 		return err
 	}
@@ -92,6 +92,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	bound := net.JoinHostPort(cfg.Host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	fmt.Fprintf(stdout, "storage listening on http://%s (schema version %d)\n", bound, db.version)
 	fmt.Fprintf(stdout, "database: %s\n", db.display)
+	if db.role != "" {
+		fmt.Fprintf(stdout, "requests connect as %s (no superuser)\n", db.role)
+	}
 	fmt.Fprintf(stdout, "ANON_KEY=%s\nSERVICE_ROLE_KEY=%s\n", anon, service)
 
 	gcCtx, stopGC := context.WithCancel(ctx)

@@ -2,7 +2,7 @@
 -- Creates a bucket as the calling role (RLS: needs an INSERT policy on storage.buckets unless
 -- the role bypasses RLS) and returns its id. id defaults to name; both are validated (the
 -- reference validates only name: we refuse an id that object routes could never address).
--- file_size_limit is bytes as digits or a size string ('20MB', see storage.size_parse); it may
+-- file_size_limit is bytes as digits or a size string ('20MB', see storage_internal.size_parse); it may
 -- not exceed the server's global limit. allowed_mime_types entries must be MIME types or end in
 -- '*'. owner_id = the caller's JWT sub; owner = the sub when it is a UUID.
 -- Errors: ST006 invalid name, ST010 bad size, ST008 size above global, ST009 bad MIME,
@@ -21,14 +21,14 @@ create or replace function storage.bucket_create(
 declare
   _id text := coalesce(bucket_create.id, bucket_create.name);
   _sub text := nullif(current_setting('request.jwt.claim.sub', true), '');
-  _limit bigint := storage.size_parse(bucket_create.file_size_limit);
-  _types text[] := storage.mime_types_check(bucket_create.allowed_mime_types);
+  _limit bigint := storage_internal.size_parse(bucket_create.file_size_limit);
+  _types text[] := storage_internal.mime_types_check(bucket_create.allowed_mime_types);
 begin
-  perform storage.bucket_name_check(bucket_create.name);
+  perform storage_internal.bucket_name_check(bucket_create.name);
   if _id is distinct from bucket_create.name then
-    perform storage.bucket_name_check(_id);
+    perform storage_internal.bucket_name_check(_id);
   end if;
-  perform storage.bucket_size_limit_check(_limit);
+  perform storage_internal.bucket_size_limit_check(_limit);
   if coalesce(bucket_create.type, 'STANDARD') <> 'STANDARD' then
     raise exception using errcode = 'ST014',
       message = format('Bucket type %s is not supported by this server', bucket_create.type);
@@ -39,7 +39,7 @@ begin
     values (
       _id,
       bucket_create.name,
-      storage.uuid_or_null(_sub),
+      storage_internal.uuid_or_null(_sub),
       _sub,
       coalesce(bucket_create.public, false),
       _limit,
@@ -51,3 +51,5 @@ begin
   return _id;
 end
 $$;
+comment on function storage.bucket_create(text, text, boolean, text, text[], text) is
+  'Creates a bucket as the caller (RLS: INSERT policy on storage.buckets) and returns its id. Raises ST006 bad name, ST010 bad size, ST008 size above the server limit, ST009 bad MIME type, ST014 unsupported type, ST003 duplicate, 42501 RLS.';

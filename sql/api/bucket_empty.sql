@@ -3,9 +3,9 @@
 -- calling role with its request settings (RLS: DELETE and SELECT policies apply to the job as
 -- they would have to the caller; service_role deletes all), and returns the job's id, or NULL
 -- when the caller sees no object to delete. The servers work the job in batches
--- (storage.bucket_empty_work); storage.bucket_empty_jobs shows its progress. The bucket must be
--- visible to the caller, and a bucket holding more than 200 000 objects is refused, as in the
--- reference.
+-- (storage_internal.bucket_empty_work); storage.bucket_empty_jobs shows its progress. The
+-- bucket must be visible to the caller, and a bucket holding more than 200 000 objects is
+-- refused, as in the reference.
 -- Errors: ST001 missing or hidden, ST013 too many objects.
 create or replace function storage.bucket_empty(id text) returns bigint
   language plpgsql
@@ -18,38 +18,37 @@ begin
   if not found then
     raise exception using errcode = 'ST001', message = 'Bucket not found';
   end if;
-  if storage.bucket_object_count(bucket_empty.id, max_objects + 1) > max_objects then
+  if storage_internal.bucket_object_count(bucket_empty.id, max_objects + 1) > max_objects then
     raise exception using errcode = 'ST013',
       message = 'Unable to empty the bucket because it contains too many objects';
   end if;
   if not exists (select from storage.objects where bucket_id = bucket_empty.id) then
     return null;
   end if;
-  return storage.bucket_empty_enqueue(bucket_empty.id);
+  return storage_internal.bucket_empty_enqueue(bucket_empty.id);
 end
 $$;
+comment on function storage.bucket_empty(text) is
+  'Queues a job deleting, as the caller (RLS: DELETE and SELECT policies), every object of a bucket created before now; returns its id (see storage.bucket_empty_jobs), NULL when the caller sees no object. Raises ST001 missing or hidden, ST013 over 200 000 objects.';
 
--- storage.bucket_empty_enqueue(bucket_id) → bigint
+-- storage_internal.bucket_empty_enqueue(bucket_id) → bigint
 -- Records the job of storage.bucket_empty under the caller's identity: its role (SET ROLE, as
 -- the server's prelude does, or else the session's login role) and the request settings that
 -- policies read. The raw token (request.jwt) and the request headers are not kept: they are
 -- credentials, and policies have the claims. SECURITY DEFINER so callers need no right on the
 -- jobs table; the identity is read here, never taken from an argument, so no caller can queue
--- a job as someone else. It works only when called directly by storage.bucket_empty, which
--- first checks the bucket (read from the PL/pgSQL call stack, like storage.url_token): a
--- direct call is refused (42501).
-create or replace function storage.bucket_empty_enqueue(bucket_id text) returns bigint
+-- a job as someone else. It works only when called by storage.bucket_empty, which first checks
+-- the bucket (storage_internal.called_by): a direct call is refused (42501).
+create or replace function storage_internal.bucket_empty_enqueue(bucket_id text) returns bigint
   language plpgsql
   security definer
   set search_path = pg_catalog, pg_temp
   as $$
 declare
-  stack text;
   _id bigint;
 begin
-  get diagnostics stack = pg_context;
-  if split_part(stack, E'\n', 2) !~ '^PL/pgSQL function storage\.bucket_empty\(' then
-    raise exception using errcode = '42501', message = 'storage.bucket_empty_enqueue may only be called by storage.bucket_empty';
+  if not storage_internal.called_by('storage.bucket_empty') then
+    raise exception using errcode = '42501', message = 'storage_internal.bucket_empty_enqueue may only be called by storage.bucket_empty';
   end if;
   insert into storage.bucket_empty_jobs (bucket_id, created_before, role, settings)
   select bucket_empty_enqueue.bucket_id, now(),
@@ -62,17 +61,21 @@ begin
   return _id;
 end
 $$;
-revoke all on function storage.bucket_empty_enqueue(text) from public;
-grant execute on function storage.bucket_empty_enqueue(text) to anon, authenticated, service_role;
+revoke all on function storage_internal.bucket_empty_enqueue(text) from public;
+grant execute on function storage_internal.bucket_empty_enqueue(text) to anon, authenticated, service_role;
+comment on function storage_internal.bucket_empty_enqueue(text) is
+  'Internal, SECURITY DEFINER: records a bucket-empty job under the caller''s role and claims, for storage.bucket_empty only (42501 otherwise).';
 
--- storage.bucket_empty_work(batch_size) → table(job_id, deleted, done, error)
+-- storage_internal.bucket_empty_work(batch_size) → table(job_id, deleted, done, error)
 -- Works one batch of the oldest pending empty job that no other session is working (FOR
 -- UPDATE SKIP LOCKED, so any number of servers can share the jobs): deletes up to batch_size
 -- objects, in name order from where the job stopped, under the job's role and settings, and
 -- records the progress. Returns one row for the job worked, none when no job is pending. A
 -- batch that fails is rolled back and counted; the fifth failure ends the job with its error.
--- Callable by the schema owner only (it assumes the job's role, which needs membership).
-create or replace function storage.bucket_empty_work(batch_size integer default 1000)
+-- Callable by the owner and storage_server, the servers' role (it assumes the job's role,
+-- which needs membership in it: SECURITY INVOKER, since a SECURITY DEFINER function cannot
+-- switch roles).
+create or replace function storage_internal.bucket_empty_work(batch_size integer default 1000)
   returns table (job_id bigint, deleted bigint, done boolean, error text)
   language plpgsql
   as $$
@@ -143,4 +146,7 @@ begin
   return next;
 end
 $$;
-revoke all on function storage.bucket_empty_work(integer) from public;
+revoke all on function storage_internal.bucket_empty_work(integer) from public;
+grant execute on function storage_internal.bucket_empty_work(integer) to storage_server;
+comment on function storage_internal.bucket_empty_work(integer) is
+  'Internal, for the servers'' collector (storage_server): works one batch of the oldest pending bucket-empty job as the job''s role and claims.';

@@ -15,3 +15,5 @@ begin
   return b;
 end
 $$;
+comment on function storage.bucket_get(text) is
+  'The bucket as the caller sees it (RLS: SELECT policy on storage.buckets). Raises ST001 missing or hidden.';

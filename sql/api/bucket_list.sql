@@ -51,3 +51,5 @@ begin
     offset coalesce(bucket_list.offsets, 0);
 end
 $$;
+comment on function storage.bucket_list(integer, integer, text, text, text) is
+  'The buckets the caller may see (RLS: SELECT policy), filtered by a name substring, sorted by id, name, created_at or updated_at, paged. Raises ST012 bad sort or paging.';

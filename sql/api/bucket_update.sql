@@ -17,8 +17,8 @@ create or replace function storage.bucket_update(
   as $$
 #variable_conflict use_column
 declare
-  _limit bigint := storage.size_parse(bucket_update.file_size_limit);
-  _types text[] := storage.mime_types_check(bucket_update.allowed_mime_types);
+  _limit bigint := storage_internal.size_parse(bucket_update.file_size_limit);
+  _types text[] := storage_internal.mime_types_check(bucket_update.allowed_mime_types);
   b storage.buckets;
 begin
   if bucket_update.public is null and _limit is null and _types is null
@@ -26,7 +26,7 @@ begin
      and not coalesce(bucket_update.clear_allowed_mime_types, false) then
     raise exception using errcode = 'ST010', message = 'No bucket setting to change was given';
   end if;
-  perform storage.bucket_size_limit_check(_limit);
+  perform storage_internal.bucket_size_limit_check(_limit);
 
   update storage.buckets
   set public = coalesce(bucket_update.public, public),
@@ -42,3 +42,5 @@ begin
   return b;
 end
 $$;
+comment on function storage.bucket_update(text, boolean, text, text[], boolean, boolean) is
+  'Changes a bucket''s public flag and limits as the caller (RLS: SELECT and UPDATE policies) and returns it; NULL leaves a setting alone, clear_* removes a limit. Raises ST010, ST008, ST009, ST001 missing or hidden, 42501.';

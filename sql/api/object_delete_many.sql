@@ -8,10 +8,12 @@ create or replace function storage.object_delete_many(bucket_id text, names text
   language plpgsql
   as $$
 begin
-  perform storage.bucket_id_check(object_delete_many.bucket_id);
+  perform storage_internal.bucket_id_check(object_delete_many.bucket_id);
   return query
     delete from storage.objects o
     where o.bucket_id = object_delete_many.bucket_id and o.name collate "C" = any (object_delete_many.names)
     returning o.*;
 end
 $$;
+comment on function storage.object_delete_many(text, text[]) is
+  'Deletes the objects with exactly these names that the caller may delete (RLS: DELETE and SELECT policies) and returns them; others are skipped. Raises ST006 bad bucket id.';

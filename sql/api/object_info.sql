@@ -14,13 +14,13 @@ declare
   _public boolean;
   o storage.objects;
 begin
-  select b.public into _public from storage.bucket_lookup(object_info.bucket_id) b;
+  select b.public into _public from storage_internal.bucket_lookup(object_info.bucket_id) b;
   if object_info.public_only and not _public then
     raise exception using errcode = 'ST001', message = 'Bucket not found';
   end if;
-  perform storage.object_name_check(object_info.name);
+  perform storage_internal.object_name_check(object_info.name);
   if _public then
-    select * into o from storage.object_public_lookup(object_info.bucket_id, object_info.name);
+    select * into o from storage_internal.object_public_lookup(object_info.bucket_id, object_info.name);
   else
     select * into o from storage.objects x where x.bucket_id = object_info.bucket_id and x.name collate "C" = object_info.name;
   end if;
@@ -30,3 +30,5 @@ begin
   return o;
 end
 $$;
+comment on function storage.object_info(text, text, boolean) is
+  'The object row behind a download or info request: in a public bucket whatever the caller''s policies, in a private one as the caller (RLS: SELECT policy); public_only requires a public bucket. Raises ST001 bucket missing (or private with public_only), ST002 missing or hidden, ST007 bad key.';

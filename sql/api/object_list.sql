@@ -2,9 +2,9 @@
 -- them in the index (one index probe per entry of the page), so a page costs the same in a
 -- bucket of a thousand objects as in one of millions.
 
--- storage.prefix_successor(p) → text: the smallest string greater than every string that
+-- storage_internal.prefix_successor(p) → text: the smallest string greater than every string that
 -- starts with p ('' → NULL: no bound). Keys are ASCII, so bumping the last character works.
-create or replace function storage.prefix_successor(p text) returns text
+create or replace function storage_internal.prefix_successor(p text) returns text
   language sql immutable parallel safe
   as $$
     select case when p = '' then null else left(p, -1) || chr(ascii(right(p, 1)) + 1) end
@@ -65,7 +65,7 @@ declare
   _ceff text;
   o storage.objects;
 begin
-  perform storage.bucket_id_check(object_list.bucket_id);
+  perform storage_internal.bucket_id_check(object_list.bucket_id);
   if _col not in ('name', 'updated_at', 'created_at', 'last_accessed_at') then
     raise exception using errcode = 'ST012', message = 'Invalid Parameter sortBy.column';
   end if;
@@ -260,7 +260,7 @@ create or replace function storage.object_list_v2(
 #variable_conflict use_column
 declare
   _p text := coalesce(object_list_v2.prefix, '');
-  _upper text := storage.prefix_successor(coalesce(object_list_v2.prefix, ''));
+  _upper text := storage_internal.prefix_successor(coalesce(object_list_v2.prefix, ''));
   _col text := lower(coalesce(object_list_v2.sort_column, 'name'));
   _asc boolean := lower(coalesce(object_list_v2.sort_order, 'asc')) = 'asc';
   _want int := least(greatest(coalesce(object_list_v2.limits, 1000), 0), 10000);
@@ -273,7 +273,7 @@ declare
   _depth int := length(coalesce(object_list_v2.prefix, '')) - length(replace(coalesce(object_list_v2.prefix, ''), '/', ''));
   o storage.objects;
 begin
-  perform storage.bucket_id_check(object_list_v2.bucket_id);
+  perform storage_internal.bucket_id_check(object_list_v2.bucket_id);
   if _col not in ('name', 'updated_at', 'created_at') then
     raise exception using errcode = 'ST012', message = 'Invalid Parameter sortBy.column';
   end if;
@@ -367,3 +367,12 @@ begin
   end loop;
 end
 $$;
+
+revoke all on function storage_internal.prefix_successor(text) from public;
+grant execute on function storage_internal.prefix_successor(text) to anon, authenticated, service_role;
+comment on function storage_internal.prefix_successor(text) is
+  'Internal: the smallest string greater than every string starting with the prefix (NULL for '''').';
+comment on function storage.object_list(text, text, integer, integer, text, text, text) is
+  'List v1: the files and folders directly under a prefix that the caller may see (RLS: SELECT policy), case-insensitive, by name or a timestamp, paged (at most 1500). Raises ST006 bad bucket id, ST012 bad sort.';
+comment on function storage.object_list_v2(text, text, integer, text, boolean, text, text, timestamptz) is
+  'List v2: objects under a raw prefix that the caller may see (RLS: SELECT policy), optionally folded into folders at the prefix''s depth, by name or a timestamp, after a cursor (at most 10000). Raises ST006 bad bucket id, ST012 bad sort.';

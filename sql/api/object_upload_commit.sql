@@ -1,14 +1,18 @@
--- storage.object_upload_commit(bucket_id, name, version, upsert, owner_id, size, md5,
---                              mimetype, cache_control, user_metadata, x_robots_tag) → uuid
--- Writes the row of an upload whose blob (under version) is complete and durable, and returns
--- the object's id. The duplicate check is atomic here: without upsert an existing key raises
--- ST004 (of concurrent uploads of one key exactly one wins); with upsert the row keeps its id
--- and created_at, takes the new version, metadata and user_metadata, and the owner changes
--- only when owner_id is given — the replaced blob is queued by the objects_free_blobs
--- trigger. Clears the upload's in-flight entry, which must exist (ST010 otherwise: the upload
--- was expired or aborted, and its blob is queued for deletion). Callable by service_role only: the caller's
--- policies were applied by storage.object_upload_prepare.
-create or replace function storage.object_upload_commit(
+-- storage_internal.object_upload_commit(bucket_id, name, version, upsert, owner_id, size, md5,
+--                                       mimetype, cache_control, user_metadata, x_robots_tag) → uuid
+-- Writes the row of an upload whose blob (under version) is complete and durable, as the
+-- uploader: the caller's policies decide on the row as it is now (RLS: INSERT; with upsert,
+-- INSERT … ON CONFLICT DO UPDATE … RETURNING, so also UPDATE — of the row really there — and
+-- SELECT, the policies the reference's dry-run needs), not only on the dry-run made before the
+-- bytes moved. Returns the object's id. The duplicate check
+-- is atomic here: without upsert an existing key raises ST004 (of concurrent uploads of one key
+-- exactly one wins); with upsert the row keeps its id and created_at, takes the new version,
+-- metadata and user_metadata, and the owner changes only when owner_id is given (NULL keeps
+-- it) — the replaced blob is queued by the objects_free_replaced_blobs trigger. The upload
+-- must still be in flight for this key (ST010 otherwise: it was expired or aborted, and its
+-- blob is queued for deletion); the objects_guard trigger checks the version against it and
+-- the entry ends with the commit.
+create or replace function storage_internal.object_upload_commit(
   bucket_id text,
   name text,
   version text,
@@ -22,14 +26,6 @@ create or replace function storage.object_upload_commit(
   x_robots_tag text default null
 ) returns uuid
   language plpgsql
-  -- storage.blob_uploads is a queue: a few live entries, and between two vacuums as many dead
-  -- ones as there were uploads. A vacuum leaves it empty, so the plan a connection caches next
-  -- reads it whole to find one entry, and goes on doing so as the dead entries pile up (at
-  -- 2,000 uploads/s, hundreds of pages per commit). Its entry is always found by key.
-  set enable_seqscan = off
-  -- A statement with no index to use looks astronomically costly with sequential scans off;
-  -- it must not be JIT-compiled for that.
-  set jit = off
   as $$
 #variable_conflict use_column
 declare
@@ -44,15 +40,12 @@ declare
     'xRobotsTag', object_upload_commit.x_robots_tag));
   _id uuid;
 begin
-  -- The in-flight entry must still be there: an upload expired by storage.blob_upload_expire
-  -- (a crash was assumed) has its blob queued for deletion and cannot become a row.
-  delete from storage.blob_uploads u where u.version = object_upload_commit.version;
-  if not found then
+  if not storage_internal.blob_upload_active(object_upload_commit.version, object_upload_commit.bucket_id, object_upload_commit.name) then
     raise exception using errcode = 'ST010', message = 'The upload is no longer in progress (it expired or was aborted); upload again';
   end if;
   if object_upload_commit.upsert then
     insert into storage.objects as o (bucket_id, name, owner, owner_id, version, metadata, user_metadata)
-    values (object_upload_commit.bucket_id, object_upload_commit.name, storage.uuid_or_null(object_upload_commit.owner_id),
+    values (object_upload_commit.bucket_id, object_upload_commit.name, storage_internal.uuid_or_null(object_upload_commit.owner_id),
             object_upload_commit.owner_id, object_upload_commit.version, _meta, object_upload_commit.user_metadata)
     on conflict (bucket_id, name) do update
       set version = excluded.version,
@@ -61,9 +54,23 @@ begin
           owner = coalesce(excluded.owner, case when excluded.owner_id is null then o.owner end),
           owner_id = coalesce(excluded.owner_id, o.owner_id)
     returning o.id into _id;
+  elsif row_security_active('storage.objects') then
+    -- A plain INSERT, as the reference's dry-run: RETURNING or ON CONFLICT would make
+    -- PostgreSQL apply the caller's SELECT policies to the new row too, and a plain upload
+    -- needs only an INSERT policy.
+    _id := gen_random_uuid();
+    begin
+      insert into storage.objects (id, bucket_id, name, owner, owner_id, version, metadata, user_metadata)
+      values (_id, object_upload_commit.bucket_id, object_upload_commit.name, storage_internal.uuid_or_null(object_upload_commit.owner_id),
+              object_upload_commit.owner_id, object_upload_commit.version, _meta, object_upload_commit.user_metadata);
+    exception when unique_violation then
+      raise exception using errcode = 'ST004', message = 'The resource already exists';
+    end;
   else
+    -- No policy applies (service_role, the owner): no subtransaction needed to catch the
+    -- duplicate.
     insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata)
-    values (object_upload_commit.bucket_id, object_upload_commit.name, storage.uuid_or_null(object_upload_commit.owner_id),
+    values (object_upload_commit.bucket_id, object_upload_commit.name, storage_internal.uuid_or_null(object_upload_commit.owner_id),
             object_upload_commit.owner_id, object_upload_commit.version, _meta, object_upload_commit.user_metadata)
     on conflict (bucket_id, name) do nothing
     returning id into _id;
@@ -71,8 +78,15 @@ begin
       raise exception using errcode = 'ST004', message = 'The resource already exists';
     end if;
   end if;
+  -- The entry ends with the row (a concurrent expiry in between rolls the row back).
+  if not storage_internal.blob_upload_end(object_upload_commit.version) then
+    raise exception using errcode = 'ST010', message = 'The upload is no longer in progress (it expired or was aborted); upload again';
+  end if;
   return _id;
 end
 $$;
-revoke all on function storage.object_upload_commit(text, text, text, boolean, text, bigint, text, text, text, jsonb, text) from public;
-grant execute on function storage.object_upload_commit(text, text, text, boolean, text, bigint, text, text, text, jsonb, text) to service_role;
+revoke all on function storage_internal.object_upload_commit(text, text, text, boolean, text, bigint, text, text, text, jsonb, text) from public;
+grant execute on function storage_internal.object_upload_commit(text, text, text, boolean, text, bigint, text, text, text, jsonb, text)
+  to anon, authenticated, service_role;
+comment on function storage_internal.object_upload_commit(text, text, text, boolean, text, bigint, text, text, text, jsonb, text) is
+  'Internal, the server''s last upload step, as the uploader: writes the row of an upload in flight under the caller''s policies (INSERT, or upsert) and ends the upload; returns the id. Raises ST010 no longer in flight, ST004 duplicate, 42501 RLS.';

@@ -98,6 +98,7 @@ begin
   if not exists (select from pg_roles where rolname = 'authenticated') then create role authenticated nologin noinherit; end if;
   if not exists (select from pg_roles where rolname = 'service_role') then create role service_role nologin noinherit bypassrls; end if;
   if not exists (select from pg_roles where rolname = 'authenticator') then create role authenticator nologin noinherit; end if;
+  if not exists (select from pg_roles where rolname = 'storage_server') then create role storage_server nologin noinherit; end if;
   if not exists (select from pg_roles where rolname = '%[1]s') then
     create role %[1]s login password '%[2]s' %[3]s;
   end if;
