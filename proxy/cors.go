@@ -10,7 +10,7 @@ import (
 // proxy answers preflights for every route and marks every response for the allowed origins.
 
 // corsAllowHeaders are the request headers storage-js and supabase-js send.
-const corsAllowHeaders = "authorization, apikey, x-client-info, content-type, cache-control, x-upsert, x-metadata, x-robots-tag, range, if-none-match, if-modified-since, content-encoding"
+const corsAllowHeaders = "authorization, apikey, x-client-info, content-type, cache-control, x-upsert, x-metadata, x-robots-tag, range, if-none-match, if-modified-since, if-match, if-unmodified-since, content-encoding"
 
 // corsExposeHeaders are the response headers clients read.
 const corsExposeHeaders = "etag, content-length, content-range, content-disposition, content-type, cache-control, last-modified, accept-ranges, x-robots-tag"

@@ -31,7 +31,7 @@ func TestCORS(t *testing.T) {
 		t.Parallel()
 		resp := serve(t, testServer(), handlerCase{method: "OPTIONS", uri: "/bucket", headers: map[string]string{"Origin": "http://a"}})
 		require.Equal(t, corsAllowHeaders, string(resp.Header.Peek("Access-Control-Allow-Headers")))
-		for _, h := range []string{"authorization", "apikey", "x-client-info", "content-type", "cache-control", "x-upsert", "x-metadata", "range", "if-none-match"} {
+		for _, h := range []string{"authorization", "apikey", "x-client-info", "content-type", "cache-control", "x-upsert", "x-metadata", "range", "if-none-match", "if-match", "if-unmodified-since"} {
 			require.Contains(t, corsAllowHeaders, h)
 		}
 		for _, h := range []string{"etag", "content-length", "content-range", "content-disposition"} {

@@ -30,7 +30,8 @@ func (s *Server) lookup(r *request, access readAccess) (object, error) {
 }
 
 // ObjectGet answers GET on the download routes: the bytes, streamed from the blob store, with
-// the reference's headers; Range → 206 (or 416), If-None-Match / If-Modified-Since → 304.
+// the reference's headers; If-Match / If-Unmodified-Since → 412, Range → 206 (or 416),
+// If-None-Match / If-Modified-Since → 304.
 func (s *Server) ObjectGet(access readAccess) handlerFunc {
 	return func(r *request) error {
 		o, err := s.lookup(r, access)
@@ -45,6 +46,9 @@ func (s *Server) ObjectGet(access readAccess) handlerFunc {
 // (signed URLs).
 func (s *Server) serveBlob(r *request, o *object, expires string) error {
 	ctx := r.ctx
+	if preconditionFailed(ctx, o) {
+		return ErrPreconditionFailed
+	}
 	writeObjectHeaders(ctx, o)
 	if expires != "" {
 		ctx.Response.Header.Del(fasthttp.HeaderCacheControl)
@@ -96,13 +100,22 @@ var ErrBlobNotFound = &Error{Status: 404, Code: "NoSuchKey", Label: "Not found",
 // ErrInvalidRange: a Range the object cannot satisfy; the one 416 status line.
 var ErrInvalidRange = &Error{Status: 416, Code: "InvalidRange", Label: "invalid_range", Message: "invalid range provided", HTTPStatus: 416}
 
+// ErrPreconditionFailed: If-Match or If-Unmodified-Since failed on a download. The reference
+// ignores both; we answer as HTTP says (RFC 9110 §13.2.2), with an explicit 412.
+var ErrPreconditionFailed = &Error{Status: 412, Code: "PreconditionFailed", Label: "precondition_failed",
+	Message: "At least one of the pre-conditions you specified did not hold", HTTPStatus: 412}
+
 // ObjectHead answers HEAD on the download routes from the row alone (no blob access); errors
-// have no body.
+// have no body. If-Match / If-Unmodified-Since → 412 as on GET; If-None-Match and
+// If-Modified-Since are ignored, as by the reference.
 func (s *Server) ObjectHead(access readAccess) handlerFunc {
 	return func(r *request) error {
 		o, err := s.lookup(r, access)
 		if err != nil {
 			return err
+		}
+		if preconditionFailed(r.ctx, &o) {
+			return ErrPreconditionFailed
 		}
 		writeObjectHeaders(r.ctx, &o)
 		if o.meta.ContentLength != nil {
@@ -183,21 +196,58 @@ func writeObjectHeaders(ctx *fasthttp.RequestCtx, o *object) {
 	h.Set("X-Robots-Tag", robots)
 }
 
+// preconditionFailed applies If-Match (strong comparison; "*" matches, the object exists)
+// and, without it, If-Unmodified-Since: steps 1 and 2 of RFC 9110 §13.2.2, so a failure wins
+// over If-None-Match, If-Modified-Since and Range, which come after. An unparsable date is
+// ignored, as the RFC says.
+func preconditionFailed(ctx *fasthttp.RequestCtx, o *object) bool {
+	if im := ctx.Request.Header.Peek(fasthttp.HeaderIfMatch); im != nil {
+		return !etagListMatches(string(im), o.meta.ETag, true)
+	}
+	if ius := ctx.Request.Header.Peek(fasthttp.HeaderIfUnmodifiedSince); ius != nil {
+		since, err := fasthttp.ParseHTTPDate(ius)
+		lm, err2 := time.Parse(time.RFC3339Nano, o.meta.LastModified)
+		return err == nil && err2 == nil && lm.Truncate(time.Second).After(since)
+	}
+	return false
+}
+
 // notModified applies If-None-Match (ETag) and, without it, If-Modified-Since.
 func notModified(ctx *fasthttp.RequestCtx, o *object) bool {
 	if inm := ctx.Request.Header.Peek(fasthttp.HeaderIfNoneMatch); inm != nil {
-		for _, tag := range strings.Split(string(inm), ",") {
-			tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
-			if tag == "*" || tag == o.meta.ETag {
-				return true
-			}
-		}
-		return false
+		return etagListMatches(string(inm), o.meta.ETag, false)
 	}
 	if ims := ctx.Request.Header.Peek(fasthttp.HeaderIfModifiedSince); ims != nil {
 		since, err := fasthttp.ParseHTTPDate(ims)
 		lm, err2 := time.Parse(time.RFC3339Nano, o.meta.LastModified)
 		return err == nil && err2 == nil && !lm.Truncate(time.Second).After(since)
+	}
+	return false
+}
+
+// etagListMatches reports whether the If-Match / If-None-Match list holds "*" or etag:
+// compared strongly (a weak tag never matches) or weakly (W/ ignored), RFC 9110 §8.8.3.2.
+// Splitting on commas is exact for our ETags (quoted hex digests, never a comma); a foreign
+// tag containing one cannot equal them either way.
+func etagListMatches(list, etag string, strong bool) bool {
+	if strong && strings.HasPrefix(etag, "W/") {
+		return false
+	}
+	etag = strings.TrimPrefix(etag, "W/")
+	for _, tag := range strings.Split(list, ",") {
+		tag = strings.TrimSpace(tag)
+		if tag == "*" {
+			return true
+		}
+		if weak, ok := strings.CutPrefix(tag, "W/"); ok {
+			if strong {
+				continue
+			}
+			tag = weak
+		}
+		if tag == etag {
+			return true
+		}
 	}
 	return false
 }

@@ -7,17 +7,35 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Handler returns the router with every route of the server. This is the only place routes
-// are registered: each line names method, path, operation id, authentication and handler.
+// gatewayPrefix is where Supabase's API gateway serves storage, so where supabase-js sends
+// it (createClient(url).storage calls <url>/storage/v1/…). Every route answers there too.
+const gatewayPrefix = "/storage/v1"
+
+// Handler returns the router with every route of the server, wrapped in CORS (which answers
+// every preflight, whatever the path).
 func (s *Server) Handler() fasthttp.RequestHandler {
-	r := router.New()
+	return s.cors(s.router().Handler)
+}
+
+// Routes lists the registered paths by method, each route at both shapes, for tests and tools
+// that check every route is reachable.
+func (s *Server) Routes() map[string][]string {
+	return s.router().List()
+}
+
+// router builds the router. This is the only place routes are registered: each line names
+// method, path, operation id, authentication and handler, and mounts the route at /… and at
+// /storage/v1/….
+func (s *Server) router() *router.Router {
+	rt := router.New()
 	// The reference neither redirects nor answers 405: anything unmatched is its 404.
-	r.RedirectTrailingSlash = false
-	r.RedirectFixedPath = false
-	r.HandleMethodNotAllowed = false
-	r.HandleOPTIONS = false
-	r.NotFound = s.notFound
-	r.PanicHandler = s.panicked
+	rt.RedirectTrailingSlash = false
+	rt.RedirectFixedPath = false
+	rt.HandleMethodNotAllowed = false
+	rt.HandleOPTIONS = false
+	rt.NotFound = s.notFound
+	rt.PanicHandler = s.panicked
+	r := bothShapes{rt}
 
 	r.GET("/status", s.Status)
 	r.GET("/version", s.Version)
@@ -57,7 +75,47 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.POST("/object/upload/sign/{bucket}/{key:*}", s.route(opObjectSignUploadURL, authJWT, s.ObjectSignUpload))
 	r.PUT("/object/upload/sign/{bucket}/{key:*}", s.route(opObjectUploadSigned, authNone, s.ObjectUploadSigned))
 
-	return s.cors(r.Handler)
+	return rt
+}
+
+// bothShapes registers each route twice in one tree: at its path, as the reference serves it,
+// and under gatewayPrefix, as clients address it through Supabase's gateway. Registering
+// (rather than stripping the prefix before routing) keeps matching on the path the client
+// sent, literal segments first in both shapes, and leaves the request untouched: its
+// RequestURI (404 messages, logs) is what was sent; request.path drops the prefix (settings).
+type bothShapes struct{ rt *router.Router }
+
+func (b bothShapes) handle(method, path string, h fasthttp.RequestHandler) {
+	b.rt.Handle(method, path, h)
+	b.rt.Handle(method, gatewayPrefix+path, h)
+}
+
+func (b bothShapes) GET(path string, h fasthttp.RequestHandler) {
+	b.handle(fasthttp.MethodGet, path, h)
+}
+func (b bothShapes) HEAD(path string, h fasthttp.RequestHandler) {
+	b.handle(fasthttp.MethodHead, path, h)
+}
+func (b bothShapes) POST(path string, h fasthttp.RequestHandler) {
+	b.handle(fasthttp.MethodPost, path, h)
+}
+func (b bothShapes) PUT(path string, h fasthttp.RequestHandler) {
+	b.handle(fasthttp.MethodPut, path, h)
+}
+func (b bothShapes) DELETE(path string, h fasthttp.RequestHandler) {
+	b.handle(fasthttp.MethodDelete, path, h)
+}
+
+// requestPath is what request.path holds: the request URI (query included) without the
+// gateway prefix, so a policy sees one path whichever shape the client used, as the
+// reference does behind Supabase's gateway (which strips the prefix before storage sees the
+// request). Only a route under the prefix can match a URI that starts with it.
+func requestPath(ctx *fasthttp.RequestCtx) string {
+	uri := ctx.RequestURI()
+	if len(uri) > len(gatewayPrefix) && uri[len(gatewayPrefix)] == '/' && string(uri[:len(gatewayPrefix)]) == gatewayPrefix {
+		return string(uri[len(gatewayPrefix):])
+	}
+	return string(uri)
 }
 
 // notFound answers unmatched routes the way the reference does inside its API scopes: HTTP

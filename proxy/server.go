@@ -223,7 +223,7 @@ func responseBuf(ctx *fasthttp.RequestCtx) []byte {
 
 // settings returns the prelude's arguments for r, in preludeSettings order.
 func (s *Server) settings(r *request) []any {
-	return preludeArgs(r.id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), string(r.ctx.RequestURI()), s.uploadLimit)
+	return preludeArgs(r.id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), requestPath(r.ctx), s.uploadLimit)
 }
 
 // serviceSettings is settings with the role switched to service_role: a signed download reads
@@ -232,7 +232,7 @@ func (s *Server) settings(r *request) []any {
 func (s *Server) serviceSettings(r *request) []any {
 	id := r.id
 	id.Role = serviceRole
-	return preludeArgs(id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), string(r.ctx.RequestURI()), s.uploadLimit)
+	return preludeArgs(id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), requestPath(r.ctx), s.uploadLimit)
 }
 
 func preludeArgs(id Identity, op, headers, method, path, uploadLimit string) []any {

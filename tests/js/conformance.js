@@ -1,6 +1,8 @@
 // The storage-js conformance suite: every client method the server implements, called exactly
 // as an application calls it, against `storage serve` on one blob backend. file.test.js and
-// s3.test.js run it once per backend.
+// s3.test.js run it once per backend at the root shape (<url>/bucket, as the reference serves
+// it); prefix.test.js runs it with the client's base at <url>/storage/v1, the shape Supabase's
+// gateway and supabase-js use.
 
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -68,16 +70,20 @@ function webStream(buf, n = 64 << 10) {
   })
 }
 
-export function conformance(backend) {
-  describe(`storage-js against storage serve (${backend} backend)`, () => {
+/** Runs the suite on backend with the clients' base URL at the server's URL + prefix. */
+export function conformance(backend, { prefix = '' } = {}) {
+  describe(`storage-js against storage serve (${backend} backend${prefix ? `, base ${prefix}` : ''})`, () => {
     let srv // the running server
+    let api // the base URL the clients are constructed with: srv.url + prefix
     let service // StorageClient with the service_role key
     let anon // StorageClient with the anon key
+    const client = (key) => srv.client(key, api)
 
     before(async () => {
       srv = await startStorage({ backend, env: { UPLOAD_FILE_SIZE_LIMIT: String(GLOBAL_LIMIT) } })
-      service = srv.client(srv.serviceKey)
-      anon = srv.client(srv.anonKey)
+      api = srv.url + prefix
+      service = client(srv.serviceKey)
+      anon = client(srv.anonKey)
     }, { timeout: HOOK_TIMEOUT })
     after(async () => {
       await srv?.stop()
@@ -189,7 +195,7 @@ export function conformance(backend) {
       })
 
       test('emptyBucket needs the service role: HTTP 403 for a user token', async () => {
-        const user = srv.client(srv.userToken(uuid()))
+        const user = client(srv.userToken(uuid()))
         refused(await user.emptyBucket('docs'), { message: 'Access denied: Invalid role', statusCode: '403', status: 403 })
       })
 
@@ -200,12 +206,12 @@ export function conformance(backend) {
       })
 
       test('bad tokens: invalid JWT, expired JWT, wrong secret', async () => {
-        const garbage = srv.client('not-a-jwt')
+        const garbage = client('not-a-jwt')
         const e1 = refused(await garbage.listBuckets(), { message: 'Invalid Compact JWS', statusCode: '403', code: 'AccessDenied' })
         assert.equal(e1.status, 400)
-        const expired = srv.client(srv.userToken(uuid(), { exp: Math.floor(Date.now() / 1000) - 60 }))
+        const expired = client(srv.userToken(uuid(), { exp: Math.floor(Date.now() / 1000) - 60 }))
         refused(await expired.listBuckets(), { message: '"exp" claim timestamp check failed', statusCode: '403', code: 'AccessDenied' })
-        const forged = srv.client(signJWT({ role: 'service_role' }, 'not-the-secret'))
+        const forged = client(signJWT({ role: 'service_role' }, 'not-the-secret'))
         refused(await forged.listBuckets(), { message: 'signature verification failed', statusCode: '403', code: 'AccessDenied' })
       })
     })
@@ -444,7 +450,7 @@ export function conformance(backend) {
       })
 
       test('throwOnError: refusals throw StorageApiError', async () => {
-        const strict = srv.client(srv.serviceKey).from(B).throwOnError()
+        const strict = client(srv.serviceKey).from(B).throwOnError()
         await assert.rejects(strict.download('nope.txt'), (e) => e instanceof StorageApiError && e.statusCode === '404' && e.status === 400)
         await assert.rejects(strict.upload('hello.txt', 'again'), (e) => e instanceof StorageApiError && e.statusCode === '409')
       })
@@ -461,7 +467,7 @@ export function conformance(backend) {
         const bytes = pseudoRandomBytes(70_000, 5)
         ok(await service.from('pub').upload('img/p.png', new Blob([bytes], { type: 'image/png' })))
         const { data } = service.from('pub').getPublicUrl('img/p.png')
-        assert.equal(data.publicUrl, `${srv.url}/object/public/pub/img/p.png`)
+        assert.equal(data.publicUrl, `${api}/object/public/pub/img/p.png`)
         const res = await fetch(data.publicUrl)
         assert.equal(res.status, 200)
         assert.equal(res.headers.get('content-type'), 'image/png')
@@ -506,7 +512,7 @@ export function conformance(backend) {
 
       test('createSignedUrl: fetched without auth gives the bytes; download option sets Content-Disposition', async () => {
         const { signedUrl } = ok(await files.createSignedUrl('dl/report.bin', 60))
-        assert.ok(signedUrl.startsWith(`${srv.url}/object/sign/${S}/dl/report.bin?token=`), signedUrl)
+        assert.ok(signedUrl.startsWith(`${api}/object/sign/${S}/dl/report.bin?token=`), signedUrl)
         const res = await fetch(signedUrl)
         assert.equal(res.status, 200)
         assert.equal(res.headers.get('content-type'), 'application/pdf')
@@ -546,7 +552,7 @@ export function conformance(backend) {
         assert.equal(list.length, 3)
         assert.deepEqual(list.map((e) => e.path), ['dl/report.bin', 'dl/missing.bin', 'dl/two words.txt'])
         assert.equal(list[0].error, null)
-        assert.ok(list[0].signedUrl.startsWith(`${srv.url}/object/sign/${S}/dl/report.bin?token=`))
+        assert.ok(list[0].signedUrl.startsWith(`${api}/object/sign/${S}/dl/report.bin?token=`))
         assert.deepEqual(
           { error: list[1].error, signedURL: list[1].signedURL, signedUrl: list[1].signedUrl },
           { error: 'Either the object does not exist or you do not have access to it', signedURL: null, signedUrl: null },
@@ -560,7 +566,7 @@ export function conformance(backend) {
         const signed = ok(await files.createSignedUploadUrl('up/new.bin'))
         assert.equal(signed.path, 'up/new.bin')
         assert.ok(signed.token)
-        assert.ok(signed.signedUrl.startsWith(`${srv.url}/object/upload/sign/${S}/up/new.bin?token=`))
+        assert.ok(signed.signedUrl.startsWith(`${api}/object/upload/sign/${S}/up/new.bin?token=`))
         assert.equal((await files.exists('up/new.bin')).data, false)
         const bytes = pseudoRandomBytes(100_000, 37)
         const up = ok(await anon.from(S).uploadToSignedUrl('up/new.bin', signed.token, new Blob([bytes], { type: 'application/octet-stream' }), { metadata: { via: 'signed' } }))
@@ -594,7 +600,7 @@ export function conformance(backend) {
         const e = refused(await anon.from(S).uploadToSignedUrl('dl/report.bin', dlToken, 'x'), { message: 'Token is not scoped for upload', statusCode: '400' })
         assert.equal(e.code, 'InvalidSignature')
         const { token } = ok(await files.createSignedUploadUrl('up/scoped.txt'))
-        const res = await fetch(`${srv.url}/object/sign/${S}/up/scoped.txt?token=${token}`)
+        const res = await fetch(`${api}/object/sign/${S}/up/scoped.txt?token=${token}`)
         assert.equal(res.status, 400)
         assert.equal((await res.json()).error, 'InvalidSignature')
       })
@@ -762,8 +768,8 @@ export function conformance(backend) {
             using (owner_id = (select auth.uid())::text);
           create policy buckets_create on storage.buckets for insert to authenticated with check (true);
         `)
-        userA = srv.client(srv.userToken(A))
-        userB = srv.client(srv.userToken(B))
+        userA = client(srv.userToken(A))
+        userB = client(srv.userToken(B))
       })
 
       test('folder per user: A writes and reads A/…, not B/…', async () => {
@@ -830,7 +836,7 @@ export function conformance(backend) {
       })
 
       test('authenticated vs anon on a bucket with authenticated-only policies', async () => {
-        const user = srv.client(srv.userToken(uuid()))
+        const user = client(srv.userToken(uuid()))
         ok(await user.from('members').upload('m.txt', 'members only'))
         assert.equal(await ok(await userB.from('members').download('m.txt')).text(), 'members only')
         assert.equal((await userA.from('members').exists('m.txt')).data, true)
@@ -854,7 +860,7 @@ export function conformance(backend) {
         assert.equal(res.status, 200)
         assert.ok(Buffer.from(await res.arrayBuffer()).equals(bytes))
         // /object/info/public with the anon key
-        const infoRes = await fetch(`${srv.url}/object/info/public/assets/logo.png`, { headers: { Authorization: `Bearer ${srv.anonKey}` } })
+        const infoRes = await fetch(`${api}/object/info/public/assets/logo.png`, { headers: { Authorization: `Bearer ${srv.anonKey}` } })
         assert.equal(infoRes.status, 200)
         const info = await infoRes.json()
         assert.equal(info.name, 'logo.png')

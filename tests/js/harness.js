@@ -4,8 +4,8 @@
 //
 // psql rather than the `pg` package: the server prints a libpq keyword/value connection string
 // (host=<socket dir> port=… user=postgres …) that psql takes verbatim, psql ships with the
-// PostgreSQL packages `make test` already requires, and the suite stays at one npm dependency
-// (the client under test).
+// PostgreSQL packages `make test` already requires, and the npm dependencies stay the clients
+// under test (plus ws, supabase-js's WebSocket on Node 20).
 
 import { spawn, execFile, execFileSync } from 'node:child_process'
 import { createHmac, randomBytes, randomUUID } from 'node:crypto'
@@ -222,7 +222,7 @@ export async function startStorage({ backend = 'file', env = {} } = {}) {
     await srv.stop()
     throw err
   }
-  srv.client = (key) => new StorageClient(srv.url, { Authorization: `Bearer ${key}` })
+  srv.client = (key, base = srv.url) => new StorageClient(base, { Authorization: `Bearer ${key}` })
   srv.userToken = (sub, claims = {}) => signJWT({ sub, role: 'authenticated', aud: 'authenticated', ...claims }, jwtSecret)
   srv.sql = (text) => psql(srv.db, text)
   return srv
