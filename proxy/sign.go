@@ -5,42 +5,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // Signed URLs: the SQL API mints them (storage.url_sign*, under the caller's RLS); the proxy
-// verifies them on the signed routes, with the same secret (spec §4).
+// verifies them on the signed routes through package identity (spec §4).
 
 // ErrInvalidSignature: a signed-URL token for another object or another use.
 var ErrInvalidSignature = &Error{Status: 400, Code: "InvalidSignature", Message: "Invalid signature"}
-
-// urlClaims are the claims a signed-URL token carries.
-type urlClaims struct {
-	URL    string `json:"url"`
-	Scope  string `json:"scope"`
-	Owner  string `json:"owner"`
-	Upsert *bool  `json:"upsert"`
-	jwt.RegisteredClaims
-}
-
-// verifyURLToken checks a signed-URL token for scope ("download" or "upload") and the object
-// bucket/key of the request: signature and expiry (InvalidJWT), scope (legacy tokens without
-// one are told apart by their upsert claim), and url (InvalidSignature).
-func (v *Verifier) verifyURLToken(token, scope, url string) (*urlClaims, error) {
-	var c urlClaims
-	if _, err := v.urlParser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return v.secret, nil }); err != nil {
-		return nil, &Error{Status: 400, Code: "InvalidJWT", Message: jwtMessage(err)}
-	}
-	legacy := c.Scope == "" && (c.Upsert != nil) == (scope == "upload")
-	if c.Scope != scope && !legacy {
-		return nil, ErrInvalidSignature.with("Token is not scoped for " + scope)
-	}
-	if c.URL != url {
-		return nil, ErrInvalidSignature
-	}
-	return &c, nil
-}
 
 // tokenParam reads the required ?token=.
 func tokenParam(r *request) (string, error) {
@@ -108,7 +79,7 @@ func (s *Server) ObjectGetSigned(r *request) error {
 		return err
 	}
 	bucket, key := param(r.ctx, "bucket"), param(r.ctx, "key")
-	c, err := s.verifier.verifyURLToken(token, "download", bucket+"/"+key)
+	c, err := s.verifyURLToken(token, "download", bucket+"/"+key)
 	if err != nil {
 		return err
 	}
@@ -144,7 +115,7 @@ func (s *Server) ObjectUploadSigned(r *request) error {
 	if err != nil {
 		return err
 	}
-	c, err := s.verifier.verifyURLToken(token, "upload", param(r.ctx, "bucket")+"/"+param(r.ctx, "key"))
+	c, err := s.verifyURLToken(token, "upload", param(r.ctx, "bucket")+"/"+param(r.ctx, "key"))
 	if err != nil {
 		return err
 	}
