@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"unicode/utf8"
 
+	"github.com/pgstorage/storage/identity"
 	"github.com/pgstorage/storage/lifecycle"
 	"github.com/pgstorage/storage/proxy"
 )
@@ -18,8 +21,11 @@ import (
 // serve runs the HTTP server until ctx is cancelled (SIGINT/SIGTERM), then drains requests,
 // closes the pool and stops the embedded cluster.
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
-	if !cfg.embedded() && cfg.JWTSecret == "" {
-		return errors.New("AUTH_JWT_SECRET is required when DATABASE_URL is set (only the embedded default generates one)")
+	// Without AUTH_JWT_SECRET, JWT_JWKS must supply both what verifies bearer tokens and the
+	// HMAC secret the SQL API signs URLs with.
+	jwksOnly := !cfg.embedded() && cfg.JWTSecret == ""
+	if jwksOnly && (!cfg.JWKS.HasKeys() || !cfg.JWKS.HasURLSigningKey()) {
+		return errors.New("AUTH_JWT_SECRET is required when DATABASE_URL is set (only the embedded default generates one), unless JWT_JWKS has keys and a urlSigningKey")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	// Listen first: a taken port fails fast, before a cluster is started.
@@ -40,9 +46,21 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		go http.Serve(pln, pprofMux())
 		log.Info("profiling endpoints", "url", "http://"+pln.Addr().String()+"/debug/pprof/")
 	}
-	secret, err := jwtSecret(cfg, cfg.embedded())
+	var secret string
+	if !jwksOnly {
+		if secret, err = jwtSecret(cfg, cfg.embedded()); err != nil {
+			return err
+		}
+	}
+	verifier, err := identity.New(identity.Config{Secret: secret, Algorithm: cfg.JWTAlgorithm, JWKS: cfg.JWKS,
+		AllowedRoles: cfg.AllowedRoles})
 	if err != nil {
-		return err
+		return fmt.Errorf("AUTH_JWT_SECRET/JWT_JWKS/AUTH_ALLOWED_ROLES: %v", err)
+	}
+	// The SQL API keeps the URL signing secret as text and signs with its UTF-8 bytes.
+	urlSecret, _ := verifier.URLSigningKey()
+	if !utf8.Valid(urlSecret) || bytes.IndexByte(urlSecret, 0) >= 0 {
+		return errors.New("JWT_JWKS: urlSigningKey: its key bytes must be UTF-8 text without NUL: the SQL API stores the URL signing secret as text")
 	}
 	blobs, err := openBlobs(ctx, cfg)
 	if err != nil {
@@ -54,8 +72,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	defer db.close()
 	// Signed URLs are minted in SQL (storage.url_sign*) with the same secret that verifies
-	// them here: keep the database's copy in step with AUTH_JWT_SECRET.
-	if _, err := db.pool.Exec(ctx, `select storage.signing_secret_set($1)`, secret); err != nil {
+	// them here: keep the database's copy in step with the URL signing key (JWT_JWKS's
+	// urlSigningKey, else AUTH_JWT_SECRET).
+	if _, err := db.pool.Exec(ctx, `select storage.signing_secret_set($1)`, string(urlSecret)); err != nil {
 		return fmt.Errorf("store the URL signing secret: %s", oneLine(err))
 	}
 
@@ -70,8 +89,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 
 	srv := proxy.New(proxy.Config{
-		JWTSecret:           secret,
-		JWTAlgorithm:        cfg.JWTAlgorithm,
+		Verifier:            verifier,
 		UploadFileSizeLimit: cfg.UploadFileSizeLimit,
 		Version:             cfg.Version,
 		ReadTimeout:         cfg.ReadTimeout,
@@ -84,15 +102,17 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		EmptyQueued:         emptyQueued,
 	}, db.pool).HTTPServer()
 
-	anon, service, err := apiKeys(secret, cfg.JWTAlgorithm)
-	if err != nil {
-		return err
-	}
 	// The port actually bound: SERVER_PORT=0 picks a free one.
 	bound := net.JoinHostPort(cfg.Host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	fmt.Fprintf(stdout, "storage listening on http://%s (schema version %d)\n", bound, db.version)
 	fmt.Fprintf(stdout, "database: %s\n", db.display)
-	fmt.Fprintf(stdout, "ANON_KEY=%s\nSERVICE_ROLE_KEY=%s\n", anon, service)
+	if secret != "" { // with JWT_JWKS alone, keys come from whoever holds its private keys
+		anon, service, err := apiKeys(secret, cfg.JWTAlgorithm)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "ANON_KEY=%s\nSERVICE_ROLE_KEY=%s\n", anon, service)
+	}
 
 	gcCtx, stopGC := context.WithCancel(ctx)
 	gcDone := make(chan struct{})
