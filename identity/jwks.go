@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
@@ -63,7 +64,7 @@ func ParseJWKS(data []byte) (*JWKS, error) {
 	for i, r := range raw.Keys {
 		k, ok, err := parseKey(r)
 		if err != nil {
-			return nil, fmt.Errorf("keys[%d]: %w", i, err)
+			return nil, fmt.Errorf("keys[%d]: %w", i, oneLine(err))
 		}
 		if ok {
 			s.keys = append(s.keys, k)
@@ -72,7 +73,7 @@ func ParseJWKS(data []byte) (*JWKS, error) {
 	if len(raw.URLSigningKey) > 0 && !bytes.Equal(bytes.TrimSpace(raw.URLSigningKey), []byte("null")) {
 		k, ok, err := parseKey(raw.URLSigningKey)
 		if err != nil {
-			return nil, fmt.Errorf("urlSigningKey: %w", err)
+			return nil, fmt.Errorf("urlSigningKey: %w", oneLine(err))
 		}
 		if _, oct := k.key.([]byte); !ok || !oct || !slices.Contains(k.algs, "HS256") {
 			return nil, errors.New(`urlSigningKey: must be an oct (HMAC) key usable with HS256: signed URLs are minted in SQL with HS256`)
@@ -83,13 +84,22 @@ func ParseJWKS(data []byte) (*JWKS, error) {
 	return s, nil
 }
 
+// oneLine keeps err's text on one line (jwkset joins errors with newlines), for the
+// one-line configuration errors the server prints.
+func oneLine(err error) error {
+	if msg := err.Error(); strings.Contains(msg, "\n") {
+		return errors.New(strings.ReplaceAll(msg, "\n", ": "))
+	}
+	return err
+}
+
 // HasKeys reports whether s has keys that verify bearer tokens.
 func (s *JWKS) HasKeys() bool { return s != nil && len(s.keys) > 0 }
 
 // HasURLSigningKey reports whether s has a urlSigningKey.
 func (s *JWKS) HasURLSigningKey() bool { return s != nil && s.urlSigning != nil }
 
-// algsByType are the algorithms a key of each type can verify.
+// hmacAlgs and rsaAlgs are the algorithms an oct or RSA key can verify (an EC key: ecAlgs).
 var (
 	hmacAlgs = []string{"HS256", "HS384", "HS512"}
 	rsaAlgs  = []string{"RS256", "RS384", "RS512"}
@@ -128,8 +138,14 @@ func parseKey(raw json.RawMessage) (key, bool, error) {
 	default:
 		return key{}, false, fmt.Errorf("unsupported key type %q (RSA, EC, OKP Ed25519 and oct are)", m.KTY)
 	}
-	if r, ok := k.key.(*rsa.PublicKey); ok && r.N.BitLen() < minRSABits {
-		return key{}, false, fmt.Errorf("RSA key of %d bits: at least %d are required", r.N.BitLen(), minRSABits)
+	if r, ok := k.key.(*rsa.PublicKey); ok {
+		if r.N.BitLen() < minRSABits {
+			return key{}, false, fmt.Errorf("RSA key of %d bits: at least %d are required", r.N.BitLen(), minRSABits)
+		}
+		// Refused here rather than on every token: crypto/rsa would not verify with it.
+		if r.E < 3 || r.E&1 == 0 || r.E > 1<<31-1 {
+			return key{}, false, fmt.Errorf("RSA key with public exponent %d: it must be odd, from 3 to 2^31-1", r.E)
+		}
 	}
 	if len(fits) == 0 {
 		return key{}, false, errors.New("unsupported EC curve (P-256, P-384 and P-521 are)")

@@ -320,6 +320,10 @@ func TestParseJWKS(t *testing.T) {
 		{"Ed448", `{"keys":[{"kty":"OKP","crv":"Ed448","x":"` + strings.Repeat("A", 76) + `"}]}`, "keys[0]:"},
 		{"OctEmpty", `{"keys":[{"kty":"oct","k":""}]}`, "keys[0]:"},
 		{"RSATooSmall", string(jwksJSON(t, nil, jwk(t, &small.PublicKey, "s", ""))), "keys[0]: RSA key of 1024 bits: at least 2048 are required"},
+		{"RSAExponentOne", strings.Replace(string(jwksJSON(t, nil, jwk(t, &k.rsa.PublicKey, "r", ""))), `"e":"AQAB"`, `"e":"AQ"`, 1),
+			`keys[0]: failed to validate JSON Web Key: failed to marshal JSON Web Key: failed to validate JWK: invalid key: RSA key parameter "e" is out of range`},
+		{"RSAExponentEven", strings.Replace(string(jwksJSON(t, nil, jwk(t, &k.rsa.PublicKey, "r", ""))), `"e":"AQAB"`, `"e":"AQAA"`, 1),
+			"keys[0]: RSA key with public exponent 65536"},
 		{"X25519", string(jwksJSON(t, nil, jwk(t, x25519.PublicKey(), "x", ""))), `keys[0]: unsupported key type "OKP"`},
 		{"AlgDoesNotFitRSA", string(jwksJSON(t, nil, jwk(t, &k.rsa.PublicKey, "r", "ES256"))), `keys[0]: alg "ES256" does not fit a RSA key`},
 		{"AlgDoesNotFitCurve", string(jwksJSON(t, nil, jwk(t, &k.ec.PublicKey, "", ""), jwk(t, &k.ec384.PublicKey, "e", "ES256"))), `keys[1]: alg "ES256" does not fit a EC key`},
@@ -335,6 +339,7 @@ func TestParseJWKS(t *testing.T) {
 			require.Error(t, err)
 			require.Nil(t, s)
 			require.Contains(t, err.Error(), tc.err)
+			require.NotContains(t, err.Error(), "\n")
 		})
 	}
 }
