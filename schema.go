@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 
@@ -113,21 +114,22 @@ func LatestVersion() int32 {
 	return int32(len(names))
 }
 
-// APIFunctions lists the storage.* functions the sql/api code package defines, by reading its
-// CREATE statements; tests compare it with pg_proc and with the proxy's wrappers.
+// APIFunctions lists the functions the sql/api code package defines, schema-qualified
+// (storage.* and storage_internal.*), by reading its CREATE statements; tests compare it with
+// pg_proc and with the proxy's wrappers. Overloads appear once.
 func APIFunctions() []string {
 	var out []string
 	entries, _ := fs.ReadDir(files, "sql/api")
 	for _, e := range entries {
 		b, _ := files.ReadFile("sql/api/" + e.Name())
 		for _, line := range strings.Split(string(b), "\n") {
-			const prefix = "create or replace function storage."
-			if strings.HasPrefix(line, prefix) {
-				name := line[len("create or replace function "):]
+			const prefix = "create or replace function "
+			if strings.HasPrefix(line, prefix+"storage.") || strings.HasPrefix(line, prefix+"storage_internal.") {
+				name := line[len(prefix):]
 				out = append(out, name[:strings.IndexByte(name, '(')])
 			}
 		}
 	}
 	sort.Strings(out)
-	return out
+	return slices.Compact(out)
 }

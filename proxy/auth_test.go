@@ -5,16 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgstorage/storage/identity"
 )
 
-// Bearer tokens (spec §3.1–3.3): where they come from, how they are verified, and the
-// messages of the reference's JWT library for each refusal.
+// Bearer tokens (spec §3.1–3.3): where the REST API takes them from, and how identity's
+// refusals reach the client. Verification itself is tested in package identity.
 
 const testSecret = "unit-test-secret-unit-test-secret!!"
 
@@ -66,198 +67,46 @@ func TestTokenFromHeader(t *testing.T) {
 	}
 }
 
-func TestVerify(t *testing.T) {
+// TestAuthError: identity's refusals become the REST errors of spec §1.1 and §4 in one place,
+// with identity's messages.
+func TestAuthError(t *testing.T) {
 	t.Parallel()
-	v := NewVerifier(testSecret, "HS256")
-
-	// refused asserts an AccessDenied refusal (HTTP 400, body statusCode "403") with message.
-	refused := func(t *testing.T, token, message string) {
-		t.Helper()
-		id, err := v.Verify(token)
+	v, err := identity.New(identity.Config{Secret: testSecret})
+	require.NoError(t, err)
+	verifyErr := func(token string) error {
+		_, err := v.Verify(token)
 		require.Error(t, err)
-		require.Equal(t, Identity{}, id)
-		var e *Error
-		require.True(t, errors.As(err, &e), "%T", err)
-		require.ErrorIs(t, err, ErrAccessDenied)
-		require.Equal(t, 400, e.httpStatus())
-		require.Equal(t, "Unauthorized", e.label())
-		if message != "" {
-			require.Equal(t, message, e.Message)
-		}
+		return err
 	}
-
-	t.Run("Valid", func(t *testing.T) {
-		t.Parallel()
-		payload := `{"sub":"8a5e1a1c-7c7f-4a3c-9d5e-3f3c1b2a4d01", "role":"authenticated","email":"a@b.c","app_metadata":{"x":[1,2.50]}}`
-		tok := sign(hs256Header, payload)
-		id, err := v.Verify(tok)
-		require.NoError(t, err)
-		require.Equal(t, Identity{
-			Role:   "authenticated",
-			Sub:    "8a5e1a1c-7c7f-4a3c-9d5e-3f3c1b2a4d01",
-			Claims: payload, // verbatim: spacing, order and number forms kept
-			Token:  tok,
-		}, id)
-	})
-
-	t.Run("ValidWithExpAndNbf", func(t *testing.T) {
-		t.Parallel()
-		tok := mint(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{
-			"role": "service_role", "exp": time.Now().Add(time.Minute).Unix(), "nbf": time.Now().Add(-time.Minute).Unix(),
-		})
-		id, err := v.Verify(tok)
-		require.NoError(t, err)
-		require.Equal(t, "service_role", id.Role)
-		require.Equal(t, "", id.Sub)
-	})
-
-	t.Run("MissingRoleIsAnon", func(t *testing.T) {
-		t.Parallel()
-		for _, payload := range []string{`{"sub":"u1"}`, `{"sub":"u1","role":""}`, `{"sub":"u1","role":null}`} {
-			tok := sign(hs256Header, payload)
-			id, err := v.Verify(tok)
-			require.NoError(t, err, payload)
-			require.Equal(t, Identity{Role: "anon", Sub: "u1", Claims: payload, Token: tok}, id, payload)
-		}
-	})
-
-	t.Run("EmptyClaims", func(t *testing.T) {
-		t.Parallel()
-		tok := sign(hs256Header, `{}`)
-		id, err := v.Verify(tok)
-		require.NoError(t, err)
-		require.Equal(t, Identity{Role: "anon", Claims: `{}`, Token: tok}, id)
-	})
-
-	t.Run("WrongSecret", func(t *testing.T) {
-		t.Parallel()
-		refused(t, sign(hs256Header, `{"role":"service_role"}`, "another-secret"), "signature verification failed")
-	})
-
-	t.Run("TamperedPayload", func(t *testing.T) {
-		t.Parallel()
-		good := sign(hs256Header, `{"role":"anon"}`)
-		other := sign(hs256Header, `{"role":"service_role"}`)
-		// other's header and payload with good's signature.
-		forged := other[:len(other)-43] + good[len(good)-43:]
-		refused(t, forged, "signature verification failed")
-	})
-
-	t.Run("Expired", func(t *testing.T) {
-		t.Parallel()
-		tok := mint(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"role": "service_role", "exp": time.Now().Add(-time.Minute).Unix()})
-		refused(t, tok, `"exp" claim timestamp check failed`)
-	})
-
-	t.Run("NotBeforeInTheFuture", func(t *testing.T) {
-		t.Parallel()
-		tok := mint(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"role": "service_role", "nbf": time.Now().Add(time.Hour).Unix()})
-		refused(t, tok, `"nbf" claim timestamp check failed`)
-	})
-
-	t.Run("AlgNone", func(t *testing.T) {
-		t.Parallel()
-		tok := mint(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"role": "service_role"})
-		refused(t, tok, "")
-		// Hand-made, with and without a signature part.
-		refused(t, base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`))+"."+
-			base64.RawURLEncoding.EncodeToString([]byte(`{"role":"service_role"}`))+".", "")
-		refused(t, base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))+"."+
-			base64.RawURLEncoding.EncodeToString([]byte(`{"role":"service_role"}`))+".eA", "")
-	})
-
-	t.Run("WrongAlgorithm", func(t *testing.T) {
-		t.Parallel()
-		for _, m := range []jwt.SigningMethod{jwt.SigningMethodHS384, jwt.SigningMethodHS512} {
-			refused(t, mint(t, m, []byte(testSecret), jwt.MapClaims{"role": "service_role"}), "")
-		}
-		// A verifier for HS512 accepts HS512 and refuses HS256.
-		v512 := NewVerifier(testSecret, "HS512")
-		id, err := v512.Verify(mint(t, jwt.SigningMethodHS512, []byte(testSecret), jwt.MapClaims{"role": "service_role"}))
-		require.NoError(t, err)
-		require.Equal(t, "service_role", id.Role)
-		_, err = v512.Verify(sign(hs256Header, `{"role":"service_role"}`))
-		require.ErrorIs(t, err, ErrAccessDenied)
-	})
-
-	t.Run("Malformed", func(t *testing.T) {
-		t.Parallel()
-		for _, tok := range []string{
-			"not-a-jwt", "", "a.b", "a.b.c", "a.b.c.d", "...",
-			"!!!." + base64.RawURLEncoding.EncodeToString([]byte(`{}`)) + ".sig",
-			base64.RawURLEncoding.EncodeToString([]byte(hs256Header)) + ".%%%.sig",
-			base64.RawURLEncoding.EncodeToString([]byte(hs256Header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(`[1]`)) + ".sig",
-		} {
-			refused(t, tok, "Invalid Compact JWS")
-		}
-	})
-}
-
-func TestJWTMessage(t *testing.T) {
-	t.Parallel()
-	for err, want := range map[error]string{
-		jwt.ErrTokenMalformed:        "Invalid Compact JWS",
-		jwt.ErrTokenSignatureInvalid: "signature verification failed",
-		jwt.ErrTokenExpired:          `"exp" claim timestamp check failed`,
-		jwt.ErrTokenNotValidYet:      `"nbf" claim timestamp check failed`,
-		errors.New("other"):          "Invalid JWT",
+	urlErr := func(token, scope, url string) error {
+		_, err := v.VerifyURL(token, scope, url)
+		require.Error(t, err)
+		return err
+	}
+	expired := mint(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"exp": time.Now().Add(-time.Minute).Unix()})
+	download := mint(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"url": "b/k", "scope": "download"})
+	for _, tc := range []struct {
+		name     string
+		err      error
+		urlToken bool
+		http     int
+		body     string
+	}{
+		{"BearerMalformed", verifyErr("not-a-jwt"), false, 400, body("403", "AccessDenied", "Unauthorized", `"Invalid Compact JWS"`)},
+		{"BearerExpired", verifyErr(expired), false, 400, body("403", "AccessDenied", "Unauthorized", `"\"exp\" claim timestamp check failed"`)},
+		{"BearerRole", verifyErr(sign(hs256Header, `{"role":"postgres"}`)), false, 403,
+			body("403", "AccessDenied", "Unauthorized", `"Access denied: role \"postgres\" is not allowed"`)},
+		{"URLMalformed", urlErr("not-a-jwt", "download", "b/k"), true, 400, body("400", "InvalidJWT", "InvalidJWT", `"Invalid Compact JWS"`)},
+		{"URLExpired", urlErr(expired, "download", "b/k"), true, 400, body("400", "InvalidJWT", "InvalidJWT", `"\"exp\" claim timestamp check failed"`)},
+		{"URLScope", urlErr(download, "upload", "b/k"), true, 400, body("400", "InvalidSignature", "InvalidSignature", `"Token is not scoped for upload"`)},
+		{"URLObject", urlErr(download, "download", "b/other"), true, 400, body("400", "InvalidSignature", "InvalidSignature", `"Invalid signature"`)},
+		{"NotAnIdentityError", errors.New("boom"), false, 500, body("500", "InternalError", "Internal", `"Internal Server Error"`)},
 	} {
-		require.Equal(t, want, jwtMessage(err), "%v", err)
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := render(t, authError(tc.err, tc.urlToken))
+			require.Equal(t, tc.http, r.status)
+			require.Equal(t, tc.body, r.body)
+		})
 	}
-}
-
-// TestVerifiedTokenCache: a verified token is answered from the cache, but never a token that
-// differs from it in any byte, and never once its exp has passed.
-func TestVerifiedTokenCache(t *testing.T) {
-	t.Parallel()
-	v := NewVerifier(testSecret, "HS256")
-	exp := time.Now().Add(time.Minute).Truncate(time.Second)
-	tok := mint(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"role": "service_role", "exp": exp.Unix()})
-	first, err := v.Verify(tok)
-	require.NoError(t, err)
-	require.Equal(t, "service_role", first.Role)
-
-	// The cached entry is the verified identity, with the token's exp.
-	v.verified.mu.RLock()
-	e, ok := v.verified.m[tok]
-	v.verified.mu.RUnlock()
-	require.True(t, ok)
-	require.Equal(t, first, e.id)
-	require.True(t, exp.Equal(e.exp), "cached exp %v, token exp %v", e.exp, exp)
-	again, err := v.Verify(tok)
-	require.NoError(t, err)
-	require.Equal(t, first, again)
-
-	// A hit needs the token byte for byte: another signature is verified, and refused.
-	forged := tok[:len(tok)-2] + "AA"
-	if forged == tok {
-		forged = tok[:len(tok)-2] + "BB"
-	}
-	_, err = v.Verify(forged)
-	require.ErrorIs(t, err, ErrAccessDenied)
-
-	// Past exp the entry is ignored: a token cached while valid is refused once expired.
-	_, ok = v.verified.get(tok, exp)
-	require.False(t, ok, "at exp")
-	_, ok = v.verified.get(tok, exp.Add(-time.Millisecond))
-	require.True(t, ok, "before exp")
-	expired := mint(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"role": "service_role", "exp": time.Now().Add(-time.Second).Unix()})
-	v.verified.put(expired, Identity{Role: "service_role", Token: expired}, time.Now().Add(-time.Second))
-	_, err = v.Verify(expired)
-	var ae *Error
-	require.True(t, errors.As(err, &ae), "%v", err)
-	require.Equal(t, `"exp" claim timestamp check failed`, ae.Message)
-
-	// Refusals are not cached, and the cache stays bounded.
-	v.verified.mu.RLock()
-	_, cachedForged := v.verified.m[forged]
-	v.verified.mu.RUnlock()
-	require.False(t, cachedForged)
-	for i := range tokenCacheSize + 10 {
-		v.verified.put(strconv.Itoa(i), Identity{}, time.Time{})
-	}
-	v.verified.mu.RLock()
-	n := len(v.verified.m)
-	v.verified.mu.RUnlock()
-	require.LessOrEqual(t, n, tokenCacheSize)
 }

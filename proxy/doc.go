@@ -5,5 +5,7 @@
 //
 // Where things are: routes.go registers every route; errors.go is the one SQLSTATE→HTTP table
 // and the one error renderer; db.go is the only code that talks to PostgreSQL; auth.go
-// verifies JWTs; settings.go names the request settings policies read.
+// reads the bearer token and turns package identity's refusals into REST errors (identity
+// verifies tokens and roles for every door); settings.go names the request settings policies
+// read.
 package proxy

@@ -149,6 +149,7 @@ func TestSentinelsGolden(t *testing.T) {
 		{"ErrNoSuchBucket", ErrNoSuchBucket, 400, body("404", "NoSuchBucket", "Bucket not found", `"Bucket not found"`)},
 		{"ErrAccessDenied", ErrAccessDenied, 400, body("403", "AccessDenied", "Unauthorized", `"Access denied"`)},
 		{"ErrInvalidRole", ErrInvalidRole, 403, body("403", "AccessDenied", "Unauthorized", `"Access denied: Invalid role"`)},
+		{"ErrRoleNotAllowed", ErrRoleNotAllowed, 403, body("403", "AccessDenied", "Unauthorized", `"Access denied"`)},
 		{"ErrInvalidRequest", ErrInvalidRequest, 400, body("400", "InvalidRequest", "Error", `""`)},
 		{"ErrRouteNotFound", ErrRouteNotFound, 404, body("404", "InvalidRequest", "Not Found", `""`)},
 		{"ErrInvalidMimeType", ErrInvalidMimeType, 400, body("415", "InvalidMimeType", "invalid_mime_type", `"Invalid Content-Type header"`)},

@@ -79,6 +79,12 @@ func TestHandlerWithoutDatabase(t *testing.T) {
 			body("403", "AccessDenied", "Unauthorized", `"Invalid Compact JWS"`)},
 		{"InvalidContentType", handlerCase{method: "POST", uri: "/bucket", headers: map[string]string{"Content-Type": "thisisnotarealmimetype"}, body: `{"name":"x"}`}, 400,
 			body("415", "InvalidMimeType", "invalid_mime_type", `"Invalid Content-Type header"`)},
+		// A role outside the allow-list is refused before the database (this server has none:
+		// reaching it would be a 500), on optional-auth routes too.
+		{"RoleNotAllowed", handlerCase{method: "GET", uri: "/bucket", headers: bearer("postgres")}, 403,
+			body("403", "AccessDenied", "Unauthorized", `"Access denied: role \"postgres\" is not allowed"`)},
+		{"RoleNotAllowedOptionalAuth", handlerCase{method: "GET", uri: "/object/b/k", headers: bearer("none")}, 403,
+			body("403", "AccessDenied", "Unauthorized", `"Access denied: role \"none\" is not allowed"`)},
 		{"EmptyRequiresServiceRole", handlerCase{method: "POST", uri: "/bucket/b/empty", headers: bearer("authenticated")}, 403,
 			body("403", "AccessDenied", "Unauthorized", `"Access denied: Invalid role"`)},
 		{"CreateNeedsName", handlerCase{method: "POST", uri: "/bucket", headers: withJSON(bearer("service_role")), body: `{"public":true}`}, 400,

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/url"
@@ -16,13 +17,14 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/pgstorage/storage/blob"
+	"github.com/pgstorage/storage/identity"
 )
 
 // Config is what the proxy needs from the server's configuration (cmd/storage documents the
 // environment variables behind each field).
 type Config struct {
-	JWTSecret           string        // AUTH_JWT_SECRET: HMAC key for bearer tokens
-	JWTAlgorithm        string        // AUTH_JWT_ALGORITHM: HS256 (default), HS384 or HS512
+	JWTSecret           string        // AUTH_JWT_SECRET: HMAC key for bearer tokens, when Verifier is nil
+	JWTAlgorithm        string        // AUTH_JWT_ALGORITHM: HS256 (default), HS384 or HS512, when Verifier is nil
 	UploadFileSizeLimit int64         // UPLOAD_FILE_SIZE_LIMIT: global upload limit in bytes
 	Version             string        // VERSION: what GET /version answers
 	ReadTimeout         time.Duration // SERVER_READ_TIMEOUT
@@ -35,13 +37,17 @@ type Config struct {
 	// EmptyQueued, when set, is called after a bucket-empty job was queued, so the server's
 	// collector can start on it without waiting for its next turn. It must not block.
 	EmptyQueued func()
+	// Verifier checks bearer and signed-URL tokens and the role allow-list. nil = one for
+	// JWTSecret and JWTAlgorithm with the default roles; `storage serve` builds it from
+	// AUTH_JWT_SECRET, AUTH_JWT_ALGORITHM, JWT_JWKS and AUTH_ALLOWED_ROLES.
+	Verifier *identity.Verifier
 }
 
 // Server holds the proxy's dependencies; routes.go wires its handlers.
 type Server struct {
 	cfg         Config
 	db          *DB
-	verifier    *Verifier
+	verifier    *identity.Verifier
 	blobs       blob.Store
 	log         *slog.Logger
 	uploadLimit string // cfg.UploadFileSizeLimit as the prelude passes it
@@ -61,10 +67,17 @@ func New(cfg Config, pool *pgxpool.Pool) *Server {
 	if cfg.CORSAllowedOrigins == nil {
 		cfg.CORSAllowedOrigins = []string{"*"}
 	}
+	if cfg.Verifier == nil {
+		v, err := identity.New(identity.Config{Secret: cfg.JWTSecret, Algorithm: cfg.JWTAlgorithm})
+		if err != nil {
+			panic("proxy.New: Config needs a Verifier or a JWTSecret: " + err.Error())
+		}
+		cfg.Verifier = v
+	}
 	s := &Server{
 		cfg:      cfg,
 		db:       NewDB(pool),
-		verifier: NewVerifier(cfg.JWTSecret, cfg.JWTAlgorithm),
+		verifier: cfg.Verifier,
 		blobs:    cfg.Blobs,
 		log:      cfg.Logger,
 	}
@@ -106,7 +119,9 @@ const (
 	// error (list v2 declares no header schema in the reference).
 	authBearer
 	// authOptional: a valid JWT is used when sent; a missing or invalid one makes the
-	// request anonymous (the reference's optional-auth object routes).
+	// request anonymous (the reference's optional-auth object routes). A validly signed
+	// token whose role is not allowed is refused, not made anonymous: its sender is known
+	// and asked for a role it may not have, which is not the same as sending no token.
 	authOptional
 	// authNone: no token is read; the request runs as anon.
 	authNone
@@ -160,14 +175,14 @@ func (s *Server) authenticate(r *request, mode authMode) error {
 		return schemaError("headers must have required property 'authorization'")
 	}
 	id, err := s.verifier.Verify(tokenFromHeader(h))
-	if err != nil {
-		if mode == authOptional {
-			return nil
-		}
-		return err
+	switch {
+	case err == nil:
+		r.id = id
+		return nil
+	case mode == authOptional && !errors.Is(err, identity.ErrRoleNotAllowed):
+		return nil // an invalid token on an optional-auth route: anonymous, as the reference
 	}
-	r.id = id
-	return nil
+	return authError(err, false)
 }
 
 // writeError renders err through the one error format. Unexpected errors are logged with

@@ -1,71 +1,19 @@
 package proxy
 
 import (
-	"encoding/json"
 	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // Signed URLs: the SQL API mints them (storage.url_sign*, under the caller's RLS); the proxy
-// verifies them on the signed routes, with the same secret (spec §4).
+// verifies them on the signed routes through package identity (spec §4).
 
 // ErrInvalidSignature: a signed-URL token for another object or another use.
 var ErrInvalidSignature = &Error{Status: 400, Code: "InvalidSignature", Message: "Invalid signature"}
-
-// urlClaims are the claims a signed-URL token carries.
-type urlClaims struct {
-	URL    string     `json:"url"`
-	Scope  string     `json:"scope"`
-	Owner  string     `json:"owner"`
-	Upsert *bool      `json:"upsert"`
-	Signer *urlSigner `json:"signer"` // upload tokens minted by storage.url_sign_upload
-	jwt.RegisteredClaims
-}
-
-// urlSigner is who signed an upload URL: the upload is written as this identity, so the
-// signer's policies decide on the row as it is when the upload arrives.
-type urlSigner struct {
-	Role   string          `json:"role"`
-	Claims json.RawMessage `json:"claims"` // the signer's JWT claims; absent for a SQL caller without
-}
-
-// uploader returns the identity a signed upload is written as: its signer's. Tokens without a
-// signer (minted before signers were recorded, or by another server sharing the secret) are
-// written as the service, with the token's owner, as the reference does.
-func (c *urlClaims) uploader(token string) Identity {
-	if c.Signer == nil || c.Signer.Role == "" {
-		return Identity{Role: serviceRole, Sub: c.Owner, Claims: `{"role":"service_role"}`, Token: token}
-	}
-	id := Identity{Role: c.Signer.Role, Sub: c.Owner, Claims: string(c.Signer.Claims), Token: token}
-	if len(c.Signer.Claims) == 0 || string(c.Signer.Claims) == "null" {
-		id.Claims = `{"role":` + string(appendJSONString(nil, id.Role)) + `}`
-	}
-	return id
-}
-
-// verifyURLToken checks a signed-URL token for scope ("download" or "upload") and the object
-// bucket/key of the request: signature and expiry (InvalidJWT), scope (legacy tokens without
-// one are told apart by their upsert claim), and url (InvalidSignature).
-func (v *Verifier) verifyURLToken(token, scope, url string) (*urlClaims, error) {
-	var c urlClaims
-	if _, err := v.urlParser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return v.secret, nil }); err != nil {
-		return nil, &Error{Status: 400, Code: "InvalidJWT", Message: jwtMessage(err)}
-	}
-	legacy := c.Scope == "" && (c.Upsert != nil) == (scope == "upload")
-	if c.Scope != scope && !legacy {
-		return nil, ErrInvalidSignature.with("Token is not scoped for " + scope)
-	}
-	if c.URL != url {
-		return nil, ErrInvalidSignature
-	}
-	return &c, nil
-}
 
 // signedParam is param for the signed routes, where the token names the object: the SQL API
 // percent-encodes the path of the URLs it signs (storage_internal.url_path), and clients such
@@ -148,7 +96,7 @@ func (s *Server) ObjectGetSigned(r *request) error {
 		return err
 	}
 	bucket, key := signedParam(r, "bucket"), signedParam(r, "key")
-	c, err := s.verifier.verifyURLToken(token, "download", bucket+"/"+key)
+	c, err := s.verifyURLToken(token, "download", bucket+"/"+key)
 	if err != nil {
 		return err
 	}
@@ -186,7 +134,7 @@ func (s *Server) ObjectUploadSigned(r *request) error {
 		return err
 	}
 	bucket, key := signedParam(r, "bucket"), signedParam(r, "key")
-	c, err := s.verifier.verifyURLToken(token, "upload", bucket+"/"+key)
+	c, err := s.verifyURLToken(token, "upload", bucket+"/"+key)
 	if err != nil {
 		return err
 	}
@@ -199,7 +147,9 @@ func (s *Server) ObjectUploadSigned(r *request) error {
 	if u.userMetadata == nil {
 		u.userMetadata = []byte(`{}`)
 	}
-	r.id = c.uploader(token)
+	if r.id, err = s.verifier.Uploader(c, token); err != nil {
+		return authError(err, true)
+	}
 	if _, err := s.store(r, u, c.Owner); err != nil {
 		return err
 	}

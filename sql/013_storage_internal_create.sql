@@ -11,7 +11,7 @@
 --   (storage_internal.collector_lease) instead of an advisory lock any role could hold.
 -- - storage.object_delete_prefix names its bucket parameter bucket_id like every other
 --   function (positional calls are unchanged; calls naming `bucket =>` must now say
---   `bucket_id =>`), and storage.signing_key gains the URL signing key's kid.
+--   `bucket_id =>`), and storage.signing_key holds the URL signing key as bytes, with its kid.
 -- Reversible. Locks: SHARE ROW EXCLUSIVE on storage.objects briefly (trigger), ACCESS
 -- EXCLUSIVE on storage.signing_key (a column, no rewrite).
 
@@ -53,7 +53,11 @@ drop function storage.bucket_name_check(text), storage.bucket_id_check(text), st
   storage.blob_collect_failed(text, text), storage.blob_upload_expire(interval, text),
   storage.object_delete_prefix(text, text, bigint), storage.signing_secret_set(text);
 
-alter table storage.signing_key add column kid text;
+-- The URL signing key may be any bytes (a JWT_JWKS oct key), and has a key id.
+alter table storage.signing_key
+  alter column secret type bytea using convert_to(secret, 'UTF8'),
+  add column kid text;
+comment on column storage.signing_key.secret is 'The HMAC key of signed URLs: AUTH_JWT_SECRET''s UTF-8 bytes, or JWT_JWKS''s urlSigningKey.';
 comment on column storage.signing_key.kid is 'Key id of the URL signing key (JWT_JWKS urlSigningKey), put in signed-URL token headers; NULL for AUTH_JWT_SECRET.';
 
 -- Bookkeeping is the server's: request roles reach it only through the API's SECURITY DEFINER
@@ -106,8 +110,12 @@ alter function storage_internal.objects_free_all_blobs() set schema storage;
 alter function storage_internal.update_updated_at_column() set schema storage;
 alter function storage_internal.enforce_bucket_name_length() set schema storage;
 
-drop function storage.object_delete_prefix(text, text, bigint), storage.signing_secret_set(text, text);
-alter table storage.signing_key drop column kid;
+drop function storage.object_delete_prefix(text, text, bigint), storage.signing_secret_set(text, text),
+  storage.signing_secret_set(bytea, text);
+-- The key may not be text; every server start stores it again.
+truncate storage.signing_key;
+alter table storage.signing_key drop column kid, alter column secret type text;
+comment on column storage.signing_key.secret is null;
 drop schema storage_internal cascade;
 
 {{ install_snapshot "012" }}

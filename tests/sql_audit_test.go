@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -81,7 +82,9 @@ func TestSQLAuditTable(t *testing.T) {
 	require.NoError(t, err)
 	var inDB []string
 	for _, f := range fns {
-		inDB = append(inDB, f.Name)
+		if !slices.Contains(inDB, f.Name) { // overloads share a row
+			inDB = append(inDB, f.Name)
+		}
 		d, ok := doc[f.Name]
 		if !ok {
 			continue // reported below, all at once

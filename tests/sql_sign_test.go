@@ -490,7 +490,7 @@ func TestSQLSignSecurity(t *testing.T) {
 			}
 		}
 		// Nothing changed.
-		require.Equal(t, []string{sqlSignSecret}, sqlObjCol(t, db, `select secret from storage.signing_key`))
+		require.Equal(t, []string{sqlSignSecret}, sqlObjCol(t, db, `select convert_from(secret, 'UTF8') from storage.signing_key`))
 	})
 
 	t.Run("SigningSecretSet", func(t *testing.T) {
@@ -500,7 +500,7 @@ func TestSQLSignSecurity(t *testing.T) {
 			err := exec(t, db, id, `select storage.signing_secret_set('mine-of-at-least-32-bytes-long-secret')`)
 			requireSQLState(t, err, "42501", "permission denied for function signing_secret_set")
 		}
-		require.Equal(t, []string{sqlSignSecret}, sqlObjCol(t, db, `select secret from storage.signing_key`))
+		require.Equal(t, []string{sqlSignSecret}, sqlObjCol(t, db, `select convert_from(secret, 'UTF8') from storage.signing_key`))
 	})
 
 	t.Run("URLTokenDirect", func(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/pgstorage/storage/identity"
 )
 
 // Config is the whole configuration of the storage binary, read from the environment. Names
@@ -35,10 +37,20 @@ type Config struct {
 	// SERVER_PORT: TCP port to listen on. Default 5000.
 	Port int
 	// AUTH_JWT_SECRET (alias PGRST_JWT_SECRET): HMAC secret of the JWTs clients send. With the
-	// embedded default it may be left empty: one is generated and kept in the data dir.
+	// embedded default it may be left empty: one is generated and kept in the data dir. With
+	// DATABASE_URL it may be left empty only when JWT_JWKS has keys (to verify bearer tokens)
+	// and an oct urlSigningKey (for the SQL API to sign URLs with).
 	JWTSecret string
 	// AUTH_JWT_ALGORITHM: HS256 (default), HS384 or HS512.
 	JWTAlgorithm string
+	// JWT_JWKS: a static JSON Web Key Set, {"keys": [JWK…], "urlSigningKey": JWK}. Bearer
+	// tokens may also be signed with its keys (RSA, EC P-256/384/521, Ed25519, oct; chosen by
+	// kid); urlSigningKey, an oct key, signs URLs instead of AUTH_JWT_SECRET. nil = none.
+	JWKS *identity.JWKS
+	// AUTH_ALLOWED_ROLES: the only roles a JWT's role claim may name (a missing role is anon);
+	// a token asking for another is refused with HTTP 403 before any database work. Default
+	// anon,authenticated,service_role.
+	AllowedRoles []string
 	// UPLOAD_FILE_SIZE_LIMIT: largest object a REST upload may store, in bytes. Bucket limits
 	// may not exceed it. Default 524288000 (500 MB).
 	UploadFileSizeLimit int64
@@ -91,7 +103,7 @@ var envVars = []envVar{
 	{"STORAGE_PG_BINDIR", "", "PostgreSQL server binaries; empty = PATH, pg_config --bindir, /usr/lib/postgresql/*/bin", func(c *Config, v string) error { c.PGBinDir = v; return nil }},
 	{"SERVER_HOST", "0.0.0.0", "interface to listen on", func(c *Config, v string) error { c.Host = v; return nil }},
 	{"SERVER_PORT", "5000", "TCP port to listen on", intVar(func(c *Config, n int) { c.Port = n }, 0, 65535)},
-	{"AUTH_JWT_SECRET", "", "JWT HMAC secret (alias PGRST_JWT_SECRET); embedded default: generated and kept in the data dir", func(c *Config, v string) error { c.JWTSecret = v; return nil }},
+	{"AUTH_JWT_SECRET", "", "JWT HMAC secret (alias PGRST_JWT_SECRET); embedded default: generated and kept in the data dir; with DATABASE_URL required unless JWT_JWKS has keys and a urlSigningKey", func(c *Config, v string) error { c.JWTSecret = v; return nil }},
 	{"AUTH_JWT_ALGORITHM", "HS256", "JWT algorithm: HS256, HS384 or HS512", func(c *Config, v string) error {
 		switch v {
 		case "HS256", "HS384", "HS512":
@@ -99,6 +111,24 @@ var envVars = []envVar{
 			return nil
 		}
 		return errors.New("must be HS256, HS384 or HS512")
+	}},
+	{"JWT_JWKS", "", `JSON Web Key Set {"keys":[…],"urlSigningKey":…}: RSA, EC, Ed25519 and oct keys JWTs may be signed with (chosen by kid); urlSigningKey (oct only) signs URLs instead of AUTH_JWT_SECRET`, func(c *Config, v string) error {
+		if v == "" {
+			c.JWKS = nil
+			return nil
+		}
+		s, err := identity.ParseJWKS([]byte(v))
+		c.JWKS = s
+		return err
+	}},
+	{"AUTH_ALLOWED_ROLES", strings.Join(identity.DefaultRoles, ","), "comma-separated roles a JWT may run as (missing role = anon); any other role is refused with HTTP 403", func(c *Config, v string) error {
+		c.AllowedRoles = nil
+		for _, r := range strings.Split(v, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				c.AllowedRoles = append(c.AllowedRoles, r)
+			}
+		}
+		return identity.CheckRoles(c.AllowedRoles)
 	}},
 	{"UPLOAD_FILE_SIZE_LIMIT", "524288000", "largest REST upload in bytes; bucket limits may not exceed it", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -193,6 +223,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			val = v.def
 		}
 		if err := v.set(&c, val); err != nil {
+			if v.name == "JWT_JWKS" { // holds secret keys: never echoed
+				return c, fmt.Errorf("%s: %w", v.name, err)
+			}
 			return c, fmt.Errorf("%s=%q: %w", v.name, val, err)
 		}
 	}

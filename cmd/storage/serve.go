@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"strconv"
 
+	"github.com/pgstorage/storage/identity"
 	"github.com/pgstorage/storage/lifecycle"
 	"github.com/pgstorage/storage/proxy"
 )
@@ -18,8 +19,11 @@ import (
 // serve runs the HTTP server until ctx is cancelled (SIGINT/SIGTERM), then drains requests,
 // closes the pool and stops the embedded cluster.
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
-	if !cfg.embedded() && cfg.JWTSecret == "" {
-		return errors.New("AUTH_JWT_SECRET is required when DATABASE_URL is set (only the embedded default generates one)")
+	// Without AUTH_JWT_SECRET, JWT_JWKS must supply both what verifies bearer tokens and the
+	// HMAC secret the SQL API signs URLs with.
+	jwksOnly := !cfg.embedded() && cfg.JWTSecret == ""
+	if jwksOnly && (!cfg.JWKS.HasKeys() || !cfg.JWKS.HasURLSigningKey()) {
+		return errors.New("AUTH_JWT_SECRET is required when DATABASE_URL is set (only the embedded default generates one), unless JWT_JWKS has keys and a urlSigningKey")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	// Listen first: a taken port fails fast, before a cluster is started.
@@ -40,10 +44,18 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		go http.Serve(pln, pprofMux())
 		log.Info("profiling endpoints", "url", "http://"+pln.Addr().String()+"/debug/pprof/")
 	}
-	secret, err := jwtSecret(cfg, cfg.embedded())
-	if err != nil {
-		return err
+	var secret string
+	if !jwksOnly {
+		if secret, err = jwtSecret(cfg, cfg.embedded()); err != nil {
+			return err
+		}
 	}
+	verifier, err := identity.New(identity.Config{Secret: secret, Algorithm: cfg.JWTAlgorithm, JWKS: cfg.JWKS,
+		AllowedRoles: cfg.AllowedRoles})
+	if err != nil {
+		return fmt.Errorf("AUTH_JWT_SECRET/JWT_JWKS/AUTH_ALLOWED_ROLES: %v", err)
+	}
+	urlSecret, urlKid := verifier.URLSigningKey()
 	blobs, err := openBlobs(ctx, cfg)
 	if err != nil {
 		return err
@@ -54,8 +66,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	defer db.close()
 	// Signed URLs are minted in SQL (storage.url_sign*) with the same secret that verifies
-	// them here: keep the database's copy in step with AUTH_JWT_SECRET.
-	if _, err := db.pool.Exec(ctx, `select storage.signing_secret_set($1)`, secret); err != nil {
+	// them here: keep the database's copy in step with the URL signing key (JWT_JWKS's
+	// urlSigningKey, else AUTH_JWT_SECRET).
+	var kid *string
+	if urlKid != "" {
+		kid = &urlKid
+	}
+	if _, err := db.pool.Exec(ctx, `select storage.signing_secret_set($1::bytea, $2)`, urlSecret, kid); err != nil {
 		return fmt.Errorf("store the URL signing secret: %s", oneLine(err))
 	}
 
@@ -70,8 +87,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 
 	srv := proxy.New(proxy.Config{
-		JWTSecret:           secret,
-		JWTAlgorithm:        cfg.JWTAlgorithm,
+		Verifier:            verifier,
 		UploadFileSizeLimit: cfg.UploadFileSizeLimit,
 		Version:             cfg.Version,
 		ReadTimeout:         cfg.ReadTimeout,
@@ -84,10 +100,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		EmptyQueued:         emptyQueued,
 	}, db.pool).HTTPServer()
 
-	anon, service, err := apiKeys(secret, cfg.JWTAlgorithm)
-	if err != nil {
-		return err
-	}
 	// The port actually bound: SERVER_PORT=0 picks a free one.
 	bound := net.JoinHostPort(cfg.Host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	fmt.Fprintf(stdout, "storage listening on http://%s (schema version %d)\n", bound, db.version)
@@ -95,7 +107,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if db.role != "" {
 		fmt.Fprintf(stdout, "requests connect as %s (no superuser)\n", db.role)
 	}
-	fmt.Fprintf(stdout, "ANON_KEY=%s\nSERVICE_ROLE_KEY=%s\n", anon, service)
+	if secret != "" { // with JWT_JWKS alone, keys come from whoever holds its private keys
+		anon, service, err := apiKeys(secret, cfg.JWTAlgorithm)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "ANON_KEY=%s\nSERVICE_ROLE_KEY=%s\n", anon, service)
+	}
 
 	gcCtx, stopGC := context.WithCancel(ctx)
 	gcDone := make(chan struct{})

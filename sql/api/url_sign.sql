@@ -78,17 +78,18 @@ begin
       case when k.kid is null then '{"alg":"HS256","typ":"JWT"}'
            else jsonb_build_object('alg', 'HS256', 'kid', k.kid, 'typ', 'JWT')::text end, 'UTF8'))
     || '.' || storage_internal.base64url(convert_to(claims::text, 'UTF8'));
-  return signing_input || '.' || storage_internal.base64url(storage_internal.hmac_sha256(convert_to(k.secret, 'UTF8'), convert_to(signing_input, 'UTF8')));
+  return signing_input || '.' || storage_internal.base64url(storage_internal.hmac_sha256(k.secret, convert_to(signing_input, 'UTF8')));
 end
 $$;
 revoke all on function storage_internal.url_token(jsonb) from public;
 grant execute on function storage_internal.url_token(jsonb) to anon, authenticated, service_role;
 
--- storage.signing_secret_set(secret, kid) → void: stores the signing secret of signed URLs and,
--- when the key has one, its key id (the server's JWT_JWKS urlSigningKey). The server calls it
--- at start with AUTH_JWT_SECRET; otherwise only the owner and the servers' role storage_server
--- may run it. SECURITY DEFINER: storage.signing_key is readable by its owner alone.
-create or replace function storage.signing_secret_set(secret text, kid text default null) returns void
+-- storage.signing_secret_set(secret, kid) → void: stores the key signed URLs are signed with
+-- and, when it has one, its key id (JWT_JWKS's urlSigningKey). The server calls it at every
+-- start, with the raw key bytes; a DBA rotating AUTH_JWT_SECRET passes the secret as text (its
+-- UTF-8 bytes are the key, as the server uses it). Callable by the owner and the servers' role
+-- storage_server only. SECURITY DEFINER: storage.signing_key is readable by its owner alone.
+create or replace function storage.signing_secret_set(secret bytea, kid text default null) returns void
   language sql
   security definer
   set search_path = pg_catalog, pg_temp
@@ -96,6 +97,16 @@ create or replace function storage.signing_secret_set(secret text, kid text defa
     insert into storage.signing_key (id, secret, kid, updated_at) values (1, signing_secret_set.secret, signing_secret_set.kid, now())
     on conflict (id) do update set secret = excluded.secret, kid = excluded.kid, updated_at = excluded.updated_at
     where (storage.signing_key.secret, storage.signing_key.kid) is distinct from (excluded.secret, excluded.kid)
+  $$;
+revoke all on function storage.signing_secret_set(bytea, text) from public;
+grant execute on function storage.signing_secret_set(bytea, text) to storage_server;
+
+create or replace function storage.signing_secret_set(secret text, kid text default null) returns void
+  language sql
+  security definer
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select storage.signing_secret_set(convert_to(signing_secret_set.secret, 'UTF8'), signing_secret_set.kid)
   $$;
 revoke all on function storage.signing_secret_set(text, text) from public;
 grant execute on function storage.signing_secret_set(text, text) to storage_server;
@@ -221,8 +232,10 @@ comment on function storage_internal.url_token(jsonb) is
   'Internal, SECURITY DEFINER: signs claims as an HS256 JWT with the signing key, for the storage.url_sign functions only (42501 otherwise).';
 comment on function storage_internal.url_expiry(bigint) is
   'Internal: the exp claim for expires_in seconds from now; ST012 when out of range.';
+comment on function storage.signing_secret_set(bytea, text) is
+  'Stores the key (and key id) signed URLs are signed with; the server calls it at start. Owner and storage_server only.';
 comment on function storage.signing_secret_set(text, text) is
-  'Stores the signing secret (and key id) of signed URLs; the server calls it at start. Owner and storage_server only.';
+  'Stores a text secret (its UTF-8 bytes, as AUTH_JWT_SECRET) as the key signed URLs are signed with. Owner and storage_server only.';
 comment on function storage.url_sign(text, text, bigint) is
   'A signed download URL (relative, /object/sign/…?token=) for an object the caller may see (RLS: SELECT policy). Raises ST006, ST007, ST002 missing or hidden, ST012 bad expires_in.';
 comment on function storage.url_sign_many(text, text[], bigint) is
