@@ -5,5 +5,7 @@
 //
 // Where things are: routes.go registers every route; errors.go is the one SQLSTATE→HTTP table
 // and the one error renderer; db.go is the only code that talks to PostgreSQL; auth.go
-// verifies JWTs; settings.go names the request settings policies read.
+// verifies JWTs; settings.go names the request settings policies read; input.go refuses client
+// input the database cannot store and bodies that end early; logging.go keeps credentials out
+// of the log and answers requests fasthttp cannot read.
 package proxy

@@ -63,6 +63,9 @@ func (s *Server) ObjectUpload(r *request) error {
 // store runs the three steps of an upload and returns the object's id. owner is the sub the
 // row is owned by ("" keeps the current owner on an upsert).
 func (s *Server) store(r *request, u *upload, owner string) (string, error) {
+	if err := u.validate(); err != nil {
+		return "", err
+	}
 	ctx := ctxOf(r)
 	version, limit, err := s.db.ObjectUploadPrepare(ctx, s.settings(r), uploadPrepareParams{
 		Bucket: u.bucket, Name: u.name, Upsert: u.upsert, Mimetype: u.mimetype,
@@ -72,7 +75,7 @@ func (s *Server) store(r *request, u *upload, owner string) (string, error) {
 		return "", err
 	}
 	svc := s.serviceSettings(r)
-	m := &meter{r: u.body, limit: limit, md5: md5.New()}
+	m := &meter{r: newClientBody(u.body, u.contentLength), limit: limit, md5: md5.New()}
 	size := int64(-1)
 	if u.contentLength != nil {
 		size = *u.contentLength
