@@ -236,17 +236,21 @@ type cliServer struct {
 	exited  chan struct{} // closed once Wait returned
 	waitErr error
 
+	bin string   // the binary, for `storage keys`
+	env []string // serve's environment
+
 	// Set by waitReady.
 	url           string // as printed: "http://host:port"
 	schema        int
 	anon, service string
+	printedKeys   bool // the banner showed the keys (a secret generated at this start)
 }
 
 // cliServe starts `storage serve` and arranges for it (and, with the embedded default in
 // dataDir, its postgres) to be gone after the test. Call waitReady next.
 func cliServe(t *testing.T, bin, dataDir string, env []string) *cliServer {
 	t.Helper()
-	s := &cliServer{t: t, exited: make(chan struct{})}
+	s := &cliServer{t: t, exited: make(chan struct{}), bin: bin, env: env}
 	s.cmd = osexec.Command(bin, "serve")
 	s.cmd.Env = env
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
@@ -279,21 +283,33 @@ var (
 	cliListeningRE = regexp.MustCompile(`(?m)^storage listening on (http://\S+) \(schema version (\d+)\)\n`)
 	cliAnonRE      = regexp.MustCompile(`(?m)^ANON_KEY=(\S+)\n`)
 	cliServiceRE   = regexp.MustCompile(`(?m)^SERVICE_ROLE_KEY=(\S+)\n`)
+	cliKeysLineRE  = regexp.MustCompile(`(?m)^keys: .*\n`) // the banner's last line
 )
 
-// waitReady waits until serve has printed its listening line and both keys.
+// waitReady waits until serve has printed its banner and takes the keys from it or, when it
+// does not show them (the secret was not generated at this start), from `storage keys` run
+// with the same environment.
 func (s *cliServer) waitReady() {
 	t := s.t
 	t.Helper()
 	deadline := time.Now().Add(cliReadyTimeout)
 	for {
 		out := s.stdout.String()
-		l, a, k := cliListeningRE.FindStringSubmatch(out), cliAnonRE.FindStringSubmatch(out), cliServiceRE.FindStringSubmatch(out)
-		if l != nil && a != nil && k != nil {
-			s.url, s.anon, s.service = l[1], a[1], k[1]
+		l := cliListeningRE.FindStringSubmatch(out)
+		if l != nil && cliKeysLineRE.MatchString(out) {
+			s.url = l[1]
 			var err error
 			s.schema, err = strconv.Atoi(l[2])
 			require.NoError(t, err)
+			a, k := cliAnonRE.FindStringSubmatch(out), cliServiceRE.FindStringSubmatch(out)
+			require.Equal(t, a == nil, k == nil, "serve printed one key without the other:\n%s", out)
+			if s.printedKeys = a != nil; s.printedKeys {
+				s.anon, s.service = a[1], k[1]
+				return
+			}
+			res := cliRun(t, s.bin, s.env, "keys")
+			require.Equal(t, 0, res.code, res.stderr)
+			s.anon, s.service = cliKeysOutput(t, res.stdout)
 			return
 		}
 		select {
@@ -302,7 +318,7 @@ func (s *cliServer) waitReady() {
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("storage serve did not print `storage listening on` and the keys within %v\nstdout:\n%s\nstderr:\n%s", cliReadyTimeout, out, cliTail(s.stderr.String()))
+			t.Fatalf("storage serve did not print its banner (`storage listening on` … `keys:`) within %v\nstdout:\n%s\nstderr:\n%s", cliReadyTimeout, out, cliTail(s.stderr.String()))
 		}
 	}
 }
@@ -462,6 +478,9 @@ func TestCLIEmbeddedEndToEnd(t *testing.T) {
 	s.waitReady()
 	require.Equal(t, wantURL, s.url)
 	require.Equal(t, int(storage.LatestVersion()), s.schema)
+	// The first start generates the secret and shows the keys, this once.
+	require.True(t, s.printedKeys, "the first start must print the keys of the secret it generated:\n%s", s.stdout.String())
+	require.Contains(t, s.stdout.String(), "keys: shown this once, for the JWT secret just generated in "+filepath.Join(dataDir, "jwt_secret"))
 
 	code, body := cliHTTP(t, http.MethodGet, s.url+"/bucket", s.service, "")
 	require.Equal(t, http.StatusOK, code, body)
@@ -490,9 +509,14 @@ func TestCLIEmbeddedEndToEnd(t *testing.T) {
 	require.Equal(t, 0, s.stop(syscall.SIGTERM), "exit code after SIGTERM")
 	cliRequireClusterStopped(t, dataDir)
 
-	// Second life: same data dir, same secret.
+	// Second life: same data dir, same secret. The keys are not printed again (serve's output
+	// ends up in logs): the banner says how to get them, and waitReady got them that way.
 	s2 := cliServe(t, bin, dataDir, env)
 	s2.waitReady()
+	require.False(t, s2.printedKeys, "a start with a kept secret printed the keys:\n%s", s2.stdout.String())
+	require.NotContains(t, s2.stdout.String(), s.service)
+	require.NotContains(t, s2.stdout.String(), s.anon)
+	require.Contains(t, s2.stdout.String(), "keys: `storage keys` prints ANON_KEY and SERVICE_ROLE_KEY (run it with this environment)\n")
 	require.Equal(t, wantURL, s2.url)
 	require.Equal(t, []string{"keep"}, cliBucketNames(t, s2.url, s2.service), "bucket created before the restart")
 	require.Equal(t, s.anon, s2.anon, "ANON_KEY changed across restarts")
@@ -572,6 +596,7 @@ func TestCLIExternalDatabase(t *testing.T) {
 		require.Equal(t, "http://127.0.0.1:"+port, s.url)
 		require.Equal(t, int(latest), s.schema)
 		require.NotContains(t, s.stdout.String(), password, "serve printed the database password")
+		require.False(t, s.printedKeys, "serve printed the keys of a configured secret:\n%s", s.stdout.String())
 		cliRequireKey(t, s.anon, secret, "HS256", "anon")
 		cliRequireKey(t, s.service, secret, "HS256", "service_role")
 		code, body := cliHTTP(t, http.MethodPost, s.url+"/bucket", s.service, `{"name":"ext"}`)

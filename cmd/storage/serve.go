@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strconv"
 
 	"github.com/pgstorage/storage/lifecycle"
@@ -40,6 +42,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		go http.Serve(pln, pprofMux())
 		log.Info("profiling endpoints", "url", "http://"+pln.Addr().String()+"/debug/pprof/")
 	}
+	// The keys are printed only when the secret is generated now, at the embedded default's
+	// first start, when the operator has nowhere else to get them yet: serve's output tends to
+	// end up in logs, and a service key there is a leaked credential.
+	generated := cfg.embedded() && cfg.JWTSecret == "" && !fileExists(cfg.secretFile())
 	secret, err := jwtSecret(cfg, cfg.embedded())
 	if err != nil {
 		return err
@@ -84,15 +90,21 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		EmptyQueued:         emptyQueued,
 	}, db.pool).HTTPServer()
 
-	anon, service, err := apiKeys(secret, cfg.JWTAlgorithm)
-	if err != nil {
-		return err
-	}
-	// The port actually bound: SERVER_PORT=0 picks a free one.
+	// The port actually bound: SERVER_PORT=0 picks a free one. The banner is written at once,
+	// so a reader that has its first line has all of it.
 	bound := net.JoinHostPort(cfg.Host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
-	fmt.Fprintf(stdout, "storage listening on http://%s (schema version %d)\n", bound, db.version)
-	fmt.Fprintf(stdout, "database: %s\n", db.display)
-	fmt.Fprintf(stdout, "ANON_KEY=%s\nSERVICE_ROLE_KEY=%s\n", anon, service)
+	banner := fmt.Sprintf("storage listening on http://%s (schema version %d)\ndatabase: %s\n", bound, db.version, db.display)
+	if generated {
+		anon, service, err := apiKeys(secret, cfg.JWTAlgorithm)
+		if err != nil {
+			return err
+		}
+		banner += fmt.Sprintf("ANON_KEY=%s\nSERVICE_ROLE_KEY=%s\n", anon, service)
+		banner += fmt.Sprintf("keys: shown this once, for the JWT secret just generated in %s; `storage keys` prints them again\n", cfg.secretFile())
+	} else {
+		banner += "keys: `storage keys` prints ANON_KEY and SERVICE_ROLE_KEY (run it with this environment)\n"
+	}
+	fmt.Fprint(stdout, banner)
 
 	gcCtx, stopGC := context.WithCancel(ctx)
 	gcDone := make(chan struct{})
@@ -114,6 +126,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	log.Info("shutting down")
 	return srv.Shutdown()
+}
+
+// fileExists reports whether path names an existing file (or anything that is not certainly
+// absent: only a missing file is a secret still to generate).
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 // pprofMux serves net/http/pprof's handlers (heap, allocs, goroutine… through Index). The
