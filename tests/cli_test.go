@@ -47,6 +47,7 @@ var cliEnvVarNames = []string{
 	"SERVER_HOST", "SERVER_PORT", "AUTH_JWT_SECRET", "AUTH_JWT_ALGORITHM",
 	"UPLOAD_FILE_SIZE_LIMIT", "VERSION", "SERVER_READ_TIMEOUT", "SERVER_WRITE_TIMEOUT",
 	"SERVER_IDLE_TIMEOUT", "LOG_LEVEL", "STORAGE_BLOB_RETENTION", "STORAGE_GC_INTERVAL",
+	"STORAGE_LEFTOVER_GRACE",
 }
 
 // cliBin is the storage binary shared by the tests of this file. It is built once (a
@@ -641,6 +642,7 @@ func TestCLIBadConfiguration(t *testing.T) {
 		{"AUTH_JWT_ALGORITHM RS256", []string{"AUTH_JWT_ALGORITHM=RS256"}, []string{"AUTH_JWT_ALGORITHM"}, true},
 		{"UPLOAD_FILE_SIZE_LIMIT negative", []string{"UPLOAD_FILE_SIZE_LIMIT=-5"}, []string{"UPLOAD_FILE_SIZE_LIMIT"}, true},
 		{"SERVER_READ_TIMEOUT not a duration", []string{"SERVER_READ_TIMEOUT=forever"}, []string{"SERVER_READ_TIMEOUT"}, true},
+		{"STORAGE_LEFTOVER_GRACE zero", []string{"STORAGE_LEFTOVER_GRACE=0"}, []string{"STORAGE_LEFTOVER_GRACE", "positive"}, true},
 		{"database unreachable", []string{"DATABASE_URL=postgres://nobody@127.0.0.1:1/x", "AUTH_JWT_SECRET=s"}, []string{"cannot reach the database"}, false},
 		{"port in use", []string{"SERVER_PORT=" + busyPort}, []string{"SERVER_PORT"}, false},
 		{"STORAGE_PG_BINDIR missing", []string{"STORAGE_PG_BINDIR=/nonexistent"}, []string{"/nonexistent", "PostgreSQL"}, false},
@@ -689,6 +691,7 @@ func TestCLIHelpAndUsage(t *testing.T) {
 		"LOG_LEVEL":                "info",
 		"STORAGE_BLOB_RETENTION":   "168h",
 		"STORAGE_GC_INTERVAL":      "30s",
+		"STORAGE_LEFTOVER_GRACE":   "1h",
 	}
 	require.Len(t, defaults, len(cliEnvVarNames))
 	for _, args := range [][]string{{"serve", "--help"}, {"reconcile", "--help"}, {"help"}} {

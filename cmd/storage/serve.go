@@ -68,7 +68,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	// The collector deletes freed blobs and works bucket-empty jobs in the background; with
 	// several servers on one database, one of them at a time (advisory lock).
 	collector := &lifecycle.Collector{DB: db.pool, Blobs: blobs, Retention: cfg.BlobRetention,
-		Interval: cfg.GCInterval, Logger: log}
+		Interval: cfg.GCInterval, LeftoverGrace: cfg.LeftoverGrace, Logger: log}
 	emptyQueued := collector.Kick
 	if cfg.GCInterval == 0 {
 		emptyQueued = nil
