@@ -63,6 +63,10 @@ type Collector struct {
 	UploadExpiry time.Duration
 	Logger       *slog.Logger
 
+	// LeftoverGrace is the age after which leftovers of interrupted writes are removed (see
+	// leftovers.go); 0 means DefaultLeftoverGrace.
+	LeftoverGrace time.Duration
+
 	kickOnce sync.Once
 	kick     chan struct{}
 	idOnce   sync.Once
@@ -152,6 +156,7 @@ func (c *Collector) RunOnce(ctx context.Context) (Stats, error) {
 	if err := conn.QueryRow(ctx, `select count(*) from storage_internal.blob_upload_expire($1)`, expiry).Scan(&st.Expired); err != nil {
 		return st, fmt.Errorf("expire uploads: %w", err)
 	}
+	c.removeLeftovers(ctx, conn)
 	for {
 		n, err := c.collectBatch(ctx, conn, &st)
 		if err != nil || n == 0 {

@@ -59,10 +59,7 @@ func Reconcile(ctx context.Context, db *pgxpool.Pool, store blob.Store, o Reconc
 	if err := reconcileUploads(ctx, db, store, o, out, &r); err != nil {
 		return r, err
 	}
-	err := store.Leftovers(ctx, func(l blob.Leftover) error {
-		if !l.Started.Before(cutoff) {
-			return nil
-		}
+	err := eachStaleLeftover(ctx, store, cutoff, nil, func(l blob.Leftover) error {
 		r.Leftovers++
 		what := l.ID
 		if l.Key != "" {

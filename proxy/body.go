@@ -29,7 +29,7 @@ type bodyObject map[string]jsonField
 func parseBody(ctx *fasthttp.RequestCtx, allowEmpty bool) (*fields, error) {
 	raw, err := readBody(ctx, maxJSONBody+1)
 	if err != nil {
-		return nil, schemaError("Body could not be read: " + err.Error())
+		return nil, err
 	}
 	if len(raw) > maxJSONBody {
 		return nil, &Error{Status: 413, Code: "EntityTooLarge", Label: "Payload too large", Message: "Request body is too large"}
@@ -55,13 +55,18 @@ func parseBody(ctx *fasthttp.RequestCtx, allowEmpty bool) (*fields, error) {
 }
 
 // readBody reads at most limit bytes of the request body (the server streams bodies, so there
-// is no stream at all for a request without one).
+// is no stream at all for a request without one). A body that could not be read whole is the
+// client's mistake (bodyError).
 func readBody(ctx *fasthttp.RequestCtx, limit int64) ([]byte, error) {
 	stream := ctx.RequestBodyStream()
 	if stream == nil {
 		return ctx.PostBody(), nil
 	}
-	return io.ReadAll(io.LimitReader(stream, limit))
+	var size *int64
+	if n := int64(ctx.Request.Header.ContentLength()); n >= 0 {
+		size = &n
+	}
+	return io.ReadAll(io.LimitReader(newClientBody(stream, size), limit))
 }
 
 func isJSONContent(ct []byte) bool {
@@ -102,6 +107,10 @@ func (f *fields) string(name string) *string {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
+		if !isText(s) {
+			f.fail("body/" + name + notTextMessage)
+			return nil
+		}
 		return &s
 	}
 	switch raw[0] {
@@ -160,6 +169,12 @@ func (f *fields) strings(name string) []string {
 	if ss == nil {
 		ss = []string{}
 	}
+	for _, s := range ss {
+		if !isText(s) {
+			f.fail("body/" + name + notTextMessage)
+			return nil
+		}
+	}
 	return ss
 }
 
@@ -175,6 +190,10 @@ func (f *fields) sizeLimit(name string) *string {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			f.fail("body/" + name + " must be integer")
+			return nil
+		}
+		if !isText(s) {
+			f.fail("body/" + name + notTextMessage)
 			return nil
 		}
 		return &s
@@ -225,6 +244,9 @@ func queryEnum(args *fasthttp.Args, name string, allowed ...string) (string, err
 // validContentType reports whether a Content-Type header parses as type/subtype[; params],
 // the check the reference's framework makes before any route runs.
 func validContentType(ct []byte) bool {
+	if !isText(string(ct)) { // it becomes an object's mimetype, text in the database
+		return false
+	}
 	mt, _, _ := strings.Cut(string(ct), ";")
 	typ, sub, ok := strings.Cut(strings.Trim(mt, " "), "/")
 	if !ok || !isToken(typ) || !isToken(sub) {

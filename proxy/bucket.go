@@ -49,7 +49,9 @@ func (s *Server) BucketList(r *request) error {
 	if p.SortOrder, err = queryEnum(args, "sortOrder", "asc", "desc"); err != nil {
 		return err
 	}
-	p.Search = string(args.Peek("search"))
+	if p.Search, err = queryText(args, "search"); err != nil {
+		return err
+	}
 	buckets, err := s.db.BucketList(ctxOf(r), s.settings(r), p)
 	if err != nil {
 		return err

@@ -7,5 +7,6 @@
 // and the one error renderer; db.go is the only code that talks to PostgreSQL; auth.go
 // reads the bearer token and turns package identity's refusals into REST errors (identity
 // verifies tokens and roles for every door); settings.go names the request settings policies
-// read.
+// read; input.go refuses client input the database cannot store and bodies that end early;
+// logging.go keeps credentials out of the log and answers requests fasthttp cannot read.
 package proxy

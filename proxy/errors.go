@@ -86,8 +86,14 @@ var (
 	ErrInternal = &Error{Status: 500, Code: "InternalError", Label: "Internal", Message: "Internal Server Error", HTTPStatus: 500}
 )
 
-// internalError is ErrInternal carrying cause for the log.
+// internalError is ErrInternal carrying cause for the log. A cause that wraps a refusal of the
+// client's request (a blob store's Put failing because the request body could not be read)
+// stays that refusal: the failure is the client's.
 func internalError(cause error) *Error {
+	var client *Error
+	if errors.As(cause, &client) && client.Status < 500 {
+		return client
+	}
 	e := *ErrInternal
 	e.Cause = cause
 	return &e
@@ -127,6 +133,11 @@ var sqlStates = map[string]sqlError{
 	"53300": {Error: Error{Status: 429, Code: "SlowDown", Label: "too_many_connections", Message: "Too many connections issued to the database", HTTPStatus: 429}},
 	"25006": {Error: Error{Status: 503, Code: "DatabaseError", Message: "The database is read-only"}},
 	"22P02": {Error: Error{Status: 400, Code: "InvalidParameter"}, keepMessage: true},
+	// Client text PostgreSQL cannot store: invalid UTF-8 or NUL (22021), the \u0000 escape in
+	// jsonb (22P05). The proxy refuses such input before the database (input.go); these rows
+	// keep any path it misses a refusal rather than an internal error.
+	"22021": {Error: Error{Status: 400, Code: "InvalidRequest", Message: "Input" + notTextMessage}},
+	"22P05": {Error: Error{Status: 400, Code: "InvalidRequest", Message: "Input" + notTextMessage}},
 	"42703": {Error: Error{Status: 503, Code: "DatabaseError", Message: "The database schema does not match this server"}},
 	"42P01": {Error: Error{Status: 503, Code: "DatabaseError", Message: "The database schema does not match this server"}},
 }

@@ -84,6 +84,8 @@ func TestSQLStatesGolden(t *testing.T) {
 		// (spec §1.1: 400 for anything other than 500).
 		"25006": {400, body("503", "DatabaseError", "DatabaseError", `"The database is read-only"`)},
 		"22P02": {400, body("400", "InvalidParameter", "InvalidParameter", pgMessageJSON)},
+		"22021": {400, body("400", "InvalidRequest", "InvalidRequest", `"Input must be UTF-8 text without NUL characters"`)},
+		"22P05": {400, body("400", "InvalidRequest", "InvalidRequest", `"Input must be UTF-8 text without NUL characters"`)},
 		"42703": {400, body("503", "DatabaseError", "DatabaseError", `"The database schema does not match this server"`)},
 		"42P01": {400, body("503", "DatabaseError", "DatabaseError", `"The database schema does not match this server"`)},
 	}
@@ -154,6 +156,10 @@ func TestSentinelsGolden(t *testing.T) {
 		{"ErrRouteNotFound", ErrRouteNotFound, 404, body("404", "InvalidRequest", "Not Found", `""`)},
 		{"ErrInvalidMimeType", ErrInvalidMimeType, 400, body("415", "InvalidMimeType", "invalid_mime_type", `"Invalid Content-Type header"`)},
 		{"ErrInternal", ErrInternal, 500, body("500", "InternalError", "Internal", `"Internal Server Error"`)},
+		{"ErrBodyIncomplete", ErrBodyIncomplete, 400, body("400", "InvalidRequest", "InvalidRequest", `"Request body is incomplete or malformed"`)},
+		{"ErrBodyTimeout", ErrBodyTimeout, 408, body("408", "InvalidRequest", "Request Timeout", `"Request body was not received in time"`)},
+		{"ErrMetadataNotText", ErrMetadataNotText, 400, body("400", "InvalidRequest", "InvalidRequest", `"metadata must be UTF-8 text without NUL characters"`)},
+		{"ErrURLNotText", ErrURLNotText, 400, body("400", "InvalidRequest", "Error", `"url must be UTF-8 text without NUL characters"`)},
 		// With a message, as the handlers use them.
 		{"ErrAccessDenied.with", ErrAccessDenied.with(`"exp" claim timestamp check failed`), 400,
 			body("403", "AccessDenied", "Unauthorized", `"\"exp\" claim timestamp check failed"`)},

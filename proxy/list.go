@@ -146,7 +146,7 @@ func encodeCursor(last *cursorEntry, p listV2Params) string {
 // body's sortBy.
 func decodeCursor(c string, p *listV2Params) error {
 	raw, err := base64.StdEncoding.DecodeString(c)
-	if err != nil {
+	if err != nil || !isText(string(raw)) { // its name goes to the database as text
 		return ErrInvalidCursor
 	}
 	var last, order, column, at string

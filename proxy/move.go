@@ -31,6 +31,8 @@ func (s *Server) ObjectCopy(r *request) error {
 	if raw, ok := f.obj["metadata"]; ok && !isNull(raw) {
 		if raw[0] != '{' {
 			f.fail("body/metadata must be object")
+		} else if !isJSONBText(raw) {
+			f.fail("body/metadata" + notTextMessage)
 		}
 		p.Metadata = json.RawMessage(raw)
 	}
@@ -39,6 +41,9 @@ func (s *Server) ObjectCopy(r *request) error {
 	}
 	p.Upsert = string(r.ctx.Request.Header.Peek("x-upsert")) == "true"
 	p.UserMetadata = decodeXMetadata(r.ctx.Request.Header.Peek("x-metadata"))
+	if p.UserMetadata != nil && !isJSONBText(p.UserMetadata) {
+		return ErrMetadataNotText
+	}
 	o, err := s.db.ObjectCopy(ctxOf(r), s.settings(r), p)
 	if err != nil {
 		return err

@@ -104,7 +104,11 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 		StreamRequestBody:            true,
 		MaxRequestBodySize:           preReadBodySize,
 		DisablePreParseMultipartForm: true,
-		Logger:                       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Requests fasthttp cannot read are answered like every refusal, and no credential
+		// reaches the log from its lines (logging.go).
+		ErrorHandler:          s.readFailed,
+		SecureErrorLogMessage: true,
+		Logger:                httpLogger{s.log},
 	}
 }
 
@@ -158,6 +162,9 @@ func (s *Server) route(op string, mode authMode, h handlerFunc) fasthttp.Request
 }
 
 func (s *Server) authenticate(r *request, mode authMode) error {
+	if !utf8.Valid(r.ctx.Request.Header.RequestURI()) { // it becomes request.path, text
+		return ErrURLNotText
+	}
 	if ct := r.ctx.Request.Header.ContentType(); len(ct) > 0 && !validContentType(ct) {
 		return ErrInvalidMimeType
 	}
@@ -186,15 +193,13 @@ func (s *Server) authenticate(r *request, mode authMode) error {
 }
 
 // writeError renders err through the one error format. Unexpected errors are logged with
-// their cause and reach the client as a bare InternalError.
+// their cause (logError) and reach the client as a bare InternalError.
 func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	e, ok := err.(*Error)
 	if !ok {
 		e = interpretError(err).(*Error)
 	}
-	if e.Status >= 500 {
-		s.log.Error("request failed", "method", string(ctx.Method()), "path", string(ctx.Path()), "code", e.Code, "err", err)
-	}
+	s.logError(ctx, e, err)
 	drainBody(ctx)
 	ctx.Response.Reset()
 	for _, h := range e.Headers {

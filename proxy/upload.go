@@ -65,6 +65,9 @@ func (s *Server) ObjectUpload(r *request) error {
 // (r.id): the commit too, so the uploader's policies decide on the row as it is when it is
 // written, not only on the dry-run made before the bytes moved.
 func (s *Server) store(r *request, u *upload, owner string) (string, error) {
+	if err := u.validate(); err != nil {
+		return "", err
+	}
 	ctx := ctxOf(r)
 	settings := s.settings(r)
 	version, limit, err := s.db.ObjectUploadPrepare(ctx, settings, uploadPrepareParams{
@@ -74,7 +77,7 @@ func (s *Server) store(r *request, u *upload, owner string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	m := &meter{r: u.body, limit: limit, md5: md5.New()}
+	m := &meter{r: newClientBody(u.body, u.contentLength), limit: limit, md5: md5.New()}
 	size := int64(-1)
 	if u.contentLength != nil {
 		size = *u.contentLength

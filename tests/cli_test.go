@@ -48,6 +48,7 @@ var cliEnvVarNames = []string{
 	"SERVER_HOST", "SERVER_PORT", "AUTH_JWT_SECRET", "AUTH_JWT_ALGORITHM", "JWT_JWKS", "AUTH_ALLOWED_ROLES",
 	"UPLOAD_FILE_SIZE_LIMIT", "VERSION", "SERVER_READ_TIMEOUT", "SERVER_WRITE_TIMEOUT",
 	"SERVER_IDLE_TIMEOUT", "LOG_LEVEL", "STORAGE_BLOB_RETENTION", "STORAGE_GC_INTERVAL",
+	"STORAGE_LEFTOVER_GRACE",
 }
 
 // cliBin is the storage binary shared by the tests of this file. It is built once (a
@@ -237,19 +238,23 @@ type cliServer struct {
 	exited  chan struct{} // closed once Wait returned
 	waitErr error
 
+	bin string   // the binary, for `storage keys`
+	env []string // serve's environment
+
 	// Set by waitReady.
 	url           string // as printed: "http://host:port"
 	schema        int
 	anon, service string
+	printedKeys   bool // the banner showed the keys (a secret generated at this start)
 
-	keyless bool // serve prints no keys (JWT_JWKS without AUTH_JWT_SECRET): waitReady needs none
+	keyless bool // no keys exist (JWT_JWKS without AUTH_JWT_SECRET): waitReady fetches none
 }
 
 // cliServe starts `storage serve` and arranges for it (and, with the embedded default in
 // dataDir, its postgres) to be gone after the test. Call waitReady next.
 func cliServe(t *testing.T, bin, dataDir string, env []string) *cliServer {
 	t.Helper()
-	s := &cliServer{t: t, exited: make(chan struct{})}
+	s := &cliServer{t: t, exited: make(chan struct{}), bin: bin, env: env}
 	s.cmd = osexec.Command(bin, "serve")
 	s.cmd.Env = env
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
@@ -282,24 +287,36 @@ var (
 	cliListeningRE = regexp.MustCompile(`(?m)^storage listening on (http://\S+) \(schema version (\d+)\)\n`)
 	cliAnonRE      = regexp.MustCompile(`(?m)^ANON_KEY=(\S+)\n`)
 	cliServiceRE   = regexp.MustCompile(`(?m)^SERVICE_ROLE_KEY=(\S+)\n`)
+	cliKeysLineRE  = regexp.MustCompile(`(?m)^keys: .*\n`) // the banner's last line
 )
 
-// waitReady waits until serve has printed its listening line and both keys.
+// waitReady waits until serve has printed its banner and takes the keys from it or, when it
+// does not show them (the secret was not generated at this start), from `storage keys` run
+// with the same environment.
 func (s *cliServer) waitReady() {
 	t := s.t
 	t.Helper()
 	deadline := time.Now().Add(cliReadyTimeout)
 	for {
 		out := s.stdout.String()
-		l, a, k := cliListeningRE.FindStringSubmatch(out), cliAnonRE.FindStringSubmatch(out), cliServiceRE.FindStringSubmatch(out)
-		if l != nil && s.keyless {
-			a, k = []string{"", ""}, []string{"", ""}
-		}
-		if l != nil && a != nil && k != nil {
-			s.url, s.anon, s.service = l[1], a[1], k[1]
+		l := cliListeningRE.FindStringSubmatch(out)
+		if l != nil && cliKeysLineRE.MatchString(out) {
+			s.url = l[1]
 			var err error
 			s.schema, err = strconv.Atoi(l[2])
 			require.NoError(t, err)
+			a, k := cliAnonRE.FindStringSubmatch(out), cliServiceRE.FindStringSubmatch(out)
+			require.Equal(t, a == nil, k == nil, "serve printed one key without the other:\n%s", out)
+			if s.printedKeys = a != nil; s.printedKeys {
+				s.anon, s.service = a[1], k[1]
+				return
+			}
+			if s.keyless {
+				return
+			}
+			res := cliRun(t, s.bin, s.env, "keys")
+			require.Equal(t, 0, res.code, res.stderr)
+			s.anon, s.service = cliKeysOutput(t, res.stdout)
 			return
 		}
 		select {
@@ -308,7 +325,7 @@ func (s *cliServer) waitReady() {
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("storage serve did not print `storage listening on` and the keys within %v\nstdout:\n%s\nstderr:\n%s", cliReadyTimeout, out, cliTail(s.stderr.String()))
+			t.Fatalf("storage serve did not print its banner (`storage listening on` … `keys:`) within %v\nstdout:\n%s\nstderr:\n%s", cliReadyTimeout, out, cliTail(s.stderr.String()))
 		}
 	}
 }
@@ -468,6 +485,9 @@ func TestCLIEmbeddedEndToEnd(t *testing.T) {
 	s.waitReady()
 	require.Equal(t, wantURL, s.url)
 	require.Equal(t, int(storage.LatestVersion()), s.schema)
+	// The first start generates the secret and shows the keys, this once.
+	require.True(t, s.printedKeys, "the first start must print the keys of the secret it generated:\n%s", s.stdout.String())
+	require.Contains(t, s.stdout.String(), "keys: shown this once, for the JWT secret just generated in "+filepath.Join(dataDir, "jwt_secret"))
 
 	code, body := cliHTTP(t, http.MethodGet, s.url+"/bucket", s.service, "")
 	require.Equal(t, http.StatusOK, code, body)
@@ -497,9 +517,14 @@ func TestCLIEmbeddedEndToEnd(t *testing.T) {
 	require.Equal(t, 0, s.stop(syscall.SIGTERM), "exit code after SIGTERM")
 	cliRequireClusterStopped(t, dataDir)
 
-	// Second life: same data dir, same secret.
+	// Second life: same data dir, same secret. The keys are not printed again (serve's output
+	// ends up in logs): the banner says how to get them, and waitReady got them that way.
 	s2 := cliServe(t, bin, dataDir, env)
 	s2.waitReady()
+	require.False(t, s2.printedKeys, "a start with a kept secret printed the keys:\n%s", s2.stdout.String())
+	require.NotContains(t, s2.stdout.String(), s.service)
+	require.NotContains(t, s2.stdout.String(), s.anon)
+	require.Contains(t, s2.stdout.String(), "keys: `storage keys` prints ANON_KEY and SERVICE_ROLE_KEY (run it with this environment)\n")
 	require.Equal(t, wantURL, s2.url)
 	require.Equal(t, []string{"keep"}, cliBucketNames(t, s2.url, s2.service), "bucket created before the restart")
 	require.Equal(t, s.anon, s2.anon, "ANON_KEY changed across restarts")
@@ -605,6 +630,7 @@ func TestCLIExternalDatabase(t *testing.T) {
 		require.Equal(t, "http://127.0.0.1:"+port, s.url)
 		require.Equal(t, int(latest), s.schema)
 		require.NotContains(t, s.stdout.String(), password, "serve printed the database password")
+		require.False(t, s.printedKeys, "serve printed the keys of a configured secret:\n%s", s.stdout.String())
 		cliRequireKey(t, s.anon, secret, "HS256", "anon")
 		cliRequireKey(t, s.service, secret, "HS256", "service_role")
 		code, body := cliHTTP(t, http.MethodPost, s.url+"/bucket", s.service, `{"name":"ext"}`)
@@ -649,6 +675,7 @@ func TestCLIBadConfiguration(t *testing.T) {
 		{"AUTH_JWT_ALGORITHM RS256", []string{"AUTH_JWT_ALGORITHM=RS256"}, []string{"AUTH_JWT_ALGORITHM"}, true},
 		{"UPLOAD_FILE_SIZE_LIMIT negative", []string{"UPLOAD_FILE_SIZE_LIMIT=-5"}, []string{"UPLOAD_FILE_SIZE_LIMIT"}, true},
 		{"SERVER_READ_TIMEOUT not a duration", []string{"SERVER_READ_TIMEOUT=forever"}, []string{"SERVER_READ_TIMEOUT"}, true},
+		{"STORAGE_LEFTOVER_GRACE zero", []string{"STORAGE_LEFTOVER_GRACE=0"}, []string{"STORAGE_LEFTOVER_GRACE", "positive"}, true},
 		{"database unreachable", []string{"DATABASE_URL=postgres://nobody@127.0.0.1:1/x", "AUTH_JWT_SECRET=s"}, []string{"cannot reach the database"}, false},
 		{"port in use", []string{"SERVER_PORT=" + busyPort}, []string{"SERVER_PORT"}, false},
 		{"STORAGE_PG_BINDIR missing", []string{"STORAGE_PG_BINDIR=/nonexistent"}, []string{"/nonexistent", "PostgreSQL"}, false},
@@ -699,6 +726,7 @@ func TestCLIHelpAndUsage(t *testing.T) {
 		"LOG_LEVEL":                "info",
 		"STORAGE_BLOB_RETENTION":   "168h",
 		"STORAGE_GC_INTERVAL":      "30s",
+		"STORAGE_LEFTOVER_GRACE":   "1h",
 	}
 	require.Len(t, defaults, len(cliEnvVarNames))
 	for _, args := range [][]string{{"serve", "--help"}, {"reconcile", "--help"}, {"help"}} {

@@ -85,6 +85,10 @@ type Config struct {
 	// STORAGE_GC_INTERVAL: time between collector runs (Go duration); 0 disables the collector
 	// in this server. Default 30s.
 	GCInterval time.Duration
+	// STORAGE_LEFTOVER_GRACE: age after which the collector removes the leftovers of
+	// interrupted uploads (the file store's temporary files, unfinished S3 multipart uploads)
+	// by itself (Go duration, > 0). Longer than any live upload stays idle. Default 1h.
+	LeftoverGrace time.Duration
 	// STORAGE_PPROF_ADDR: host:port for Go's profiling endpoints (/debug/pprof/); empty (the
 	// default) serves none. Profiles expose internals: bind it to loopback.
 	PprofAddr string
@@ -174,6 +178,14 @@ var envVars = []envVar{
 	}},
 	{"STORAGE_BLOB_RETENTION", "168h", "keep freed blobs this long before deleting them (cover your backup/PITR window)", durationVar(func(c *Config, d time.Duration) { c.BlobRetention = d })},
 	{"STORAGE_GC_INTERVAL", "30s", "time between blob collector runs (0 = no collector in this server)", durationVar(func(c *Config, d time.Duration) { c.GCInterval = d })},
+	{"STORAGE_LEFTOVER_GRACE", "1h", "the collector removes leftovers of interrupted uploads (temporary files, unfinished S3 multipart uploads) this old; longer than any live upload stays idle", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("must be a positive Go duration such as 30m or 1h")
+		}
+		c.LeftoverGrace = d
+		return nil
+	}},
 	{"STORAGE_PPROF_ADDR", "", "host:port serving /debug/pprof/ (CPU and heap profiles); empty = off; keep it on loopback", func(c *Config, v string) error { c.PprofAddr = v; return nil }},
 	{"CORS_ALLOWED_ORIGINS", "*", "comma-separated origins browsers may call from (* = any)", func(c *Config, v string) error {
 		c.CORSAllowedOrigins = nil

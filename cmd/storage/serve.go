@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strconv"
 
 	"github.com/pgstorage/storage/identity"
@@ -44,8 +46,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		go http.Serve(pln, pprofMux())
 		log.Info("profiling endpoints", "url", "http://"+pln.Addr().String()+"/debug/pprof/")
 	}
+	// The keys are printed only when the secret is generated now, at the embedded default's
+	// first start, when the operator has nowhere else to get them yet: serve's output tends to
+	// end up in logs, and a service key there is a leaked credential.
 	var secret string
+	generated := false
 	if !jwksOnly {
+		generated = cfg.embedded() && cfg.JWTSecret == "" && !fileExists(cfg.secretFile())
 		if secret, err = jwtSecret(cfg, cfg.embedded()); err != nil {
 			return err
 		}
@@ -79,7 +86,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	// The collector deletes freed blobs and works bucket-empty jobs in the background; with
 	// several servers on one database, one of them at a time (advisory lock).
 	collector := &lifecycle.Collector{DB: db.pool, Blobs: blobs, Retention: cfg.BlobRetention,
-		Interval: cfg.GCInterval, Logger: log}
+		Interval: cfg.GCInterval, LeftoverGrace: cfg.LeftoverGrace, Logger: log}
 	emptyQueued := collector.Kick
 	if cfg.GCInterval == 0 {
 		emptyQueued = nil
@@ -100,20 +107,27 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		EmptyQueued:         emptyQueued,
 	}, db.pool).HTTPServer()
 
-	// The port actually bound: SERVER_PORT=0 picks a free one.
+	// The port actually bound: SERVER_PORT=0 picks a free one. The banner is written at once,
+	// so a reader that has its first line has all of it.
 	bound := net.JoinHostPort(cfg.Host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
-	fmt.Fprintf(stdout, "storage listening on http://%s (schema version %d)\n", bound, db.version)
-	fmt.Fprintf(stdout, "database: %s\n", db.display)
+	banner := fmt.Sprintf("storage listening on http://%s (schema version %d)\ndatabase: %s\n", bound, db.version, db.display)
 	if db.role != "" {
-		fmt.Fprintf(stdout, "requests connect as %s (no superuser)\n", db.role)
+		banner += fmt.Sprintf("requests connect as %s (no superuser)\n", db.role)
 	}
-	if secret != "" { // with JWT_JWKS alone, keys come from whoever holds its private keys
+	switch {
+	case generated:
 		anon, service, err := apiKeys(secret, cfg.JWTAlgorithm)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "ANON_KEY=%s\nSERVICE_ROLE_KEY=%s\n", anon, service)
+		banner += fmt.Sprintf("ANON_KEY=%s\nSERVICE_ROLE_KEY=%s\n", anon, service)
+		banner += fmt.Sprintf("keys: shown this once, for the JWT secret just generated in %s; `storage keys` prints them again\n", cfg.secretFile())
+	case secret != "":
+		banner += "keys: `storage keys` prints ANON_KEY and SERVICE_ROLE_KEY (run it with this environment)\n"
+	default:
+		banner += "keys: none here: with JWT_JWKS alone, tokens are signed by whoever holds its private keys\n"
 	}
+	fmt.Fprint(stdout, banner)
 
 	gcCtx, stopGC := context.WithCancel(ctx)
 	gcDone := make(chan struct{})
@@ -135,6 +149,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	log.Info("shutting down")
 	return srv.Shutdown()
+}
+
+// fileExists reports whether path names an existing file (or anything that is not certainly
+// absent: only a missing file is a secret still to generate).
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 // pprofMux serves net/http/pprof's handlers (heap, allocs, goroutine… through Index). The

@@ -155,9 +155,12 @@ function page(cfg) {
  * A loopback page server: GET / serves the page for cfg, GET /storage-js.umd.js the bundle,
  * POST /result takes the page's verdict. GET /hold.js, a parser-blocking script at the end of
  * the page, is answered only once the verdict arrived (or after 45 s), so the page's load event,
- * which --dump-dom waits for, comes after the in-page program finished.
+ * which --dump-dom waits for, comes after the in-page program finished. extra maps more paths
+ * to handlers (req, res, url) for GET.
  */
-function startPageServer(cfgFor) {
+function startPageServer(cfgFor, extra = {}) {
+  // api.onRan, when set, is told of every POST /ran (the reports of scripts under test).
+  const api = {}
   const results = []
   const holds = []
   const release = () => {
@@ -179,6 +182,7 @@ function startPageServer(cfgFor) {
       return
     }
     const url = new URL(req.url, 'http://x')
+    if (req.method === 'GET' && extra[url.pathname]) return extra[url.pathname](req, res, url)
     if (req.method === 'GET' && url.pathname === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
       return res.end(page(cfgFor(url.searchParams)))
@@ -186,6 +190,11 @@ function startPageServer(cfgFor) {
     if (req.method === 'GET' && url.pathname === '/storage-js.umd.js') {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' })
       return res.end(bundle)
+    }
+    if (req.method === 'POST' && url.pathname === '/ran') {
+      api.onRan?.(req.url)
+      res.writeHead(204)
+      return res.end()
     }
     if (req.method === 'POST' && url.pathname === '/result') {
       let body = ''
@@ -203,7 +212,7 @@ function startPageServer(cfgFor) {
   })
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
-      resolve({
+      Object.assign(api, {
         origin: `http://127.0.0.1:${server.address().port}`,
         results,
         close: () => new Promise((r) => {
@@ -211,12 +220,21 @@ function startPageServer(cfgFor) {
           server.close(() => r())
         }),
       })
+      resolve(api)
     })
   })
 }
 
 /** Runs headless Chromium on url with --dump-dom and returns the text of <pre id="result">. */
 async function dumpResult(url) {
+  const { stdout, stderr } = await dumpDOM(url)
+  const m = stdout.match(/<pre id="result">([\s\S]*?)<\/pre>/)
+  assert.ok(m, `no <pre id="result"> in Chromium's dump.\nstdout: ${stdout.slice(0, 2000)}\nstderr: ${stderr}`)
+  return m[1].replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&')
+}
+
+/** Runs headless Chromium on url with --dump-dom and returns what it printed: the DOM once loaded. */
+async function dumpDOM(url) {
   const profile = freshDir('storage-js-chromium-')
   const args = [
     '--headless',
@@ -258,9 +276,7 @@ async function dumpResult(url) {
     process.off('exit', onExit)
     rmSync(profile, { recursive: true, force: true })
   }
-  const m = stdout.match(/<pre id="result">([\s\S]*?)<\/pre>/)
-  assert.ok(m, `no <pre id="result"> in Chromium's dump.\nstdout: ${stdout.slice(0, 2000)}\nstderr: ${stderr}`)
-  return m[1].replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&')
+  return { stdout, stderr }
 }
 
 describe('storage-js browser build in headless Chromium', { skip }, () => {
@@ -299,6 +315,80 @@ describe('storage-js browser build in headless Chromium', { skip }, () => {
       assert.match(result, /^OK /, `page reported: ${result}\n(posted: ${pages.results.join(' | ')})`)
       assert.match(result, /bytes equal blob\.bin/)
       assert.match(result, /bytes equal raw\.bin/)
+    })
+  })
+
+  // A stored file never runs script in the storage origin (the server sends a sandbox policy
+  // and nosniff with every download), yet works as an <img> on any site. The documents carry
+  // a script that marks the DOM and reports to the page server; the same bytes served by the
+  // page server, without the policy, show that the script does run where it may.
+  describe('stored SVG and XHTML run no script in the storage origin', () => {
+    let srv, pages
+    const svg = (origin) => `<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30"><rect width="40" height="30" fill="red"/>` +
+      `<script><![CDATA[document.documentElement.setAttribute('data-ran', 'yes'); fetch('${origin}/ran?svg&from=' + encodeURIComponent(location.origin), { method: 'POST', mode: 'no-cors' })]]></script></svg>`
+    const xhtml = (origin) => `<html xmlns="http://www.w3.org/1999/xhtml"><head><title>x</title></head><body><pre id="result">NOT RUN</pre>` +
+      `<script><![CDATA[document.getElementById('result').textContent = 'RAN'; fetch('${origin}/ran?xhtml&from=' + encodeURIComponent(location.origin), { method: 'POST', mode: 'no-cors' })]]></script></body></html>`
+    // the reports of the scripts of documents served from the storage origin
+    const ran = []
+    const fromStorage = () => ran.filter((u) => new URL(u, 'http://x').searchParams.get('from') === new URL(srv.url).origin)
+    before(async () => {
+      pages = await startPageServer(() => ({}), {
+        '/evil.svg': (req, res) => {
+          res.writeHead(200, { 'content-type': 'image/svg+xml' })
+          res.end(svg(pages.origin))
+        },
+        '/evil.xhtml': (req, res) => {
+          res.writeHead(200, { 'content-type': 'application/xhtml+xml' })
+          res.end(xhtml(pages.origin))
+        },
+        '/img': (req, res, url) => {
+          res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+          res.end(`<!doctype html><html><body><pre id="result">PENDING</pre><script>
+const img = new Image()
+const finish = (s) => { document.getElementById('result').textContent = s; fetch('/result', { method: 'POST', body: s }) }
+img.onload = () => finish('loaded ' + img.naturalWidth + 'x' + img.naturalHeight)
+img.onerror = () => finish('error')
+img.src = ${JSON.stringify(url.searchParams.get('src')).replace(/</g, '\\u003c')}
+</script><script src="/hold.js"></script></body></html>`)
+        },
+      })
+      pages.onRan = (u) => ran.push(u)
+      srv = await startStorage({ backend: 'file' })
+      const service = srv.client(srv.serviceKey)
+      assert.equal((await service.createBucket('site', { public: true })).error, null)
+      for (const [name, body, type] of [['evil.svg', svg(pages.origin), 'image/svg+xml'], ['evil.xhtml', xhtml(pages.origin), 'application/xhtml+xml']]) {
+        const { error } = await service.from('site').upload(name, new Blob([body], { type }), { contentType: type })
+        assert.equal(error, null)
+      }
+    }, HOOK)
+    after(async () => {
+      await pages?.close()
+      await srv?.stop()
+    }, HOOK)
+
+    test('the scripts run when served without the policy (the check works)', async () => {
+      const { stdout } = await dumpDOM(`${pages.origin}/evil.svg`)
+      assert.match(stdout, /^<svg[^>]*data-ran="yes"/, `the page server's SVG did not run its script:\n${stdout.slice(0, 2000)}`)
+      assert.equal(await dumpResult(`${pages.origin}/evil.xhtml`), 'RAN')
+    })
+
+    test('navigating to the stored SVG shows it without running its script', async () => {
+      const url = `${srv.url}/object/public/site/evil.svg`
+      const { stdout, stderr } = await dumpDOM(url)
+      assert.match(stdout, /^<svg[^>]*>/, `Chromium did not render the SVG:\n${stdout.slice(0, 2000)}\n${stderr}`)
+      assert.doesNotMatch(stdout, /<svg[^>]*data-ran=/, 'the stored SVG ran its script in the storage origin')
+      assert.deepEqual(fromStorage(), [], 'a stored document reported to the page server')
+    })
+
+    test('navigating to the stored XHTML runs no script', async () => {
+      assert.equal(await dumpResult(`${srv.url}/object/public/site/evil.xhtml`), 'NOT RUN')
+      assert.deepEqual(fromStorage(), [], 'a stored document reported to the page server')
+    })
+
+    test('the stored SVG still loads as an <img> on another site', async () => {
+      const src = `${srv.url}/object/public/site/evil.svg`
+      const result = await dumpResult(`${pages.origin}/img?src=${encodeURIComponent(src)}`)
+      assert.equal(result, 'loaded 40x30')
     })
   })
 

@@ -217,7 +217,7 @@ export async function startStorage({ backend = 'file', env = {} } = {}) {
     srv.children.push(child)
     srv.output = child.output
     const info = await waitForBanner(child)
-    Object.assign(srv, info)
+    Object.assign(srv, info, await storageKeys(serveEnv, dir))
   } catch (err) {
     await srv.stop()
     throw err
@@ -228,7 +228,20 @@ export async function startStorage({ backend = 'file', env = {} } = {}) {
   return srv
 }
 
-/** Reads stdout until the four banner lines arrived; fails with the output if the server exits. */
+/**
+ * The anon and service keys, from `bin/storage keys` with the server's environment: serve
+ * prints them only when it generates the secret (the harness configures its own).
+ */
+async function storageKeys(env, cwd) {
+  const { stdout } = await promisify(execFile)(storageBin, ['keys'], { env, cwd, encoding: 'utf8' }).catch((err) => {
+    throw new Error(`storage keys failed: ${err.stderr || err.message}`)
+  })
+  const m = stdout.match(/^ANON_KEY=(\S+)\nSERVICE_ROLE_KEY=(\S+)\n$/)
+  if (!m) throw new Error(`storage keys printed ${JSON.stringify(stdout)}`)
+  return { anonKey: m[1], serviceKey: m[2] }
+}
+
+/** Reads stdout until the banner (URL, database, keys line) arrived; fails with the output if the server exits. */
 function waitForBanner(child) {
   return new Promise((resolve, reject) => {
     let buf = ''
@@ -242,9 +255,7 @@ function waitForBanner(child) {
         found.schemaVersion = Number(m[2])
       }
       if ((m = buf.match(/^database: (.+)$/m))) found.db = m[1]
-      if ((m = buf.match(/^ANON_KEY=(\S+)$/m))) found.anonKey = m[1]
-      if ((m = buf.match(/^SERVICE_ROLE_KEY=(\S+)$/m))) found.serviceKey = m[1]
-      if (found.url && found.db && found.anonKey && found.serviceKey) done(null, found)
+      if (found.url && found.db && /^keys: /m.test(buf)) done(null, found)
     }
     const onExit = () => done(new Error(`storage serve exited before its banner:\n${child.output()}`))
     const done = (err, v) => {
