@@ -33,8 +33,8 @@ comment on function storage.bucket_empty(text) is
 
 -- storage_internal.bucket_empty_enqueue(bucket_id) → bigint
 -- Records the job of storage.bucket_empty under the caller's identity: its role (SET ROLE, as
--- the server's prelude does, or else the session's login role) and the request settings that
--- policies read. The raw token (request.jwt) and the request headers are not kept: they are
+-- the server's prelude does, or else the session's login role; service_role for a caller RLS
+-- does not apply to, such as a DBA) and the request settings that policies read. The raw token (request.jwt) and the request headers are not kept: they are
 -- credentials, and policies have the claims. SECURITY DEFINER so callers need no right on the
 -- jobs table; the identity is read here, never taken from an argument, so no caller can queue
 -- a job as someone else. It works only when called by storage.bucket_empty, which first checks
@@ -46,13 +46,23 @@ create or replace function storage_internal.bucket_empty_enqueue(bucket_id text)
   as $$
 declare
   _id bigint;
+  _role text;
 begin
   if not storage_internal.called_by('storage.bucket_empty') then
     raise exception using errcode = '42501', message = 'storage_internal.bucket_empty_enqueue may only be called by storage.bucket_empty';
   end if;
+  -- The caller: the role it SET, else its login role. One RLS does not apply to (a superuser,
+  -- the owner, a BYPASSRLS role) deletes everything either way: the job runs as service_role,
+  -- a role the servers may assume.
+  _role := case when current_setting('role') = 'none' then session_user::text else current_setting('role') end;
+  if exists (select from pg_roles r
+             where r.rolname = _role
+               and (r.rolsuper or r.rolbypassrls
+                    or pg_has_role(r.oid, (select c.relowner from pg_class c where c.oid = 'storage.objects'::regclass), 'MEMBER'))) then
+    _role := 'service_role';
+  end if;
   insert into storage.bucket_empty_jobs (bucket_id, created_before, role, settings)
-  select bucket_empty_enqueue.bucket_id, now(),
-         case when current_setting('role') = 'none' then session_user::text else current_setting('role') end,
+  select bucket_empty_enqueue.bucket_id, now(), _role,
          jsonb_strip_nulls(jsonb_object_agg(s, current_setting(s, true)))
   from unnest(array['request.jwt.claim.role', 'request.jwt.claim.sub', 'request.jwt.claims',
                     'request.method', 'request.path', 'storage.operation',
