@@ -47,6 +47,9 @@ var cliEnvVarNames = []string{
 	"SERVER_HOST", "SERVER_PORT", "AUTH_JWT_SECRET", "AUTH_JWT_ALGORITHM",
 	"UPLOAD_FILE_SIZE_LIMIT", "VERSION", "SERVER_READ_TIMEOUT", "SERVER_WRITE_TIMEOUT",
 	"SERVER_IDLE_TIMEOUT", "LOG_LEVEL", "STORAGE_BLOB_RETENTION", "STORAGE_GC_INTERVAL",
+	"SERVER_HEADER_TIMEOUT", "SERVER_MAX_CONNECTIONS", "SERVER_MAX_CONNECTIONS_PER_IP",
+	"SERVER_MAX_UPLOADS", "SERVER_MAX_DOWNLOADS", "DATABASE_STATEMENT_TIMEOUT",
+	"DATABASE_LOCK_TIMEOUT", "DATABASE_POOL_ACQUIRE_TIMEOUT",
 }
 
 // cliBin is the storage binary shared by the tests of this file. It is built once (a
@@ -659,11 +662,20 @@ func TestCLIHelpAndUsage(t *testing.T) {
 		"UPLOAD_FILE_SIZE_LIMIT":   "524288000",
 		"VERSION":                  "0.0.0",
 		"SERVER_READ_TIMEOUT":      "60s",
-		"SERVER_WRITE_TIMEOUT":     "0",
+		"SERVER_WRITE_TIMEOUT":     "60s",
 		"SERVER_IDLE_TIMEOUT":      "120s",
 		"LOG_LEVEL":                "info",
 		"STORAGE_BLOB_RETENTION":   "168h",
 		"STORAGE_GC_INTERVAL":      "30s",
+		// The limits: SERVER_READ_TIMEOUT and SERVER_WRITE_TIMEOUT are idle timeouts.
+		"SERVER_HEADER_TIMEOUT":         "30s",
+		"SERVER_MAX_CONNECTIONS":        "auto",
+		"SERVER_MAX_CONNECTIONS_PER_IP": "1000",
+		"SERVER_MAX_UPLOADS":            "256",
+		"SERVER_MAX_DOWNLOADS":          "4096",
+		"DATABASE_STATEMENT_TIMEOUT":    "30s",
+		"DATABASE_LOCK_TIMEOUT":         "5s",
+		"DATABASE_POOL_ACQUIRE_TIMEOUT": "5s",
 	}
 	require.Len(t, defaults, len(cliEnvVarNames))
 	for _, args := range [][]string{{"serve", "--help"}, {"reconcile", "--help"}, {"help"}} {

@@ -22,6 +22,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return errors.New("AUTH_JWT_SECRET is required when DATABASE_URL is set (only the embedded default generates one)")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// First, so the embedded cluster and everything else start under the raised limit.
+	openFiles, filesErr := raiseOpenFiles()
 	// Listen first: a taken port fails fast, before a cluster is started.
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
@@ -69,14 +71,18 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		log.Warn("STORAGE_GC_INTERVAL=0: this server collects no blobs and works no bucket-empty jobs; another server must")
 	}
 
+	lim := serverLimits(cfg, openFiles, filesErr, log)
 	srv := proxy.New(proxy.Config{
 		JWTSecret:           secret,
 		JWTAlgorithm:        cfg.JWTAlgorithm,
 		UploadFileSizeLimit: cfg.UploadFileSizeLimit,
 		Version:             cfg.Version,
-		ReadTimeout:         cfg.ReadTimeout,
-		WriteTimeout:        cfg.WriteTimeout,
+		HeaderTimeout:       cfg.HeaderTimeout,
 		IdleTimeout:         cfg.IdleTimeout,
+		Limits:              lim,
+		StatementTimeout:    cfg.StatementTimeout,
+		LockTimeout:         cfg.LockTimeout,
+		PoolAcquireTimeout:  cfg.PoolAcquireTimeout,
 		Logger:              log,
 		Blobs:               blobs,
 		CORSAllowedOrigins:  cfg.CORSAllowedOrigins,
