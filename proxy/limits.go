@@ -1,8 +1,8 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -103,23 +103,25 @@ func (h *slotStream) Close() error {
 	return err
 }
 
-// refusal renders the whole HTTP response the listener writes to a connection it refuses.
+// refusal renders the whole HTTP response the listener writes to a connection it refuses
+// (once per reason, at start: it carries no Date). Browsers may read it when every origin is
+// allowed; an origin list needs the request's Origin, which the listener does not read.
 func (s *Server) refusal(why limits.Reason) []byte {
 	e := ErrTooManyConnections
 	if why == limits.TooManyConnsFromIP {
 		e = ErrTooManyConnectionsFromIP
 	}
-	var resp fasthttp.Response
-	resp.SetStatusCode(e.httpStatus())
+	body := errorBody(e)
+	b := fmt.Appendf(nil, "HTTP/1.1 %d %s\r\n", e.httpStatus(), fasthttp.StatusMessage(e.httpStatus()))
 	for _, h := range e.Headers {
-		resp.Header.Set(h[0], h[1])
+		b = fmt.Appendf(b, "%s: %s\r\n", h[0], h[1])
 	}
-	resp.Header.SetContentType("application/json; charset=utf-8")
-	resp.SetConnectionClose()
-	resp.SetBody(errorBody(e))
-	var b bytes.Buffer
-	_, _ = resp.WriteTo(&b)
-	return b.Bytes()
+	if s.corsOrigin("") == "*" {
+		b = fmt.Appendf(b, "%s: *\r\n%s: %s\r\n", fasthttp.HeaderAccessControlAllowOrigin,
+			fasthttp.HeaderAccessControlExposeHeaders, corsExposeHeaders)
+	}
+	b = fmt.Appendf(b, "Content-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len(body))
+	return append(b, body...)
 }
 
 // serverError renders what fails before a request reaches the router (fasthttp's

@@ -374,7 +374,11 @@ func TestHTTPConnectionCaps(t *testing.T) {
 		// Two idle connections take both places (accepted in order, before the third).
 		first := dialFrom(t, b.hostPort(), "", 0)
 		dialFrom(t, b.hostPort(), "", 0)
-		requireBusy(t, b.getFrom(t, "", "/status"), "Too many connections; retry later")
+		r := b.getFrom(t, "", "/status")
+		requireBusy(t, r, "Too many connections; retry later")
+		// Browsers may read it (the server allows every origin) and its Retry-After.
+		require.Equal(t, "*", r.Header.Get("Access-Control-Allow-Origin"))
+		require.Contains(t, r.Header.Get("Access-Control-Expose-Headers"), "retry-after")
 
 		first.Close()
 		require.Eventually(t, func() bool { r, err := b.tryGetFrom("", "/status"); return err == nil && r.Status == http.StatusOK },
