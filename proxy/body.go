@@ -18,8 +18,18 @@ import (
 
 func schemaError(msg string) error { return ErrInvalidRequest.with(msg) }
 
-// maxJSONBody bounds the JSON bodies the API accepts (a batch of 1000 long paths fits).
-const maxJSONBody = 8 << 20
+// maxJSONBody bounds the JSON bodies the API accepts. The largest legitimate one is a batch
+// of maxBatchNames keys of up to 1024 bytes each: about 1 MB as most clients write it, and up
+// to three times that when an encoder escapes every non-ASCII character (\u0416 for the two
+// bytes of Ж, a surrogate pair for an emoji), as Python's json does by default.
+const maxJSONBody = 4 << 20
+
+// maxBatchNames is the most names one batch request may carry (the reference's schemas:
+// prefixes of DELETE /object/{bucket}, paths of POST /object/sign/{bucket}).
+const maxBatchNames = 1000
+
+// errBodyTooLarge: a JSON body over maxJSONBody.
+var errBodyTooLarge = &Error{Status: 413, Code: "EntityTooLarge", Label: "Payload too large", Message: "Request body is too large"}
 
 // bodyObject is a JSON request body, properties kept raw.
 type bodyObject map[string]jsonField
@@ -27,12 +37,15 @@ type bodyObject map[string]jsonField
 // parseBody reads a JSON object body. An empty body is {} unless the request declares JSON
 // content, which the reference refuses except on routes that opt in (allowEmpty).
 func parseBody(ctx *fasthttp.RequestCtx, allowEmpty bool) (*fields, error) {
+	if ctx.Request.Header.ContentLength() > maxJSONBody {
+		return nil, errBodyTooLarge // refused unread; writeError drains or closes
+	}
 	raw, err := readBody(ctx, maxJSONBody+1)
 	if err != nil {
 		return nil, err
 	}
 	if len(raw) > maxJSONBody {
-		return nil, &Error{Status: 413, Code: "EntityTooLarge", Label: "Payload too large", Message: "Request body is too large"}
+		return nil, errBodyTooLarge
 	}
 	body := bytes.TrimSpace(raw)
 	if len(body) == 0 {
@@ -176,6 +189,61 @@ func (f *fields) strings(name string) []string {
 		}
 	}
 	return ss
+}
+
+// array reads an array of strings of minItems to maxItems items, checked in the order of the
+// reference's schema validator: the type, then the bounds, then the items. The items are
+// counted before any is decoded, so an array too long costs no more than its bytes already
+// read. Absent → nil (f.require words that); null is not an array.
+func (f *fields) array(name string, minItems, maxItems int) []string {
+	raw, ok := f.obj[name]
+	if !ok {
+		return nil
+	}
+	if raw[0] != '[' {
+		f.fail("body/" + name + " must be array")
+		return nil
+	}
+	switch n := countItems(raw); {
+	case n > maxItems:
+		f.fail("body/" + name + " must NOT have more than " + strconv.Itoa(maxItems) + " items")
+		return nil
+	case n < minItems:
+		f.fail("body/" + name + " must NOT have fewer than " + strconv.Itoa(minItems) + " items")
+		return nil
+	}
+	return f.strings(name)
+}
+
+// countItems counts the elements of raw, a valid JSON array, without decoding them: the
+// commas outside strings at the array's own depth, plus one unless it is empty.
+func countItems(raw []byte) int {
+	if len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0 {
+		return 0
+	}
+	n, depth, inString, escaped := 1, 0, false, false
+	for _, c := range raw {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+		case c == ']' || c == '}':
+			depth--
+		case c == ',' && depth == 1:
+			n++
+		}
+	}
+	return n
 }
 
 // sizeLimit reads a file_size_limit: a non-negative integer or a size string such as "20MB"

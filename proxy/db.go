@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,7 +14,8 @@ import (
 // Sync, so PostgreSQL runs both statements in one implicit transaction: one network round trip,
 // settings that die with the transaction, and nothing committed if the call fails.
 type DB struct {
-	pool *pgxpool.Pool
+	pool           *pgxpool.Pool
+	acquireTimeout time.Duration // see acquire (db_pool.go)
 }
 
 // NewDB wraps pool. Statements are prepared and cached per connection by pgx.
@@ -25,8 +27,13 @@ func (db *DB) call(ctx context.Context, settings []any, query string, args []any
 	b := &pgx.Batch{}
 	b.Queue(preludeSQL, settings...)
 	b.Queue(query, args...)
-	br := db.pool.SendBatch(ctx, b)
-	err := func() error {
+	conn, err := db.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	br := conn.SendBatch(ctx, b)
+	err = func() error {
 		if _, err := br.Exec(); err != nil {
 			return err
 		}

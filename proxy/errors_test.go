@@ -157,7 +157,7 @@ func TestSentinelsGolden(t *testing.T) {
 		{"ErrInvalidMimeType", ErrInvalidMimeType, 400, body("415", "InvalidMimeType", "invalid_mime_type", `"Invalid Content-Type header"`)},
 		{"ErrInternal", ErrInternal, 500, body("500", "InternalError", "Internal", `"Internal Server Error"`)},
 		{"ErrBodyIncomplete", ErrBodyIncomplete, 400, body("400", "InvalidRequest", "InvalidRequest", `"Request body is incomplete or malformed"`)},
-		{"ErrBodyTimeout", ErrBodyTimeout, 408, body("408", "InvalidRequest", "Request Timeout", `"Request body was not received in time"`)},
+		{"ErrRequestTimeout", ErrRequestTimeout, 408, body("408", "RequestTimeout", "Request Timeout", `"The request timed out: the client stopped sending it"`)},
 		{"ErrMetadataNotText", ErrMetadataNotText, 400, body("400", "InvalidRequest", "InvalidRequest", `"metadata must be UTF-8 text without NUL characters"`)},
 		{"ErrURLNotText", ErrURLNotText, 400, body("400", "InvalidRequest", "Error", `"url must be UTF-8 text without NUL characters"`)},
 		// With a message, as the handlers use them.

@@ -93,15 +93,13 @@ func (u *upload) validate() error {
 var (
 	// ErrBodyIncomplete: the body ended before its end, or its framing was broken.
 	ErrBodyIncomplete = &Error{Status: 400, Code: "InvalidRequest", Message: "Request body is incomplete or malformed"}
-	// ErrBodyTimeout: the client stopped sending within the read timeout.
-	ErrBodyTimeout = &Error{Status: 408, Code: "InvalidRequest", Label: "Request Timeout", Message: "Request body was not received in time", HTTPStatus: 408}
 )
 
 // bodyError is the refusal for a failed read of the request body; cause is kept for the log.
 func bodyError(cause error) *Error {
 	e := *ErrBodyIncomplete
 	if isTimeout(cause) {
-		e = *ErrBodyTimeout
+		e = *ErrRequestTimeout
 	}
 	e.Cause = cause
 	return &e

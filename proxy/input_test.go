@@ -47,7 +47,7 @@ func TestClientBody(t *testing.T) {
 	require.ErrorIs(t, err, io.ErrUnexpectedEOF, "the cause is kept for the log")
 	// A reader's error becomes the client's, a timeout a 408.
 	require.ErrorIs(t, read(io.MultiReader(strings.NewReader("1"), errReader{io.ErrUnexpectedEOF}), nil), ErrBodyIncomplete)
-	require.ErrorIs(t, read(errReader{timeoutError{}}, nil), ErrBodyTimeout)
+	require.ErrorIs(t, read(errReader{timeoutError{}}, nil), ErrRequestTimeout)
 	// A refusal passes as it is (a size limit, say).
 	require.Same(t, ErrNoContent, errors.Unwrap(errWrap{read(errReader{ErrNoContent}, nil)}))
 	// internalError keeps a client's refusal that a store's error wraps.

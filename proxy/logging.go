@@ -77,7 +77,7 @@ func (s *Server) readFailed(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &small):
 		e = ErrHeaderTooLarge
 	case isTimeout(err):
-		e = ErrBodyTimeout
+		e = ErrRequestTimeout
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &chunk):
 		e = ErrBodyIncomplete
 	default:

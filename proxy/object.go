@@ -89,7 +89,7 @@ func (s *Server) serveBlob(r *request, o *object, expires string) error {
 		ctx.Response.Header.Set(fasthttp.HeaderContentRange,
 			"bytes "+strconv.FormatInt(offset, 10)+"-"+strconv.FormatInt(offset+length-1, 10)+"/"+strconv.FormatInt(size, 10))
 	}
-	ctx.SetBodyStream(body, int(length))
+	ctx.SetBodyStream(r.holdSlot(body), int(length))
 	return nil
 }
 
@@ -156,10 +156,7 @@ func (s *Server) ObjectDeleteMany(r *request) error {
 		return err
 	}
 	f.require("prefixes")
-	names := f.strings("prefixes")
-	if f.err == nil && len(names) == 0 {
-		f.fail("body/prefixes must NOT have fewer than 1 items")
-	}
+	names := f.array("prefixes", 1, maxBatchNames)
 	if f.err != nil {
 		return f.err
 	}

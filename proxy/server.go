@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/pgstorage/storage/blob"
 	"github.com/pgstorage/storage/identity"
+	"github.com/pgstorage/storage/limits"
 )
 
 // Config is what the proxy needs from the server's configuration (cmd/storage documents the
@@ -27,9 +29,8 @@ type Config struct {
 	JWTAlgorithm        string        // AUTH_JWT_ALGORITHM: HS256 (default), HS384 or HS512, when Verifier is nil
 	UploadFileSizeLimit int64         // UPLOAD_FILE_SIZE_LIMIT: global upload limit in bytes
 	Version             string        // VERSION: what GET /version answers
-	ReadTimeout         time.Duration // SERVER_READ_TIMEOUT
-	WriteTimeout        time.Duration // SERVER_WRITE_TIMEOUT
-	IdleTimeout         time.Duration // SERVER_IDLE_TIMEOUT
+	HeaderTimeout       time.Duration // SERVER_HEADER_TIMEOUT: time to receive a request's headers; 0 = none
+	IdleTimeout         time.Duration // SERVER_IDLE_TIMEOUT: keep-alive wait for the next request; 0 = HeaderTimeout
 	Logger              *slog.Logger
 	Blobs               blob.Store // where object bytes live (STORAGE_BACKEND)
 	CORSAllowedOrigins  []string   // CORS_ALLOWED_ORIGINS: origins browsers may call from; nil = ["*"]
@@ -41,6 +42,14 @@ type Config struct {
 	// JWTSecret and JWTAlgorithm with the default roles; `storage serve` builds it from
 	// AUTH_JWT_SECRET, AUTH_JWT_ALGORITHM, JWT_JWKS and AUTH_ALLOWED_ROLES.
 	Verifier *identity.Verifier
+	// Limits: connection and transfer caps (SERVER_MAX_*), and the idle timeouts of request
+	// bodies (SERVER_READ_TIMEOUT) and responses (SERVER_WRITE_TIMEOUT). Zero fields: none.
+	Limits limits.Config
+	// StatementTimeout and LockTimeout (DATABASE_STATEMENT_TIMEOUT, DATABASE_LOCK_TIMEOUT)
+	// bound each request's SQL call, transaction-locally; PoolAcquireTimeout
+	// (DATABASE_POOL_ACQUIRE_TIMEOUT) bounds the wait for a pooled connection, after which the
+	// request is refused with 503. Zero: none.
+	StatementTimeout, LockTimeout, PoolAcquireTimeout time.Duration
 }
 
 // Server holds the proxy's dependencies; routes.go wires its handlers.
@@ -50,7 +59,10 @@ type Server struct {
 	verifier    *identity.Verifier
 	blobs       blob.Store
 	log         *slog.Logger
+	lim         *limits.Limiter
 	uploadLimit string // cfg.UploadFileSizeLimit as the prelude passes it
+	// statementTimeout and lockTimeout are cfg's, in milliseconds as the prelude passes them.
+	statementTimeout, lockTimeout string
 }
 
 // New returns a Server answering from pool.
@@ -80,21 +92,53 @@ func New(cfg Config, pool *pgxpool.Pool) *Server {
 		verifier: cfg.Verifier,
 		blobs:    cfg.Blobs,
 		log:      cfg.Logger,
+		lim:      limits.New(cfg.Limits, cfg.Logger),
 	}
+	s.statementTimeout, s.lockTimeout = millis(cfg.StatementTimeout), millis(cfg.LockTimeout)
+	s.db.acquireTimeout = cfg.PoolAcquireTimeout
 	if cfg.UploadFileSizeLimit > 0 {
 		s.uploadLimit = strconv.FormatInt(cfg.UploadFileSizeLimit, 10)
 	}
 	return s
 }
 
-// HTTPServer returns the fasthttp server for s, with every timeout taken from the config.
-func (s *Server) HTTPServer() *fasthttp.Server {
-	return &fasthttp.Server{
-		Handler:      s.Handler(),
-		Name:         "storage",
-		ReadTimeout:  s.cfg.ReadTimeout,
-		WriteTimeout: s.cfg.WriteTimeout,
-		IdleTimeout:  s.cfg.IdleTimeout,
+// millis renders d as whole milliseconds, rounded up so that a positive timeout stays on
+// (PostgreSQL reads 0 as none).
+func millis(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10)
+}
+
+// HTTPServer is the proxy's fasthttp server behind the limits (package limits): Serve
+// applies them to the listener, so every door mounted on the router shares them.
+type HTTPServer struct {
+	*fasthttp.Server
+	s *Server
+}
+
+// Serve serves ln through the limits: connections past a cap are refused with 503 and
+// Retry-After in the reference's error shape, before they reach the server.
+func (h *HTTPServer) Serve(ln net.Listener) error {
+	return h.Server.Serve(h.s.lim.Listen(ln, h.s.refusal))
+}
+
+// HTTPServer returns the HTTP server for s, with every timeout and limit taken from the
+// config.
+func (s *Server) HTTPServer() *HTTPServer {
+	h := s.Handler()
+	return &HTTPServer{s: s, Server: &fasthttp.Server{
+		// A request reaching the router has its headers: from here its body's reads follow
+		// progress (limits.Config.ReadIdle) instead of the header deadline.
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			limits.ConnOf(ctx.Conn()).FollowProgress()
+			h(ctx)
+		},
+		Name: "storage",
+		// ReadTimeout bounds the headers (and the first 8 KiB of a body, which the server
+		// reads with them); bodies then follow progress. Writes follow progress too: the
+		// limits' connection pushes its write deadline back as bytes go out, so the server
+		// sets none of its own.
+		ReadTimeout: s.cfg.HeaderTimeout,
+		IdleTimeout: s.cfg.IdleTimeout,
 		// The router matches the raw path (PathOriginal), so keys are addressed verbatim
 		// ("a///b" is not "a/b"); route parameters are percent-decoded once, by param.
 		NoDefaultServerHeader: true,
@@ -109,7 +153,7 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 		ErrorHandler:          s.readFailed,
 		SecureErrorLogMessage: true,
 		Logger:                httpLogger{s.log},
-	}
+	}}
 }
 
 // authMode says how a route authenticates its caller.
@@ -137,9 +181,10 @@ const preReadBodySize = 64 << 10
 
 // request is one HTTP request on its way through a handler.
 type request struct {
-	ctx *fasthttp.RequestCtx
-	id  Identity
-	op  string // operation id for storage.operation
+	ctx  *fasthttp.RequestCtx
+	id   Identity
+	op   string       // operation id for storage.operation
+	slot *limits.Gate // the transfer slot the request holds, if any (see route)
 }
 
 // handlerFunc parses a request, makes one call, writes the response, and returns any error
@@ -149,8 +194,19 @@ type handlerFunc func(r *request) error
 // route wraps a handler with what every route does first: Content-Type check, authentication,
 // and the one place errors are rendered.
 func (s *Server) route(op string, mode authMode, h handlerFunc) fasthttp.RequestHandler {
+	gate, busy := s.transferGate(op)
 	return func(ctx *fasthttp.RequestCtx) {
 		r := &request{ctx: ctx, op: op, id: anonymous}
+		if gate != nil {
+			// Transfers take a slot first and fail fast when none is free: no queue, and
+			// no database work for a request that cannot run.
+			if !gate.TryAcquire() {
+				s.writeError(ctx, busy)
+				return
+			}
+			r.slot = gate
+			defer r.releaseSlot()
+		}
 		err := s.authenticate(r, mode)
 		if err == nil {
 			err = h(r)
@@ -199,9 +255,19 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	if !ok {
 		e = interpretError(err).(*Error)
 	}
+	// A body that stopped arriving is the cause of whatever failed while reading it (an
+	// upload has been aborted by then): the client gets 408, and its connection is closed
+	// rather than drained.
+	stalled := limits.ConnOf(ctx.Conn()).Stalled()
+	if stalled {
+		e = ErrRequestTimeout
+	}
 	s.logError(ctx, e, err)
-	drainBody(ctx)
+	closeConn := stalled || !drainBody(ctx)
 	ctx.Response.Reset()
+	if closeConn {
+		ctx.SetConnectionClose()
+	}
 	for _, h := range e.Headers {
 		ctx.Response.Header.Set(h[0], h[1])
 	}
@@ -218,12 +284,15 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 // reads every body); beyond it the connection is closed.
 const drainLimit = 16 << 20
 
-func drainBody(ctx *fasthttp.RequestCtx) {
+// drainBody reads what is left of the request body, up to drainLimit, and reports whether
+// the connection can serve another request.
+func drainBody(ctx *fasthttp.RequestCtx) bool {
 	if stream := ctx.RequestBodyStream(); stream != nil {
-		if n, _ := io.CopyN(io.Discard, stream, drainLimit); n == drainLimit {
-			ctx.SetConnectionClose()
+		if n, err := io.CopyN(io.Discard, stream, drainLimit); n == drainLimit || err != nil && err != io.EOF {
+			return false
 		}
 	}
+	return true
 }
 
 // writeJSON sends a 200 JSON body. body becomes the response's buffer (no copy): callers
@@ -243,7 +312,7 @@ func responseBuf(ctx *fasthttp.RequestCtx) []byte {
 
 // settings returns the prelude's arguments for r, in preludeSettings order.
 func (s *Server) settings(r *request) []any {
-	return preludeArgs(r.id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), requestPath(r.ctx), s.uploadLimit)
+	return preludeArgs(r.id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), requestPath(r.ctx), s.uploadLimit, s.statementTimeout, s.lockTimeout)
 }
 
 // serviceSettings is settings with the role switched to service_role: a signed download reads
@@ -252,22 +321,23 @@ func (s *Server) settings(r *request) []any {
 func (s *Server) serviceSettings(r *request) []any {
 	id := r.id
 	id.Role = serviceRole
-	return preludeArgs(id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), requestPath(r.ctx), s.uploadLimit)
+	return preludeArgs(id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), requestPath(r.ctx), s.uploadLimit, s.statementTimeout, s.lockTimeout)
 }
 
-func preludeArgs(id Identity, op, headers, method, path, uploadLimit string) []any {
+func preludeArgs(id Identity, op, headers, method, path, uploadLimit, statementTimeout, lockTimeout string) []any {
 	claims := id.Claims
 	if claims == "" {
 		claims = `{"role":` + string(appendJSONString(nil, id.Role)) + `}`
 	}
-	return []any{id.Role, id.Role, id.Token, id.Sub, claims, headers, method, path, op, "true", uploadLimit}
+	return []any{id.Role, id.Role, id.Token, id.Sub, claims, headers, method, path, op, "true", uploadLimit, statementTimeout, lockTimeout}
 }
 
 // Prelude returns the statement and arguments that open a request's transaction for id
-// running operation op, exactly as the server sends them. For tests and tools that must see
-// the database as a request does (the migrating role owns the tables and bypasses RLS).
+// running operation op, as the server sends them but without statement and lock timeouts.
+// For tests and tools that must see the database as a request does (the migrating role owns
+// the tables and bypasses RLS).
 func Prelude(id Identity, op string) (string, []any) {
-	return preludeSQL, preludeArgs(id, op, "{}", "POST", "/", "")
+	return preludeSQL, preludeArgs(id, op, "{}", "POST", "/", "", "0", "0")
 }
 
 // headersJSON renders the request headers as one JSON object with lower-case names, the shape

@@ -65,10 +65,7 @@ func (s *Server) ObjectSignMany(r *request) error {
 	}
 	expiresIn := f.expiresIn()
 	f.require("paths")
-	paths := f.strings("paths")
-	if f.err == nil && (len(paths) < 1 || len(paths) > 1000) {
-		f.fail("body/paths must NOT have fewer than 1 items or more than 1000 items")
-	}
+	paths := f.array("paths", 1, maxBatchNames)
 	if f.err != nil {
 		return f.err
 	}

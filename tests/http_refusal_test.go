@@ -28,8 +28,11 @@ func withLog(w io.Writer) httpOpt {
 	}
 }
 
-// withReadTimeout sets SERVER_READ_TIMEOUT.
-func withReadTimeout(d time.Duration) httpOpt { return func(c *proxy.Config) { c.ReadTimeout = d } }
+// withReadTimeout sets SERVER_READ_TIMEOUT (how long a request body may stall) and
+// SERVER_HEADER_TIMEOUT (which bounds a small body the server reads with the headers).
+func withReadTimeout(d time.Duration) httpOpt {
+	return func(c *proxy.Config) { c.Limits.ReadIdle, c.HeaderTimeout = d, d }
+}
 
 // rawRequest writes head (request line and headers, without the blank line) and body on a
 // connection of its own and returns the response. halfClose then closes the connection's
@@ -229,7 +232,7 @@ func TestHTTPTextRefused(t *testing.T) {
 func TestHTTPBodyEndsEarly(t *testing.T) {
 	t.Parallel()
 	errIncomplete := apiError{"400", "InvalidRequest", "InvalidRequest", "Request body is incomplete or malformed"}
-	errTimeout := apiError{"408", "InvalidRequest", "Request Timeout", "Request body was not received in time"}
+	errTimeout := errRequestTimeout
 	const readTimeout = 2 * time.Second // the stalled cases wait this long
 
 	big := []byte(strings.Repeat("0123456789abcdef", 16<<10)) // 256 KiB, beyond the 64 KiB read before the handler

@@ -153,3 +153,34 @@ func TestSQLDefinerHelpersAnswerOnlyTheirCallers(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, guarded, 8)
 }
+
+// TestSQLFunctionsComment: `\df+ storage.*` tells a DBA what each function is for, who may call
+// it and what it raises: every function of storage and storage_internal has a comment, and
+// schema storage holds only what callers use (the API, signing_secret_set and the policy
+// helpers).
+func TestSQLFunctionsComment(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	rows, err := db.Pool.Query(context.Background(), `
+		select p.oid::regprocedure::text from pg_proc p
+		where p.pronamespace in ('storage'::regnamespace, 'storage_internal'::regnamespace)
+		  and coalesce(obj_description(p.oid, 'pg_proc'), '') = ''
+		order by 1`)
+	require.NoError(t, err)
+	missing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Empty(t, missing, "functions without a comment")
+
+	rows, err = db.Pool.Query(context.Background(), `
+		select distinct p.proname::text from pg_proc p where p.pronamespace = 'storage'::regnamespace order by 1`)
+	require.NoError(t, err)
+	inStorage, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{
+		"allow_any_operation", "allow_only_operation", "bucket_create", "bucket_delete", "bucket_empty",
+		"bucket_get", "bucket_list", "bucket_update", "extension", "filename", "foldername",
+		"object_copy", "object_delete", "object_delete_many", "object_delete_prefix", "object_info",
+		"object_list", "object_list_v2", "object_move", "operation", "signing_secret_set",
+		"url_sign", "url_sign_many", "url_sign_upload",
+	}, inStorage)
+}

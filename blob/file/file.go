@@ -66,8 +66,65 @@ func (s *Store) path(key string) (string, error) {
 }
 
 // copyBufs holds copy buffers: larger than io.Copy's 32 KiB (fewer syscalls on big uploads) and
-// reused, so a Put allocates next to nothing however large the blob.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+// reused, so a Put allocates next to nothing however large the blob. A Put holds one only
+// while bytes are waiting to be read (see copyBody); waitBufs are for waiting on the rest.
+var (
+	copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+	waitBufs = sync.Pool{New: func() any { b := make([]byte, waitBufSize); return &b }}
+)
+
+// waitBufSize is the small buffer's size: deliberately not a power of two, so that a client
+// writing power-of-two chunks (16 KiB, 64 KiB) fills it only when more than a chunk has
+// arrived, and the large read after it finds bytes instead of waiting for the next chunk.
+const waitBufSize = 20000
+
+// copyBody copies r to w. A Put's reader is often a client's upload, which may pause (or
+// stall until the server's idle timeout drops it): a read that waits holds its buffer all the
+// while, so copyBody waits with a small buffer and takes a large one only while reads fill
+// what they are given, going back to the small one as soon as a read comes back short (the
+// client's bytes ran out, the next read may wait). Each read's bytes are written at once,
+// except that a full small buffer is carried into the large one before it is written. A
+// client whose pauses fall exactly where reads end can still make a read wait with the large
+// buffer: the cap on uploads in progress and the idle timeout bound that.
+func copyBody(w io.Writer, r io.Reader) (int64, error) {
+	smallp := waitBufs.Get().(*[]byte)
+	defer waitBufs.Put(smallp)
+	var bigp *[]byte
+	defer func() {
+		if bigp != nil {
+			copyBufs.Put(bigp)
+		}
+	}()
+	buf, filled, written := *smallp, 0, int64(0)
+	for {
+		n, rerr := r.Read(buf[filled:])
+		short := filled+n < len(buf)
+		filled += n
+		if bigp == nil && !short && rerr == nil {
+			// Bytes are waiting: read on into a large buffer, after the small one's bytes.
+			bigp = copyBufs.Get().(*[]byte)
+			buf = append((*bigp)[:0], buf...)[:len(*bigp)]
+			continue
+		}
+		if filled > 0 {
+			if _, err := w.Write(buf[:filled]); err != nil {
+				return written, err
+			}
+			written += int64(filled)
+			filled = 0
+		}
+		if rerr == io.EOF {
+			return written, nil
+		}
+		if rerr != nil {
+			return written, rerr
+		}
+		if short && bigp != nil {
+			copyBufs.Put(bigp)
+			bigp, buf = nil, *smallp
+		}
+	}
+}
 
 // Put writes r to a temporary file, fsyncs it, and hard-links it under key. os.Link fails
 // with EEXIST instead of replacing an existing file, so two Puts racing for one key cannot
@@ -103,10 +160,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 		// without reading (and storing) an unbounded excess.
 		src = io.LimitReader(r, size+1)
 	}
-	bufp := copyBufs.Get().(*[]byte)
-	// The wrapper hides (*os.File).ReadFrom, which would ignore our buffer and allocate its own.
-	n, err := io.CopyBuffer(writerOnly{f}, blob.ContextReader(ctx, src), *bufp)
-	copyBufs.Put(bufp)
+	n, err := copyBody(f, blob.ContextReader(ctx, src))
 	if err != nil {
 		return fmt.Errorf("blob/file: put %q: %w", key, err)
 	}
@@ -276,8 +330,6 @@ func notFound(key string, err error) error {
 	}
 	return fmt.Errorf("blob/file: %q: %w", key, err)
 }
-
-type writerOnly struct{ io.Writer }
 
 // List walks the tree under root depth-first. It reads each directory whole and sorts it by
 // name, with "/" appended to the names of subdirectories: within a key, a directory's name is

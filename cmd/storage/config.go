@@ -56,9 +56,38 @@ type Config struct {
 	UploadFileSizeLimit int64
 	// VERSION: the string GET /version answers. Default 0.0.0.
 	Version string
-	// SERVER_READ_TIMEOUT, SERVER_WRITE_TIMEOUT, SERVER_IDLE_TIMEOUT: HTTP timeouts (Go
-	// durations; 0 = none). Defaults 60s, 0, 120s.
-	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// SERVER_HEADER_TIMEOUT: time to receive a request's headers (and the first 8 KiB of its
+	// body, read with them), from its first byte. Default 30s; 0 = none.
+	HeaderTimeout time.Duration
+	// SERVER_READ_TIMEOUT: the longest pause while a request body arrives; a client that
+	// sends nothing for this long gets 408 and nothing is stored. It follows progress: an
+	// upload of any length and duration succeeds while bytes keep coming. Default 60s; 0 =
+	// none. (Before, it bounded a whole request, so slow uploads failed.)
+	ReadTimeout time.Duration
+	// SERVER_WRITE_TIMEOUT: the longest pause while a response is sent; a client that takes
+	// no bytes for this long is dropped and its download's file closed. Default 60s; 0 = none.
+	WriteTimeout time.Duration
+	// SERVER_IDLE_TIMEOUT: how long a keep-alive connection may wait for its next request.
+	// Default 120s; 0 = SERVER_HEADER_TIMEOUT.
+	IdleTimeout time.Duration
+	// SERVER_MAX_CONNECTIONS: the most connections open at once; more are refused with 503 and
+	// Retry-After. auto (the default): half of what the open-files limit leaves once the
+	// database pool, the uploads and 256 spare descriptors are counted (each connection may
+	// hold a blob file too), at most 10000. A number above that budget is lowered to it.
+	ServerMaxConns int // 0 = auto
+	// SERVER_MAX_CONNECTIONS_PER_IP: the most connections open at once from one client
+	// address. Default 1000; 0 = no cap (behind a load balancer every client has its address).
+	MaxConnsPerIP int
+	// SERVER_MAX_UPLOADS, SERVER_MAX_DOWNLOADS: the most uploads and downloads in progress at
+	// once; more are refused with 503 and Retry-After. Defaults 256 and 4096; 0 = no cap.
+	MaxUploads, MaxDownloads int
+	// DATABASE_STATEMENT_TIMEOUT, DATABASE_LOCK_TIMEOUT: PostgreSQL's statement_timeout and
+	// lock_timeout for each request's SQL call (transaction-local); past them the request
+	// fails with 544 and 423. Defaults 30s and 5s; 0 = none.
+	StatementTimeout, LockTimeout time.Duration
+	// DATABASE_POOL_ACQUIRE_TIMEOUT: the longest a request waits for a pooled connection
+	// before it is refused with 503 and Retry-After. Default 5s; 0 = no limit.
+	PoolAcquireTimeout time.Duration
 	// LOG_LEVEL: debug, info (default), warn or error.
 	LogLevel slog.Level
 	// STORAGE_BACKEND: where object bytes live: file (default) or s3.
@@ -143,9 +172,23 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"VERSION", "0.0.0", "version string GET /version answers", func(c *Config, v string) error { c.Version = v; return nil }},
-	{"SERVER_READ_TIMEOUT", "60s", "HTTP read timeout (Go duration, 0 = none)", durationVar(func(c *Config, d time.Duration) { c.ReadTimeout = d })},
-	{"SERVER_WRITE_TIMEOUT", "0", "HTTP write timeout (Go duration, 0 = none)", durationVar(func(c *Config, d time.Duration) { c.WriteTimeout = d })},
-	{"SERVER_IDLE_TIMEOUT", "120s", "keep-alive idle timeout (Go duration, 0 = none)", durationVar(func(c *Config, d time.Duration) { c.IdleTimeout = d })},
+	{"SERVER_HEADER_TIMEOUT", "30s", "time to receive a request's headers (Go duration, 0 = none)", durationVar(func(c *Config, d time.Duration) { c.HeaderTimeout = d })},
+	{"SERVER_READ_TIMEOUT", "60s", "longest pause while a request body arrives, then 408 and nothing stored; transfers of any duration succeed while bytes move (0 = none)", durationVar(func(c *Config, d time.Duration) { c.ReadTimeout = d })},
+	{"SERVER_WRITE_TIMEOUT", "60s", "longest pause while a response is sent (client not reading), then the connection is dropped (0 = none)", durationVar(func(c *Config, d time.Duration) { c.WriteTimeout = d })},
+	{"SERVER_IDLE_TIMEOUT", "120s", "keep-alive wait for the next request (Go duration, 0 = SERVER_HEADER_TIMEOUT)", durationVar(func(c *Config, d time.Duration) { c.IdleTimeout = d })},
+	{"SERVER_MAX_CONNECTIONS", "auto", "most open connections, then 503 + Retry-After; auto = half the open-files limit left after the pool, uploads and 256 spare, at most 10000", func(c *Config, v string) error {
+		if v == "auto" {
+			c.ServerMaxConns = 0
+			return nil
+		}
+		return intVar(func(c *Config, n int) { c.ServerMaxConns = n }, 1)(c, v)
+	}},
+	{"SERVER_MAX_CONNECTIONS_PER_IP", "1000", "most open connections from one client address (0 = no cap; behind a load balancer use 0)", intVar(func(c *Config, n int) { c.MaxConnsPerIP = n }, 0)},
+	{"SERVER_MAX_UPLOADS", "256", "most uploads in progress, then 503 + Retry-After (0 = no cap)", intVar(func(c *Config, n int) { c.MaxUploads = n }, 0)},
+	{"SERVER_MAX_DOWNLOADS", "4096", "most downloads in progress, then 503 + Retry-After (0 = no cap)", intVar(func(c *Config, n int) { c.MaxDownloads = n }, 0)},
+	{"DATABASE_STATEMENT_TIMEOUT", "30s", "statement_timeout of each request's SQL call, then 544 (0 = none)", durationVar(func(c *Config, d time.Duration) { c.StatementTimeout = d })},
+	{"DATABASE_LOCK_TIMEOUT", "5s", "lock_timeout of each request's SQL call, then 423 (0 = none)", durationVar(func(c *Config, d time.Duration) { c.LockTimeout = d })},
+	{"DATABASE_POOL_ACQUIRE_TIMEOUT", "5s", "longest wait for a pooled database connection, then 503 + Retry-After (0 = no limit)", durationVar(func(c *Config, d time.Duration) { c.PoolAcquireTimeout = d })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{"STORAGE_BACKEND", "file", "where object bytes live: file or s3", func(c *Config, v string) error {
 		if v != "file" && v != "s3" {

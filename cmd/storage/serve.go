@@ -28,6 +28,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return errors.New("AUTH_JWT_SECRET is required when DATABASE_URL is set (only the embedded default generates one), unless JWT_JWKS has keys and a urlSigningKey")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// First, so the embedded cluster and everything else start under the raised limit.
+	openFiles, filesErr := raiseOpenFiles()
 	// Listen first: a taken port fails fast, before a cluster is started.
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
@@ -93,13 +95,17 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		log.Warn("STORAGE_GC_INTERVAL=0: this server collects no blobs and works no bucket-empty jobs; another server must")
 	}
 
+	lim := serverLimits(cfg, openFiles, filesErr, log)
 	srv := proxy.New(proxy.Config{
 		Verifier:            verifier,
 		UploadFileSizeLimit: cfg.UploadFileSizeLimit,
 		Version:             cfg.Version,
-		ReadTimeout:         cfg.ReadTimeout,
-		WriteTimeout:        cfg.WriteTimeout,
+		HeaderTimeout:       cfg.HeaderTimeout,
 		IdleTimeout:         cfg.IdleTimeout,
+		Limits:              lim,
+		StatementTimeout:    cfg.StatementTimeout,
+		LockTimeout:         cfg.LockTimeout,
+		PoolAcquireTimeout:  cfg.PoolAcquireTimeout,
 		Logger:              log,
 		Blobs:               blobs,
 		CORSAllowedOrigins:  cfg.CORSAllowedOrigins,
