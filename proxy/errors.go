@@ -3,8 +3,12 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -154,7 +158,7 @@ func interpretError(err error) error {
 		return se
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
+	if errors.As(err, &pgErr) && !connectionLost(err) {
 		row, ok := sqlStates[pgErr.Code]
 		if !ok {
 			return &Error{Status: 500, Code: "DatabaseError", Message: "database error, code: " + pgErr.Code, Cause: err}
@@ -169,7 +173,29 @@ func interpretError(err error) error {
 	if pgconn.Timeout(err) {
 		return &Error{Status: 544, Code: "DatabaseTimeout", Message: "The connection to the database timed out", HTTPStatus: 544, Cause: err}
 	}
+	if connectionLost(err) {
+		e := *ErrDatabaseUnavailable
+		e.Cause = err
+		return &e
+	}
 	return internalError(err)
+}
+
+// connectionLost reports whether err says the connection to PostgreSQL is gone or could not be
+// made: the server was stopped, restarted or failed over, or terminated the backend. Clients
+// get ErrDatabaseUnavailable (503, Retry-After), not an internal error; the pool replaces the
+// connection.
+func connectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, class 08
+		// connection exceptions.
+		return pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03" || strings.HasPrefix(pgErr.Code, "08")
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // errorBody renders the four-field body every REST error has. statusCode is a string.

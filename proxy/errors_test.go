@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -242,6 +243,25 @@ func TestInterpretError(t *testing.T) {
 		require.Equal(t, body("500", "InternalError", "Internal", `"Internal Server Error"`), r.body)
 		// The sentinel is not modified.
 		require.Nil(t, ErrInternal.Cause)
+	})
+
+	t.Run("ConnectionLostIsUnavailable", func(t *testing.T) {
+		t.Parallel()
+		for _, cause := range []error{
+			&pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"},
+			&pgconn.PgError{Code: "57P03", Message: "the database system is starting up"},
+			&pgconn.PgError{Code: "08006"},
+			fmt.Errorf("receive message: %w", io.ErrUnexpectedEOF),
+			fmt.Errorf("write: %w", syscall.ECONNRESET),
+		} {
+			e := interpretError(cause).(*Error)
+			require.ErrorIs(t, e, ErrDatabaseUnavailable, "%v", cause)
+			require.Same(t, cause, e.Cause)
+			r := render(t, cause)
+			require.Equal(t, 503, r.status, "%v", cause)
+			require.Equal(t, body("503", "SlowDown", "SlowDown", `"The database is not available; retry later"`), r.body)
+		}
+		require.Nil(t, ErrDatabaseUnavailable.Cause)
 	})
 
 	t.Run("IsMatchesCodeAndStatus", func(t *testing.T) {

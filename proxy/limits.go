@@ -32,6 +32,9 @@ var (
 	ErrTooManyDownloads = busyError("Too many downloads in progress; retry later")
 	// ErrDatabaseBusy: no pooled database connection freed up within the acquire timeout.
 	ErrDatabaseBusy = busyError("No database connection is free; retry later")
+	// ErrDatabaseUnavailable: PostgreSQL ended or refused the connection (a restart, a
+	// failover, an administrator): the client may retry; the pool reconnects.
+	ErrDatabaseUnavailable = busyError("The database is not available; retry later")
 	// ErrRequestTimeout: the client stopped sending its request for limits.Config.ReadIdle
 	// (or did not send its headers within the header timeout). Nothing was stored.
 	ErrRequestTimeout = &Error{Status: 408, Code: "RequestTimeout", Label: "Request Timeout",
