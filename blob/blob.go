@@ -101,3 +101,37 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Resumable is implemented by stores that can build a blob from pieces appended by many
+// requests, on any server, over hours (resumable uploads, TUS). Between requests the caller
+// keeps each partial blob's progress itself, in the database: its durable size and the
+// opaque state the last Append returned. The caller runs at most one Append, Finish or
+// Discard at a time per key (it holds a lock), but a server may die at any instant: an
+// Append whose result was never recorded must leave the partial blob as the recorded
+// (offset, state) describes it, so that the next Append from there is correct.
+//
+// A partial blob is not a blob: Get, Size and List do not see it. Leftovers reports it (with
+// Key set, and Started the time of its last write as near as the store can tell) so that the
+// collector removes those of uploads the database no longer has in flight.
+type Resumable interface {
+	// Append adds r's bytes after the first offset bytes of key's partial blob, whose state
+	// is the one returned by the Append that reached offset ("" for offset 0: the partial
+	// blob is created). size is r's length when known, else -1 (r may still end early).
+	// Bytes an unrecorded Append left beyond offset are overwritten or ignored.
+	//
+	// It returns the partial blob's new durable size and state. When r fails (a client gone,
+	// a size limit), Append still makes durable everything it read from r and returns that
+	// size and state with r's error (wrapped), so that the caller can record the progress.
+	// When the store itself fails, it returns offset and the given state with the error: the
+	// recorded progress stays valid. ctx ends the Append like a failing r would.
+	Append(ctx context.Context, key, state string, offset int64, r io.Reader, size int64) (int64, string, error)
+
+	// Finish makes the partial blob of size bytes (and state) visible under key, as Put
+	// would: complete and durable, never overwriting (ErrExists). The partial blob is gone
+	// afterwards. size 0 with state "" makes an empty blob.
+	Finish(ctx context.Context, key, state string, size int64) error
+
+	// Discard removes key's partial blob (state as last recorded). One already gone is not
+	// an error.
+	Discard(ctx context.Context, key, state string) error
+}
