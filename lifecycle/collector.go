@@ -156,6 +156,13 @@ func (c *Collector) RunOnce(ctx context.Context) (Stats, error) {
 	if err := conn.QueryRow(ctx, `select count(*) from storage_internal.blob_upload_expire($1)`, expiry).Scan(&st.Expired); err != nil {
 		return st, fmt.Errorf("expire uploads: %w", err)
 	}
+	// Resumable uploads expire on their own clock; their partial bytes become leftovers,
+	// which removeLeftovers takes once they are older than the grace period.
+	var resumable int
+	if err := conn.QueryRow(ctx, `select count(*) from storage_internal.resumable_expire()`).Scan(&resumable); err != nil {
+		return st, fmt.Errorf("expire resumable uploads: %w", err)
+	}
+	st.Expired += resumable
 	c.removeLeftovers(ctx, conn)
 	for {
 		n, err := c.collectBatch(ctx, conn, &st)

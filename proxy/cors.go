@@ -24,6 +24,11 @@ func (s *Server) cors(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 		origin := string(ctx.Request.Header.Peek(fasthttp.HeaderOrigin))
 		allowed := s.corsOrigin(origin)
 		if ctx.IsOptions() {
+			for _, d := range s.doors {
+				if d.Preflight(ctx, []byte(requestPath(ctx))) {
+					return
+				}
+			}
 			if allowed != "" {
 				hdr := &ctx.Response.Header
 				s.setCORS(hdr, allowed)
@@ -40,7 +45,8 @@ func (s *Server) cors(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 			return
 		}
 		h(ctx)
-		if allowed != "" {
+		// A door that set its own CORS headers (its expose list) keeps them.
+		if allowed != "" && len(ctx.Response.Header.Peek(fasthttp.HeaderAccessControlAllowOrigin)) == 0 {
 			s.setCORS(&ctx.Response.Header, allowed)
 		}
 	}

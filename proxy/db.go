@@ -24,16 +24,21 @@ func NewDB(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
 // call runs the prelude with settings, then query with args, handing the rows to scan (which
 // must consume them). Errors come back through interpretError.
 func (db *DB) call(ctx context.Context, settings []any, query string, args []any, scan func(pgx.Rows) error) error {
-	b := &pgx.Batch{}
-	b.Queue(preludeSQL, settings...)
-	b.Queue(query, args...)
 	conn, err := db.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
+	return callOn(ctx, conn.Conn(), settings, query, args, scan)
+}
+
+// callOn is call on a connection the caller holds.
+func callOn(ctx context.Context, conn *pgx.Conn, settings []any, query string, args []any, scan func(pgx.Rows) error) error {
+	b := &pgx.Batch{}
+	b.Queue(preludeSQL, settings...)
+	b.Queue(query, args...)
 	br := conn.SendBatch(ctx, b)
-	err = func() error {
+	err := func() error {
 		if _, err := br.Exec(); err != nil {
 			return err
 		}

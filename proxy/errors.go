@@ -128,6 +128,7 @@ var sqlStates = map[string]sqlError{
 	"ST012": {Error: Error{Status: 400, Code: "InvalidParameter"}, keepMessage: true},
 	"ST013": {Error: Error{Status: 409, Code: "InvalidRequest"}, keepMessage: true},
 	"ST014": {Error: Error{Status: 409, Code: "FeatureNotEnabled"}, keepMessage: true},
+	"ST015": {Error: Error{Status: 409, Code: "UploadOffsetConflict", Label: "Conflict"}, keepMessage: true},
 	// 42501 is both an RLS refusal and a missing privilege; the reference words both as RLS.
 	"42501": {Error: Error{Status: 403, Code: "AccessDenied", Label: "Unauthorized", Message: "new row violates row-level security policy"}},
 	"23505": {Error: Error{Status: 409, Code: "ResourceAlreadyExists", Label: "Duplicate", Message: "The resource already exists"}},

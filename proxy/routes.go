@@ -75,6 +75,12 @@ func (s *Server) router() *router.Router {
 	r.POST("/object/upload/sign/{bucket}/{key:*}", s.route(opObjectSignUploadURL, authJWT, s.ObjectSignUpload))
 	r.PUT("/object/upload/sign/{bucket}/{key:*}", s.route(opObjectUploadSigned, authNone, s.ObjectUploadSigned))
 
+	for _, d := range s.doors {
+		for _, rt := range d.Routes() {
+			r.handle(rt.Method, rt.Path, rt.Handler)
+		}
+	}
+
 	return rt
 }
 

@@ -63,6 +63,7 @@ type Server struct {
 	uploadLimit string // cfg.UploadFileSizeLimit as the prelude passes it
 	// statementTimeout and lockTimeout are cfg's, in milliseconds as the prelude passes them.
 	statementTimeout, lockTimeout string
+	doors                         []Door // other protocols' routes (Mount)
 }
 
 // New returns a Server answering from pool.

@@ -106,6 +106,16 @@ type Config struct {
 	// UPLOAD_SIGNED_URL_EXPIRATION_TIME: seconds a signed upload URL stays valid. Default 7200
 	// (storage-js documents two hours).
 	UploadURLExpiry int64
+	// TUS_URL_PATH: the path written into resumable uploads' Location before the upload id;
+	// default: /upload/resumable under the prefix the request used (/storage/v1 or none).
+	TUSURLPath string
+	// TUS_URL_EXPIRY_MS: an unfinished resumable upload expires this long after its last
+	// append (milliseconds). Default 86400000 (24 h).
+	TUSExpiry time.Duration
+	// STORAGE_PUBLIC_URL: when set, the scheme and host of resumable uploads' Location.
+	PublicURL *url.URL
+	// REQUEST_ALLOW_X_FORWARDED_PATH: prefix Location's path with X-Forwarded-Prefix.
+	AllowForwardedPath bool
 	// STORAGE_BLOB_RETENTION: how long a blob no row references any more stays in the store
 	// before the collector deletes it (Go duration). A database restored to any point inside
 	// this window finds every blob its rows reference: set it to cover the backup/PITR window.
@@ -217,6 +227,40 @@ var envVars = []envVar{
 			return errors.New("must be a positive number of seconds")
 		}
 		c.UploadURLExpiry = n
+		return nil
+	}},
+	{"TUS_URL_PATH", "", "path in resumable uploads' Location before the id (default /upload/resumable under the request's prefix)", func(c *Config, v string) error {
+		if v != "" && !strings.HasPrefix(v, "/") {
+			return errors.New("must be a path starting with /")
+		}
+		c.TUSURLPath = strings.TrimRight(v, "/")
+		return nil
+	}},
+	{"TUS_URL_EXPIRY_MS", "86400000", "an unfinished resumable upload expires this many milliseconds after its last append", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1000 {
+			return errors.New("must be a number of milliseconds, at least 1000")
+		}
+		c.TUSExpiry = time.Duration(n) * time.Millisecond
+		return nil
+	}},
+	{"STORAGE_PUBLIC_URL", "", "scheme://host[:port] clients reach this server by, for resumable uploads' Location (default: from Host and X-Forwarded-*)", func(c *Config, v string) error {
+		if v == "" {
+			return nil
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("must be an http(s) URL such as https://storage.example.com")
+		}
+		c.PublicURL = u
+		return nil
+	}},
+	{"REQUEST_ALLOW_X_FORWARDED_PATH", "false", "true: resumable uploads' Location starts with the X-Forwarded-Prefix header", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		c.AllowForwardedPath = b
 		return nil
 	}},
 	{"STORAGE_BLOB_RETENTION", "168h", "keep freed blobs this long before deleting them (cover your backup/PITR window)", durationVar(func(c *Config, d time.Duration) { c.BlobRetention = d })},

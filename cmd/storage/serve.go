@@ -16,6 +16,7 @@ import (
 	"github.com/pgstorage/storage/identity"
 	"github.com/pgstorage/storage/lifecycle"
 	"github.com/pgstorage/storage/proxy"
+	"github.com/pgstorage/storage/tus"
 )
 
 // serve runs the HTTP server until ctx is cancelled (SIGINT/SIGTERM), then drains requests,
@@ -96,7 +97,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 
 	lim := serverLimits(cfg, openFiles, filesErr, log)
-	srv := proxy.New(proxy.Config{
+	rest := proxy.New(proxy.Config{
 		Verifier:            verifier,
 		UploadFileSizeLimit: cfg.UploadFileSizeLimit,
 		Version:             cfg.Version,
@@ -111,7 +112,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		CORSAllowedOrigins:  cfg.CORSAllowedOrigins,
 		UploadURLExpiry:     cfg.UploadURLExpiry,
 		EmptyQueued:         emptyQueued,
-	}, db.pool).HTTPServer()
+	}, db.pool)
+	resumable, err := tus.New(rest, blobs, tus.Config{URLPath: cfg.TUSURLPath, Expiry: cfg.TUSExpiry,
+		PublicURL: cfg.PublicURL, AllowForwardedPath: cfg.AllowForwardedPath, Logger: log})
+	if err != nil {
+		return err
+	}
+	rest.Mount(resumable)
+	srv := rest.HTTPServer()
 
 	// The port actually bound: SERVER_PORT=0 picks a free one. The banner is written at once,
 	// so a reader that has its first line has all of it.

@@ -9,7 +9,8 @@
 -- storage_internal.blob_upload_begin(bucket_id, name) → text
 -- Records an upload in flight for bucket_id/name under a fresh random version and returns it.
 -- SECURITY DEFINER so request roles need no right on storage.blob_uploads; it works only for
--- storage_internal.object_upload_prepare (after the bucket, size, MIME and key checks) and
+-- storage_internal.object_upload_prepare and storage_internal.resumable_create (each runs the
+-- bucket, size, MIME, key and policy checks in the same transaction) and
 -- storage_internal.object_write_check (inside its rolled-back policy dry-run): a direct call
 -- is refused (42501), so no caller can fill the table with entries of its own.
 create or replace function storage_internal.blob_upload_begin(bucket_id text, name text) returns text
@@ -20,9 +21,10 @@ create or replace function storage_internal.blob_upload_begin(bucket_id text, na
 declare
   _version text;
 begin
-  if not storage_internal.called_by('storage_internal.object_upload_prepare', 'storage_internal.object_write_check') then
+  if not storage_internal.called_by('storage_internal.object_upload_prepare', 'storage_internal.object_write_check',
+                                    'storage_internal.resumable_create') then
     raise exception using errcode = '42501',
-      message = 'storage_internal.blob_upload_begin may only be called by storage_internal.object_upload_prepare';
+      message = 'storage_internal.blob_upload_begin may only be called by storage_internal.object_upload_prepare and storage_internal.resumable_create';
   end if;
   insert into storage.blob_uploads (version, bucket_id, name)
   values (replace(gen_random_uuid()::text, '-', ''), blob_upload_begin.bucket_id, blob_upload_begin.name)
@@ -33,7 +35,7 @@ $$;
 revoke all on function storage_internal.blob_upload_begin(text, text) from public;
 grant execute on function storage_internal.blob_upload_begin(text, text) to anon, authenticated, service_role;
 comment on function storage_internal.blob_upload_begin(text, text) is
-  'Internal, SECURITY DEFINER: records an upload in flight under a fresh version, for storage_internal.object_upload_prepare only (42501 otherwise).';
+  'Internal, SECURITY DEFINER: records an upload in flight under a fresh version, for storage_internal.object_upload_prepare and storage_internal.resumable_create only (42501 otherwise).';
 
 -- storage_internal.blob_upload_active(version, bucket_id, name) → boolean
 -- Whether the upload of version is still in flight for bucket_id/name (not committed, aborted
@@ -88,8 +90,9 @@ comment on function storage_internal.blob_upload_end(text) is
 
 -- storage_internal.object_upload_abort(version) → void
 -- Ends an upload that will not commit (refused by size while streaming, refused at commit,
--- client gone): its blob, if any was written, is queued in storage.blobs_freed unless a row
--- uses it, and the in-flight entry goes. SECURITY DEFINER (request roles have no right on the
+-- client gone, a resumable upload terminated): its blob, if any was written, is queued in
+-- storage.blobs_freed unless a row uses it, and the in-flight entry goes, with the resumable
+-- upload's record if it was one. SECURITY DEFINER (request roles have no right on the
 -- bookkeeping tables): the server calls it as the uploader. Knowing the version is the
 -- capability: it is random and only the uploader was given it; an entry already ended is a
 -- no-op.
@@ -104,6 +107,7 @@ create or replace function storage_internal.object_upload_abort(version text) re
 declare
   u storage.blob_uploads;
 begin
+  delete from storage.resumable_uploads r where r.version = object_upload_abort.version;
   delete from storage.blob_uploads x where x.version = object_upload_abort.version returning * into u;
   if found and not exists (select from storage.objects o where o.version = u.version) then
     insert into storage.blobs_freed (version, bucket_id) values (u.version, u.bucket_id);

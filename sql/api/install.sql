@@ -18,6 +18,7 @@
 --   ST007 InvalidKey          ST008 EntityTooLarge       ST009 InvalidMimeType
 --   ST010 InvalidRequest      ST011 AccessDenied         ST012 InvalidParameter
 --   ST013 EmptyBucketTooLarge ST014 FeatureNotEnabled
+--   ST015 UploadOffsetConflict
 -- plus PostgreSQL's own 42501 (RLS or privilege denial, and the SECURITY DEFINER helpers
 -- refusing a caller) and 23503 (foreign key).
 
@@ -35,6 +36,7 @@
 {{ template "bucket_empty.sql" . }}
 {{ template "object_upload_prepare.sql" . }}
 {{ template "object_upload_commit.sql" . }}
+{{ template "resumable.sql" . }}
 {{ template "object_info.sql" . }}
 {{ template "object_delete.sql" . }}
 {{ template "object_delete_many.sql" . }}

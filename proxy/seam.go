@@ -1,0 +1,126 @@
+package proxy
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/valyala/fasthttp"
+
+	"github.com/pgstorage/storage/identity"
+	"github.com/pgstorage/storage/limits"
+)
+
+// The seam other doors (package tus; later S3) use to reach the database as the REST routes
+// do: the same pool, the same prelude (role, claims, request settings, timeouts), the same
+// SQLSTATE table. A door owns its routes, its wire format and its own error table; it never
+// writes SQL semantics of its own.
+
+// Call runs query as one request's unit of work (the prelude with settings, then query), like
+// every REST handler's call. Errors are *Error (AsError).
+func (db *DB) Call(ctx context.Context, settings []any, query string, args []any, scan func(pgx.Rows) error) error {
+	return db.call(ctx, settings, query, args, scan)
+}
+
+// Held is a pooled connection a request keeps across several calls, for a session-level lock
+// (a resumable upload's advisory lock, held while its body streams). Release gives it back.
+type Held struct {
+	conn *pgxpool.Conn
+}
+
+// Hold takes a pooled connection for the caller to keep (within the pool's acquire timeout,
+// like any call: ErrDatabaseBusy past it).
+func (db *DB) Hold(ctx context.Context) (*Held, error) {
+	c, err := db.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Held{conn: c}, nil
+}
+
+// Call is DB.Call on the held connection.
+func (h *Held) Call(ctx context.Context, settings []any, query string, args []any, scan func(pgx.Rows) error) error {
+	return callOn(ctx, h.conn.Conn(), settings, query, args, scan)
+}
+
+// Exec runs a statement outside any request's settings (session-level lock functions).
+func (h *Held) Exec(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return h.conn.Query(ctx, sql, args...)
+}
+
+// QueryRow runs a one-row statement outside any request's settings.
+func (h *Held) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return h.conn.QueryRow(ctx, sql, args...)
+}
+
+// Release gives the connection back to the pool; broken ones are closed instead, which ends
+// any session lock they held.
+func (h *Held) Release() { h.conn.Release() }
+
+// Destroy closes the connection instead of pooling it: for a caller that cannot tell whether
+// the session still holds a lock.
+func (h *Held) Destroy() {
+	_ = h.conn.Conn().Close(context.Background())
+	h.conn.Release()
+}
+
+// DB returns the server's database seam.
+func (s *Server) DB() *DB { return s.db }
+
+// Verifier returns the server's token verifier.
+func (s *Server) Verifier() *identity.Verifier { return s.verifier }
+
+// Settings returns the prelude's arguments for a request of another door, by id, running op.
+func (s *Server) Settings(ctx *fasthttp.RequestCtx, id Identity, op string) []any {
+	return preludeArgs(id, op, headersJSON(ctx), string(ctx.Method()), requestPath(ctx), s.uploadLimit, s.statementTimeout, s.lockTimeout)
+}
+
+// UploadFileSizeLimit is the global upload limit in bytes (0: none).
+func (s *Server) UploadFileSizeLimit() int64 { return s.cfg.UploadFileSizeLimit }
+
+// Uploads is the gate every upload takes a slot from (nil: no cap).
+func (s *Server) Uploads() *limits.Gate { return s.lim.Uploads }
+
+// AsError interprets any error of a call the way the REST routes do: storage errors keep
+// their code, SQLSTATEs go through the one table, a lost connection is ErrDatabaseUnavailable.
+func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	return interpretError(err).(*Error)
+}
+
+// CORSOrigin is the Access-Control-Allow-Origin value for a request from origin ("" when
+// that origin is not allowed).
+func (s *Server) CORSOrigin(origin string) string { return s.corsOrigin(origin) }
+
+// Route is a route another door registers: method, path (under / and /storage/v1), handler.
+type Route struct {
+	Method, Path string
+	Handler      fasthttp.RequestHandler
+}
+
+// Door is another protocol served beside the REST routes.
+type Door interface {
+	// Routes lists the door's routes.
+	Routes() []Route
+	// Preflight answers OPTIONS for path (without the gateway prefix) and reports true, or
+	// reports false to leave it to the REST preflight.
+	Preflight(ctx *fasthttp.RequestCtx, path []byte) bool
+}
+
+// Mount adds a door. Call it before Handler.
+func (s *Server) Mount(d Door) { s.doors = append(s.doors, d) }
+
+// Stalled reports whether the request's body stopped arriving for the read idle timeout.
+func Stalled(ctx *fasthttp.RequestCtx) bool { return limits.ConnOf(ctx.Conn()).Stalled() }
+
+// RESTErrorBody renders e in the REST error format (for doors whose auth failures answer as
+// the REST routes do), and its HTTP status.
+func RESTErrorBody(e *Error) ([]byte, int) { return errorBody(e), e.httpStatus() }
+
+// AuthError renders an identity refusal as the REST routes do.
+func AuthError(err error) *Error { return authError(err, false) }
+
+// URLAuthError renders an identity refusal of a signed-URL token as the signed routes do.
+func URLAuthError(err error) *Error { return authError(err, true) }
