@@ -5,4 +5,8 @@
 // (TempDir) and are linked into place only once complete and durable, so a key never shows a
 // partial blob and is never overwritten. A temporary file left there by a crash is a
 // Leftover; List walks the tree in byte order of keys, skipping root/.tmp.
+//
+// Resumable uploads (blob.Resumable) append to one file per upload, root/.tmp/partial/key,
+// fsynced after each Append and linked under key by Finish; until then it is a Leftover with
+// its Key.
 package file

@@ -411,9 +411,11 @@ func readDir(dir string) ([]string, error) {
 // leftoverPrefix starts the name of every temporary file Put creates in TempDir.
 const leftoverPrefix = "put-"
 
-// Leftovers lists the temporary files in TempDir. Their ID is the file's name; Key is "" (a
-// temporary file does not record its key); Started is its modification time, which an upload
-// in progress keeps moving forward as it writes.
+// Leftovers lists the temporary files of Puts in TempDir, then the partial blobs of resumable
+// uploads under TempDir/PartialDir in byte order of their keys. A Put's temporary file has its
+// name as ID and Key "" (it does not record its key); a partial blob has ID "partial/<key>"
+// and its key. Started is the file's modification time, which an upload in progress keeps
+// moving forward as it writes.
 func (s *Store) Leftovers(ctx context.Context, fn func(blob.Leftover) error) error {
 	des, err := os.ReadDir(s.tmp)
 	if err != nil {
@@ -440,14 +442,28 @@ func (s *Store) Leftovers(ctx context.Context, fn func(blob.Leftover) error) err
 			return err
 		}
 	}
-	return nil
+	// The partial blobs' tree is laid out like root's, so List's walk lists it.
+	return s.list(ctx, filepath.Join(s.tmp, PartialDir), "", func(info blob.Info) error {
+		return fn(blob.Leftover{ID: partialIDPrefix + info.Key, Key: info.Key, Started: info.Modified})
+	})
 }
 
-// RemoveLeftover removes the temporary file TempDir/id. The id must be a name Leftovers can
-// report (put-*, no separator, NUL or ".."), so it cannot reach outside TempDir. A temporary file
-// that a crash left linked under its key too is only a second name of that blob: removing it
-// leaves the blob whole.
+// RemoveLeftover removes the temporary file TempDir/id, or for an id "partial/<key>" the
+// partial blob TempDir/PartialDir/key. The id must be a name Leftovers can report (put-*, no
+// separator, NUL or ".."; or "partial/" and a key blob.CheckKey accepts), so it cannot reach
+// outside TempDir. A temporary file or partial blob that a crash left linked under its key too
+// is only a second name of that blob: removing it leaves the blob whole.
 func (s *Store) RemoveLeftover(ctx context.Context, id string) error {
+	if key, ok := strings.CutPrefix(id, partialIDPrefix); ok {
+		p, err := s.partialPath(key)
+		if err != nil {
+			return fmt.Errorf("%w: leftover id %q", blob.ErrInvalidKey, id)
+		}
+		if err := removeFile(p); err != nil {
+			return fmt.Errorf("blob/file: remove leftover: %w", err)
+		}
+		return nil
+	}
 	if !strings.HasPrefix(id, leftoverPrefix) || strings.ContainsAny(id, "/\\\x00") || strings.Contains(id, "..") {
 		return fmt.Errorf("%w: leftover id %q", blob.ErrInvalidKey, id)
 	}

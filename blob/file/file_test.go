@@ -19,16 +19,29 @@ import (
 )
 
 // newStore returns a store in a fresh directory and checks, when the test ends, that no
-// temporary file was left behind, after successful and failed Puts alike.
+// temporary file was left behind, after successful and failed Puts alike, and no partial blob
+// of a resumable upload (their directories stay, like root's).
 func newStore(t *testing.T) *file.Store {
 	st, err := file.New(t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(func() {
-		left, err := os.ReadDir(filepath.Join(st.Root(), file.TempDir))
-		require.NoError(t, err)
-		require.Empty(t, left, "temporary files left in %s", file.TempDir)
+		require.Empty(t, tempFiles(t, st), "files left in %s", file.TempDir)
 	})
 	return st
+}
+
+// tempFiles lists the files (not directories) under TempDir, relative to it.
+func tempFiles(t *testing.T, st *file.Store) []string {
+	tmp := filepath.Join(st.Root(), file.TempDir)
+	var files []string
+	require.NoError(t, filepath.WalkDir(tmp, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(tmp, p)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return err
+	}))
+	return files
 }
 
 func TestStore(t *testing.T) {
@@ -332,4 +345,83 @@ func leftovers(t *testing.T, st blob.Store) []blob.Leftover {
 		return nil
 	}))
 	return ls
+}
+
+func TestResumable(t *testing.T) {
+	t.Parallel()
+	blobtest.RunResumable(t, func(t *testing.T) blob.Store { return newStore(t) })
+}
+
+// TestPartialLayout pins where a resumable upload's bytes sit before Finish (TempDir/PartialDir
+// /key, so no key shows them), how Leftovers reports them, and that RemoveLeftover takes only
+// the ids it reports.
+func TestPartialLayout(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := t.Context()
+	off, state, err := st.Append(ctx, "ab/cdef", "", 0, strings.NewReader("hello"), 5)
+	require.NoError(t, err)
+	require.EqualValues(t, 5, off)
+	require.Equal(t, []string{"partial/ab/cdef"}, tempFiles(t, st))
+	b, err := os.ReadFile(filepath.Join(st.Root(), file.TempDir, file.PartialDir, "ab", "cdef"))
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(b))
+
+	// Started is the time of the last write.
+	p := filepath.Join(st.Root(), file.TempDir, file.PartialDir, "ab", "cdef")
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	require.NoError(t, os.Chtimes(p, old, old))
+	left := leftovers(t, st)
+	require.Equal(t, []blob.Leftover{{ID: "partial/ab/cdef", Key: "ab/cdef", Started: old}}, left)
+	off, state, err = st.Append(ctx, "ab/cdef", state, off, strings.NewReader("!"), -1)
+	require.NoError(t, err)
+	require.EqualValues(t, 6, off)
+	left = leftovers(t, st)
+	require.Len(t, left, 1)
+	require.WithinDuration(t, time.Now(), left[0].Started, time.Minute)
+
+	for _, id := range []string{
+		"partial/", "partial/../x", "partial/ab/../x", "partial/.tmp/x", "partial//ab/cdef", "partial/ab/cdef/",
+		"partial/ab\\cdef", "partial/ab/cdef\x00", "partial", "partialab/cdef", "/partial/ab/cdef",
+	} {
+		require.ErrorIs(t, st.RemoveLeftover(ctx, id), blob.ErrInvalidKey, "%q", id)
+	}
+	require.NoError(t, st.RemoveLeftover(ctx, "partial/ab"), "a directory of partial blobs is none")
+	require.Len(t, leftovers(t, st), 1)
+	require.NoError(t, st.Finish(ctx, "ab/cdef", state, off))
+	require.Empty(t, tempFiles(t, st))
+	require.Empty(t, leftovers(t, st))
+}
+
+// TestFinishAfterCrash: a server that died inside Finish, after linking the partial blob under
+// its key but before removing the partial blob's name, left a second link to the blob. The
+// retried Finish recognizes its own blob, succeeds, and removes the partial name; the same
+// situation with another file under the key is ErrExists.
+func TestFinishAfterCrash(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := t.Context()
+	partial := func(key string) string {
+		return filepath.Join(st.Root(), file.TempDir, file.PartialDir, filepath.FromSlash(key))
+	}
+
+	off, state, err := st.Append(ctx, "ab/crashed", "", 0, strings.NewReader("hello"), 5)
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Join(st.Root(), "ab"), 0o700))
+	require.NoError(t, os.Link(partial("ab/crashed"), filepath.Join(st.Root(), "ab", "crashed")))
+	require.NoError(t, st.Finish(ctx, "ab/crashed", state, off))
+	_, err = os.Lstat(partial("ab/crashed"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	rc, err := st.Get(ctx, "ab/crashed", 0, -1)
+	require.NoError(t, err)
+	b, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	require.NoError(t, rc.Close())
+	require.Equal(t, "hello", string(b))
+
+	off, state, err = st.Append(ctx, "ab/other", "", 0, strings.NewReader("hello"), 5)
+	require.NoError(t, err)
+	require.NoError(t, st.Put(ctx, "ab/other", strings.NewReader("hello"), 5))
+	require.ErrorIs(t, st.Finish(ctx, "ab/other", state, off), blob.ErrExists)
+	require.NoError(t, st.Discard(ctx, "ab/other", state))
 }
