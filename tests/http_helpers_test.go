@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 	"github.com/pgstorage/storage/lifecycle"
 	"github.com/pgstorage/storage/proxy"
 	"github.com/pgstorage/storage/tests/testdb"
+	"github.com/pgstorage/storage/tus"
 )
 
 // The configuration every HTTP test server runs with.
@@ -43,29 +45,36 @@ type httpBundle struct {
 	blobs   blob.Store // where the server keeps object bytes
 }
 
+// serverConfig is what setupHTTP starts: the proxy and the TUS door mounted on it.
+type serverConfig struct {
+	proxy.Config
+	TUS tus.Config
+}
+
 // httpOpt adjusts the configuration setupHTTP starts the proxy with.
-type httpOpt func(*proxy.Config)
+type httpOpt func(*serverConfig)
 
 // withBlobStore makes the server keep object bytes in s instead of a fresh file store.
-func withBlobStore(s blob.Store) httpOpt { return func(c *proxy.Config) { c.Blobs = s } }
+func withBlobStore(s blob.Store) httpOpt { return func(c *serverConfig) { c.Blobs = s } }
 
 // withUploadLimit replaces the global upload limit (UPLOAD_FILE_SIZE_LIMIT, httpUploadLimit).
-func withUploadLimit(n int64) httpOpt { return func(c *proxy.Config) { c.UploadFileSizeLimit = n } }
+func withUploadLimit(n int64) httpOpt { return func(c *serverConfig) { c.UploadFileSizeLimit = n } }
 
 // setupHTTP starts the proxy for t; everything stops when t ends. Object bytes go to a file
 // store under t.TempDir() unless withBlobStore says otherwise.
 func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 	t.Helper()
 	db := testdb.New(t)
-	cfg := proxy.Config{
+	sc := serverConfig{Config: proxy.Config{
 		JWTSecret:           httpJWTSecret,
 		Version:             httpVersion,
 		UploadFileSizeLimit: httpUploadLimit,
 		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	}}
 	for _, o := range opts {
-		o(&cfg)
+		o(&sc)
 	}
+	cfg := sc.Config
 	// As `storage serve` does at start: signed URLs are minted in SQL with the secret the
 	// proxy verifies them with (db.Pool connects as the owner, who alone may set it).
 	_, err := db.Pool.Exec(context.Background(), "select storage.signing_secret_set($1)", cfg.JWTSecret)
@@ -87,7 +96,14 @@ func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 	gcDone := make(chan struct{})
 	go func() { defer close(gcDone); collector.Run(gcCtx) }()
 	t.Cleanup(func() { stopGC(); <-gcDone })
-	srv := proxy.New(cfg, db.Pool).HTTPServer()
+	rest := proxy.New(cfg, db.Pool)
+	if sc.TUS.Logger == nil {
+		sc.TUS.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	door, err := tus.New(rest, cfg.Blobs, sc.TUS)
+	require.NoError(t, err)
+	rest.Mount(door)
+	srv := rest.HTTPServer()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go srv.Serve(ln) //nolint:errcheck // returns when Shutdown closes the listener

@@ -33,7 +33,7 @@ import (
 // URL signing key, and the role allow-list.
 
 // withVerifier makes the server verify tokens with v instead of the HMAC-only default.
-func withVerifier(v *identity.Verifier) httpOpt { return func(c *proxy.Config) { c.Verifier = v } }
+func withVerifier(v *identity.Verifier) httpOpt { return func(c *serverConfig) { c.Verifier = v } }
 
 // jwkJSON renders key as a JWK with kid (oct keys with their secret).
 func jwkJSON(t *testing.T, key any, kid string) json.RawMessage {

@@ -35,7 +35,7 @@ import (
 // are awaited on what it does (a row, a lock, a closed file), never slept.
 
 // withLimits sets the server's limits.
-func withLimits(lc limits.Config) httpOpt { return func(c *proxy.Config) { c.Limits = lc } }
+func withLimits(lc limits.Config) httpOpt { return func(c *serverConfig) { c.Limits = lc } }
 
 // errBusy is the body of a capacity refusal.
 func errBusy(message string) apiError { return apiError{"503", "SlowDown", "SlowDown", message} }
@@ -528,7 +528,7 @@ func TestHTTPDatabaseTimeouts(t *testing.T) {
 
 	t.Run("LockTimeout", func(t *testing.T) {
 		t.Parallel()
-		b := setupHTTP(t, func(c *proxy.Config) { c.LockTimeout = 200 * time.Millisecond; c.StatementTimeout = 20 * time.Second })
+		b := setupHTTP(t, func(c *serverConfig) { c.LockTimeout = 200 * time.Millisecond; c.StatementTimeout = 20 * time.Second })
 		b.createBucket(t, `{"name":"b"}`)
 		lockBucketRow(t, b, "b")
 		r := b.do(t, "PUT", "/bucket/b", b.service, `{"public":true}`)
@@ -537,7 +537,7 @@ func TestHTTPDatabaseTimeouts(t *testing.T) {
 
 	t.Run("StatementTimeout", func(t *testing.T) {
 		t.Parallel()
-		b := setupHTTP(t, func(c *proxy.Config) { c.StatementTimeout = 300 * time.Millisecond })
+		b := setupHTTP(t, func(c *serverConfig) { c.StatementTimeout = 300 * time.Millisecond })
 		b.createBucket(t, `{"name":"b"}`)
 		// A policy that makes reading the bucket slow for signed-in users.
 		admin(t, b.db, `create policy slow on storage.buckets for select to authenticated using ((select true from pg_sleep(5)))`)

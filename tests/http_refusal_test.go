@@ -18,12 +18,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgstorage/storage/proxy"
 )
 
 // withLog sends the server's log, every level, to w.
 func withLog(w io.Writer) httpOpt {
-	return func(c *proxy.Config) {
+	return func(c *serverConfig) {
 		c.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 }
@@ -31,7 +30,7 @@ func withLog(w io.Writer) httpOpt {
 // withReadTimeout sets SERVER_READ_TIMEOUT (how long a request body may stall) and
 // SERVER_HEADER_TIMEOUT (which bounds a small body the server reads with the headers).
 func withReadTimeout(d time.Duration) httpOpt {
-	return func(c *proxy.Config) { c.Limits.ReadIdle, c.HeaderTimeout = d, d }
+	return func(c *serverConfig) { c.Limits.ReadIdle, c.HeaderTimeout = d, d }
 }
 
 // rawRequest writes head (request line and headers, without the blank line) and body on a

@@ -14,7 +14,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgstorage/storage/proxy"
 )
 
 // Signed URLs and signed uploads over real HTTP (spec §2.7, §2.8, §4 and §11 items 55–68):
@@ -58,11 +57,11 @@ func signFileBackend(t *testing.T) objectBackend {
 
 // withUploadURLExpiry sets UPLOAD_SIGNED_URL_EXPIRATION_TIME.
 func withUploadURLExpiry(seconds int64) httpOpt {
-	return func(c *proxy.Config) { c.UploadURLExpiry = seconds }
+	return func(c *serverConfig) { c.UploadURLExpiry = seconds }
 }
 
 // withJWTAlgorithm sets AUTH_JWT_ALGORITHM.
-func withJWTAlgorithm(alg string) httpOpt { return func(c *proxy.Config) { c.JWTAlgorithm = alg } }
+func withJWTAlgorithm(alg string) httpOpt { return func(c *serverConfig) { c.JWTAlgorithm = alg } }
 
 // signEncodeURI escapes s like JavaScript's encodeURI, which storage-js applies to the base
 // URL + signedURL: everything but letters, digits and -_.!~*'();/?:@&=+$,# is escaped.

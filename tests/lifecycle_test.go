@@ -26,7 +26,6 @@ import (
 	"github.com/pgstorage/storage/blob/file"
 	"github.com/pgstorage/storage/blob/s3"
 	"github.com/pgstorage/storage/lifecycle"
-	"github.com/pgstorage/storage/proxy"
 )
 
 // newCollector returns a collector over o's database and store.
@@ -306,7 +305,7 @@ func TestLifecycleCollectorExpiresStaleUploads(t *testing.T) {
 func TestLifecycleEmptyJobSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	// No collector kicks: the job waits, durable, for whichever server works next.
-	o := newObjEnv(t, objectBackends[0], func(c *proxy.Config) { c.EmptyQueued = func() {} })
+	o := newObjEnv(t, objectBackends[0], func(c *serverConfig) { c.EmptyQueued = func() {} })
 	for i := range 25 {
 		o.mustUpload(t, "b", fmt.Sprintf("f/%02d", i), "x")
 	}

@@ -351,7 +351,7 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 
 	// Upload-Length on a PATCH declares a deferred length (TUS.md §6.4 step 9).
 	var declared *int64
-	if v, ok := header(c.ctx, "Upload-Length"); ok && !empty {
+	if v, ok := header(c.ctx, "Upload-Length"); ok && c.ctx.IsPatch() {
 		n, _ := parseSize(v)
 		switch {
 		case u.Length != nil, n < u.Offset:
@@ -557,4 +557,3 @@ func (l *lockHold) release() {
 // blobCtx is the context of blob store calls: not the request's, which fasthttp recycles
 // (a dropped client is seen by the body reads failing).
 var blobCtx = contextBackground()
-

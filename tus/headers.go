@@ -13,7 +13,7 @@ const (
 	allowMethods  = "POST, HEAD, PATCH, OPTIONS, DELETE"
 	allowHeaders  = "Authorization, Content-Type, Location, Tus-Extension, Tus-Max-Size, Tus-Resumable, Tus-Version, Upload-Concat, Upload-Defer-Length, Upload-Length, Upload-Metadata, Upload-Offset, X-HTTP-Method-Override, X-Requested-With, X-Forwarded-Host, X-Forwarded-Proto, Forwarded, Authorization, X-Upsert, Upload-Expires, ApiKey, x-signature, x-client-info"
 	// The reference's list, plus Upload-Expires and Tus-Complete: browsers may read those too.
-	exposeHeaders = "Authorization, Content-Type, Location, Tus-Extension, Tus-Max-Size, Tus-Resumable, Tus-Version, Upload-Concat, Upload-Defer-Length, Upload-Length, Upload-Metadata, Upload-Offset, X-HTTP-Method-Override, X-Requested-With, X-Forwarded-Host, X-Forwarded-Proto, Forwarded, Upload-Expires, Tus-Complete"
+	exposeHeaders     = "Authorization, Content-Type, Location, Tus-Extension, Tus-Max-Size, Tus-Resumable, Tus-Version, Upload-Concat, Upload-Defer-Length, Upload-Length, Upload-Metadata, Upload-Offset, X-HTTP-Method-Override, X-Requested-With, X-Forwarded-Host, X-Forwarded-Proto, Forwarded, Upload-Expires, Tus-Complete"
 	offsetOctetStream = "application/offset+octet-stream"
 )
 
@@ -38,13 +38,13 @@ var validated = []struct {
 // then every present protocol header well-formed (400 naming all the bad ones).
 func validateHeaders(ctx *fasthttp.RequestCtx) *Error {
 	h := &ctx.Request.Header
-	if h.Peek("Tus-Resumable") == nil {
+	if len(h.Peek("Tus-Resumable")) == 0 {
 		return errResumableRequired
 	}
 	var bad []string
 	for _, v := range validated {
 		val := h.Peek(v.name)
-		if val == nil {
+		if len(val) == 0 {
 			continue
 		}
 		if !v.valid(string(val), h.Method()) {
@@ -66,10 +66,11 @@ func parseSize(v string) (int64, bool) {
 	return n, true
 }
 
-// header returns a request header's value and whether it was sent.
+// header returns a request header's value and whether it was sent. An empty value counts as
+// none: fasthttp cannot tell an empty Content-Type from a missing one.
 func header(ctx *fasthttp.RequestCtx, name string) (string, bool) {
 	v := ctx.Request.Header.Peek(name)
-	return string(v), v != nil
+	return string(v), len(v) > 0
 }
 
 // setCORS marks a TUS response for the allowed origins, with TUS's exposed headers.
@@ -112,4 +113,3 @@ func (s *Server) Preflight(ctx *fasthttp.RequestCtx, path []byte) bool {
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 	return true
 }
-

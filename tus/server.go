@@ -106,7 +106,6 @@ func (s *Server) Routes() []proxy.Route {
 		}
 		create := s.handle(ops[0], signed, s.create)
 		add(fasthttp.MethodPost, p, create)
-		add(fasthttp.MethodPost, p+"/", create)
 		add(fasthttp.MethodPost, p+"/{id}", create)
 		add(fasthttp.MethodHead, p+"/{id}", s.handle(ops[1], signed, s.head))
 		add(fasthttp.MethodPatch, p+"/{id}", s.handle(ops[2], signed, s.patch))
@@ -206,7 +205,7 @@ func (s *Server) writeError(c *call, e *Error) {
 	if proxy.Stalled(ctx) {
 		e = errStalled
 	}
-	if e.Status >= 500 {
+	if e.Status == 500 {
 		s.log.Error("tus request failed", "operation", c.op, "status", e.Status, "error", e.cause, "body", strings.TrimSpace(e.Body))
 	}
 	if e.Status == 408 || !drain(ctx) {

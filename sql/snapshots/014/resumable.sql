@@ -241,19 +241,23 @@ grant execute on function storage_internal.resumable_completed(text, bigint) to 
 comment on function storage_internal.resumable_completed(text, bigint) is
   'Internal, SECURITY DEFINER: marks a resumable upload completed, for storage_internal.resumable_complete only (42501 otherwise).';
 
--- storage_internal.resumable_terminate(version, upsert) → text (the blob state)
--- Terminates the caller's unfinished upload (TUS DELETE), as the uploader: it must exist and be
--- the caller's (ST002), pass the RLS dry-run and duplicate check as an append would (so only a
+-- storage_internal.resumable_terminate(version, bucket_id, name, upsert) → text (the blob state)
+-- Terminates the caller's unfinished upload (TUS DELETE), as the uploader: it must exist, be
+-- the caller's and be for bucket_id/name (ST002), pass the RLS dry-run and duplicate check as an append would (so only a
 -- caller who may write the object may end its upload), and not be completed (ST010). The
 -- upload is aborted (storage_internal.object_upload_abort: its row and in-flight entry go, its
 -- blob is queued); returns the partial blob's state for the server to discard it.
-create or replace function storage_internal.resumable_terminate(version text, upsert boolean) returns text
+create or replace function storage_internal.resumable_terminate(version text, bucket_id text, name text, upsert boolean)
+  returns text
   language plpgsql
   as $$
 declare
   c record;
 begin
   select * into c from storage_internal.resumable_check(resumable_terminate.version, resumable_terminate.upsert);
+  if (c.upload).bucket_id <> resumable_terminate.bucket_id or (c.upload).name <> resumable_terminate.name then
+    raise exception using errcode = 'ST002', message = 'The upload does not exist';
+  end if;
   if (c.upload).completed_at is not null then
     raise exception using errcode = 'ST010', message = 'Cannot terminate an already completed upload';
   end if;
@@ -261,9 +265,9 @@ begin
   return (c.upload).blob_state;
 end
 $$;
-revoke all on function storage_internal.resumable_terminate(text, boolean) from public;
-grant execute on function storage_internal.resumable_terminate(text, boolean) to anon, authenticated, service_role;
-comment on function storage_internal.resumable_terminate(text, boolean) is
+revoke all on function storage_internal.resumable_terminate(text, text, text, boolean) from public;
+grant execute on function storage_internal.resumable_terminate(text, text, text, boolean) to anon, authenticated, service_role;
+comment on function storage_internal.resumable_terminate(text, text, text, boolean) is
   'Internal, the server''s TUS termination, as the uploader: the append checks, then the unfinished upload is aborted; returns its blob state. Raises ST002, ST001, ST004, 42501, ST010 when completed.';
 
 -- storage_internal.resumable_expire() → setof text

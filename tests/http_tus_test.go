@@ -1,0 +1,493 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgstorage/storage/blob"
+	"github.com/pgstorage/storage/lifecycle"
+	"github.com/pgstorage/storage/tus"
+)
+
+// Resumable uploads (TUS 1.0.0): the assertions of spec/TUS.md §18, on both backends, plus what
+// the reference leaves open (interrupted PATCHes, expiry and collection, races between servers).
+
+// tusMD builds Upload-Metadata from key, value pairs (values base64-encoded).
+func tusMD(kv ...string) string {
+	var parts []string
+	for i := 0; i < len(kv); i += 2 {
+		parts = append(parts, kv[i]+" "+base64.StdEncoding.EncodeToString([]byte(kv[i+1])))
+	}
+	return strings.Join(parts, ",")
+}
+
+// tusHeaders are request headers as name, value pairs; a value "-" removes the header.
+type tusHeaders []string
+
+// tusDo sends a TUS request: Tus-Resumable: 1.0.0 unless h says otherwise, Authorization when
+// token is set, the body as is (with its Content-Length).
+func (o *objEnv) tusDo(t *testing.T, method, path, token string, body []byte, h ...string) httpResponse {
+	t.Helper()
+	u := path
+	if !strings.HasPrefix(u, "http") {
+		u = o.baseURL + path
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, rd)
+	require.NoError(t, err)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i < len(h); i += 2 {
+		if h[i+1] == "-" {
+			req.Header.Del(h[i])
+		} else {
+			req.Header.Set(h[i], h[i+1])
+		}
+	}
+	resp, err := httpClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return httpResponse{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}
+
+// tusCreate creates an upload of length bytes for bucket/name with the service key (extra
+// headers and metadata pairs appended) and returns its Location.
+func (o *objEnv) tusCreate(t *testing.T, token, bucket, name string, length int, h ...string) string {
+	t.Helper()
+	r := o.tusDo(t, "POST", "/upload/resumable", token, nil,
+		append([]string{"Upload-Length", strconv.Itoa(length), "Upload-Metadata", tusMD("bucketName", bucket, "objectName", name)}, h...)...)
+	require.Equal(t, 201, r.Status, "create: %s", r)
+	return r.Header.Get("Location")
+}
+
+// tusPatch appends body at offset to the upload at loc.
+func (o *objEnv) tusPatch(t *testing.T, loc, token string, offset int, body []byte, h ...string) httpResponse {
+	t.Helper()
+	return o.tusDo(t, "PATCH", loc, token, body, append([]string{"Content-Type", "application/offset+octet-stream",
+		"Upload-Offset", strconv.Itoa(offset)}, h...)...)
+}
+
+// lastSegment is the upload id of a Location.
+func lastSegment(loc string) string { return loc[strings.LastIndexByte(loc, '/')+1:] }
+
+// requireTUS asserts a plain-text TUS answer: status, body, and the Tus-Resumable header.
+func requireTUS(t *testing.T, r httpResponse, status int, body string) {
+	t.Helper()
+	require.Equal(t, status, r.Status, "%s", r)
+	require.Equal(t, body, string(r.Body))
+	require.Equal(t, "1.0.0", r.Header.Get("Tus-Resumable"))
+	if body != "" {
+		require.Equal(t, "text/plain;charset=UTF-8", r.Header.Get("Content-Type"))
+	}
+}
+
+// tusState is what the database holds about resumable uploads and uploads in flight.
+func (o *objEnv) tusState(t *testing.T) (resumable, inFlight int) {
+	t.Helper()
+	require.NoError(t, o.db.Pool.QueryRow(context.Background(),
+		`select (select count(*) from storage.resumable_uploads), (select count(*) from storage.blob_uploads)`).Scan(&resumable, &inFlight))
+	return resumable, inFlight
+}
+
+func TestTUSProtocol(t *testing.T) {
+	t.Parallel()
+	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
+		// §18.1–3: capability discovery, without auth.
+		be.run(t, "options", func(t *testing.T, o *objEnv) {
+			for _, p := range []string{"/upload/resumable", "/upload/resumable/sign", "/storage/v1/upload/resumable/x"} {
+				req, err := http.NewRequest("OPTIONS", o.baseURL+p, nil)
+				require.NoError(t, err)
+				resp, err := httpClient.Do(req)
+				require.NoError(t, err)
+				resp.Body.Close()
+				require.Equal(t, 204, resp.StatusCode, p)
+				h := resp.Header
+				require.Equal(t, "1.0.0", h.Get("Tus-Version"))
+				require.Equal(t, "1.0.0", h.Get("Tus-Resumable"))
+				require.Equal(t, "creation,creation-with-upload,creation-defer-length,termination,expiration", h.Get("Tus-Extension"))
+				require.Equal(t, strconv.Itoa(httpUploadLimit), h.Get("Tus-Max-Size"))
+				require.Equal(t, "POST, HEAD, PATCH, OPTIONS, DELETE", h.Get("Access-Control-Allow-Methods"))
+				require.Equal(t, "86400", h.Get("Access-Control-Max-Age"))
+				require.Equal(t, "*", h.Get("Access-Control-Allow-Origin"))
+				for _, want := range []string{"Upload-Metadata", "Upload-Offset", "X-Upsert", "ApiKey", "x-signature"} {
+					require.Contains(t, h.Get("Access-Control-Allow-Headers"), want)
+				}
+			}
+		})
+
+		// §18.4–7, 26, 28–30: refusals before anything is stored.
+		be.run(t, "refusals before create", func(t *testing.T, o *objEnv) {
+			md := tusMD("bucketName", "b", "objectName", "f.txt")
+			r := o.tusDo(t, "POST", "/upload/resumable", "", nil, "Upload-Length", "5", "Upload-Metadata", md)
+			require.Equal(t, 400, r.Status)
+			require.Equal(t, apiError{"403", "AccessDenied", "Unauthorized", "Invalid Compact JWS"}, requireErrorShape(t, r))
+			require.Equal(t, "*", r.Header.Get("Access-Control-Allow-Origin"), "browsers must be able to read it")
+
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Tus-Resumable", "-", "Upload-Length", "5", "Upload-Metadata", md),
+				412, "Tus-Resumable Required\n")
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Tus-Resumable", "0.2.2", "Upload-Length", "5", "Upload-Metadata", md),
+				400, "Invalid tus-resumable\n")
+			for _, bad := range []string{"-1", "05", "+5", "1e3"} {
+				requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", bad, "Upload-Metadata", md),
+					400, "Invalid upload-length\n")
+			}
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Tus-Resumable", "2", "Upload-Length", "x", "Upload-Metadata", md),
+				400, "Invalid tus-resumable upload-length\n")
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "5", "Upload-Metadata", "bucketName YQ"),
+				400, "Invalid upload-metadata\n")
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "5", "Upload-Metadata", tusMD("bucketName", "b")),
+				400, "Invalid key: ")
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "5"),
+				400, "Metadata header is required")
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "5", "Upload-Defer-Length", "1", "Upload-Metadata", md),
+				400, "Upload-Length or Upload-Defer-Length header required\n")
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Metadata", md),
+				400, "Upload-Length or Upload-Defer-Length header required\n")
+			r = o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "5", "Upload-Concat", "partial", "Upload-Metadata", md)
+			require.Equal(t, 501, r.Status, "%s", r)
+			resumable, inFlight := o.tusState(t)
+			require.Equal(t, [2]int{0, 0}, [2]int{resumable, inFlight})
+			require.Empty(t, listBlobs(t, o.blobs))
+		})
+
+		// §18.8–13: create, HEAD, PATCH in two pieces, a conflicting PATCH, completion.
+		be.run(t, "upload in two patches", func(t *testing.T, o *objEnv) {
+			r := o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "5",
+				"Upload-Metadata", tusMD("bucketName", "b", "objectName", "f.txt", "contentType", "text/plain", "cacheControl", "60"))
+			requireTUS(t, r, 201, "")
+			loc := r.Header.Get("Location")
+			require.True(t, strings.HasPrefix(loc, o.baseURL+"/upload/resumable/"), loc)
+			raw, err := base64.RawURLEncoding.DecodeString(lastSegment(loc))
+			require.NoError(t, err)
+			parts := strings.Split(string(raw), "/")
+			require.Len(t, parts, 3)
+			require.Equal(t, []string{"b", "f.txt"}, parts[:2])
+			version := parts[2]
+			require.Empty(t, r.Header.Get("Upload-Offset"))
+			require.Contains(t, r.Header.Get("Access-Control-Expose-Headers"), "Location")
+			require.Contains(t, r.Header.Get("Access-Control-Expose-Headers"), "Upload-Offset")
+			expires, err := http.ParseTime(r.Header.Get("Upload-Expires"))
+			require.NoError(t, err, "Upload-Expires on both backends")
+			require.WithinDuration(t, time.Now().Add(tus.DefaultExpiry), expires, time.Minute)
+
+			r = o.tusDo(t, "HEAD", loc, o.service, nil)
+			require.Equal(t, 200, r.Status)
+			require.Equal(t, "0", r.Header.Get("Upload-Offset"))
+			require.Equal(t, "5", r.Header.Get("Upload-Length"))
+			require.Equal(t, "no-store", r.Header.Get("Cache-Control"))
+			require.Contains(t, r.Header.Get("Upload-Metadata"), "cacheControl "+base64.StdEncoding.EncodeToString([]byte("max-age=60")))
+
+			r = o.tusPatch(t, loc, o.service, 0, []byte("he"))
+			requireTUS(t, r, 204, "")
+			require.Equal(t, "2", r.Header.Get("Upload-Offset"))
+			require.Empty(t, r.Header.Get("Tus-Complete"))
+
+			requireTUS(t, o.tusPatch(t, loc, o.service, 0, []byte("llo")), 409, "Upload-Offset conflict\n")
+			require.Equal(t, "2", o.tusDo(t, "HEAD", loc, o.service, nil).Header.Get("Upload-Offset"))
+			r = o.do(t, "GET", objPath("b", "f.txt"), o.service, "")
+			require.Equal(t, 400, r.Status, "no object before the last byte: %s", r)
+
+			r = o.tusPatch(t, loc, o.service, 2, []byte("llo"))
+			requireTUS(t, r, 204, "")
+			require.Equal(t, "5", r.Header.Get("Upload-Offset"))
+			require.Equal(t, "1", r.Header.Get("Tus-Complete"))
+			r = o.do(t, "GET", "/object/authenticated/b/f.txt", o.service, "")
+			require.Equal(t, 200, r.Status, "%s", r)
+			require.Equal(t, "hello", string(r.Body))
+			require.Equal(t, "max-age=60", r.Header.Get("Cache-Control"))
+			require.Equal(t, "text/plain", r.Header.Get("Content-Type"))
+			require.Equal(t, `"5d41402abc4b2a76b9719d911017c592"`, r.Header.Get("ETag"), "the MD5 of the bytes, hashed across PATCHes")
+
+			var (
+				gotVersion             string
+				owner, ownerID         *string
+				userMetadata           *string
+				size                   int64
+				mimetype, cacheControl string
+			)
+			require.NoError(t, o.db.Pool.QueryRow(context.Background(), `select version, owner::text, owner_id, user_metadata::text,
+				(metadata->>'size')::bigint, metadata->>'mimetype', metadata->>'cacheControl'
+				from storage.objects where bucket_id = 'b' and name = 'f.txt'`).
+				Scan(&gotVersion, &owner, &ownerID, &userMetadata, &size, &mimetype, &cacheControl))
+			require.Equal(t, version, gotVersion)
+			require.Nil(t, owner)
+			require.Nil(t, ownerID)
+			require.Nil(t, userMetadata)
+			require.Equal(t, int64(5), size)
+			require.Equal(t, "text/plain", mimetype)
+			require.Equal(t, "max-age=60", cacheControl)
+			require.Equal(t, []string{blob.VersionKey(version)}, listBlobs(t, o.blobs), "the object's blob and nothing else")
+
+			// HEAD after completion reports the whole length; PATCH past it has no room.
+			r = o.tusDo(t, "HEAD", loc, o.service, nil)
+			require.Equal(t, 200, r.Status)
+			require.Equal(t, "5", r.Header.Get("Upload-Offset"))
+			requireTUS(t, o.tusPatch(t, loc, o.service, 5, []byte("x"), "x-upsert", "true"), 413, "upload's size exceeded\n")
+		})
+
+		// §18.14–16.
+		be.run(t, "patch refusals", func(t *testing.T, o *objEnv) {
+			loc := o.tusCreate(t, o.service, "b", "g.txt", 5)
+			requireTUS(t, o.tusDo(t, "PATCH", loc, o.service, []byte("he"), "Content-Type", "application/offset+octet-stream"),
+				403, "Upload-Offset header required\n")
+			requireTUS(t, o.tusDo(t, "PATCH", loc, o.service, []byte("he"), "Upload-Offset", "0"),
+				403, "Content-Type header required\n")
+			requireTUS(t, o.tusPatch(t, loc, o.service, 0, []byte("he"), "Content-Type", "application/json"),
+				400, "Invalid content-type\n")
+			requireTUS(t, o.tusPatch(t, loc, o.service, 0, []byte("hello!")), 413, "upload's size exceeded\n")
+			require.Equal(t, "0", o.tusDo(t, "HEAD", loc, o.service, nil).Header.Get("Upload-Offset"))
+			requireTUS(t, o.tusDo(t, "PUT", loc, o.service, []byte("x")), 404, "Not found\n")
+			r := o.tusDo(t, "GET", loc, o.service, nil)
+			require.Equal(t, 404, r.Status)
+			require.Empty(t, r.Header.Get("Tus-Resumable"))
+		})
+
+		// §18.17–18: cacheControl rewriting, user metadata.
+		be.run(t, "metadata", func(t *testing.T, o *objEnv) {
+			loc := o.tusCreate(t, o.service, "b", "m.txt", 2, "Upload-Metadata",
+				tusMD("bucketName", "b", "objectName", "m.txt", "cacheControl", "max-age=3600", "metadata", `{"a":1}`, "filename", "m.txt"))
+			md := o.tusDo(t, "HEAD", loc, o.service, nil).Header.Get("Upload-Metadata")
+			require.Contains(t, md, "cacheControl "+base64.StdEncoding.EncodeToString([]byte("no-cache")))
+			require.Contains(t, md, "filename "+base64.StdEncoding.EncodeToString([]byte("m.txt")))
+			requireTUS(t, o.tusPatch(t, loc, o.service, 0, []byte("ok")), 204, "")
+			var um string
+			require.NoError(t, o.db.Pool.QueryRow(context.Background(),
+				`select user_metadata::text from storage.objects where name = 'm.txt'`).Scan(&um))
+			require.JSONEq(t, `{"a":1}`, um)
+		})
+
+		// §18.19–25, 27: refusals by the SQL API's checks store nothing.
+		be.run(t, "checks at create", func(t *testing.T, o *objEnv) {
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "5",
+				"Upload-Metadata", tusMD("bucketName", "nosuch", "objectName", "f.txt")), 404, "Bucket not found")
+			o.mkBucket(t, `{"name":"lim","file_size_limit":1}`)
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "2",
+				"Upload-Metadata", tusMD("bucketName", "lim", "objectName", "f.txt")), 413, "Maximum size exceeded\n")
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", strconv.Itoa(httpUploadLimit+1),
+				"Upload-Metadata", tusMD("bucketName", "b", "objectName", "f.txt")), 413, "Maximum size exceeded\n")
+			o.mkBucket(t, `{"name":"img","allowed_mime_types":["image/png"]}`)
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "2",
+				"Upload-Metadata", tusMD("bucketName", "img", "objectName", "f", "contentType", "text/plain")), 415, "mime type text/plain is not supported")
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.anon, nil, "Upload-Length", "2",
+				"Upload-Metadata", tusMD("bucketName", "b", "objectName", "f")), 403, "new row violates row-level security policy")
+			resumable, inFlight := o.tusState(t)
+			require.Equal(t, [2]int{0, 0}, [2]int{resumable, inFlight}, "refused creates record nothing")
+			require.Empty(t, listBlobs(t, o.blobs))
+			o.tusCreate(t, o.service, "img", "f.png", 2, "Upload-Metadata", tusMD("bucketName", "img", "objectName", "f.png", "contentType", "image/png"))
+
+			require.Equal(t, 200, o.upload(t, "POST", "b", "f.txt", o.service, "x").Status)
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "2",
+				"Upload-Metadata", tusMD("bucketName", "b", "objectName", "f.txt")), 409, "The resource already exists")
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "2", "x-upsert", "TRUE",
+				"Upload-Metadata", tusMD("bucketName", "b", "objectName", "f.txt")), 409, "The resource already exists")
+			o.tusCreate(t, o.service, "b", "f.txt", 2, "x-upsert", "true")
+		})
+
+		// §18.31–32: creation-with-upload.
+		be.run(t, "creation with upload", func(t *testing.T, o *objEnv) {
+			r := o.tusDo(t, "POST", "/upload/resumable", o.service, []byte("hello"), "Upload-Length", "11",
+				"Content-Type", "application/offset+octet-stream", "Upload-Metadata", tusMD("bucketName", "b", "objectName", "c1"))
+			requireTUS(t, r, 201, "")
+			require.Equal(t, "5", r.Header.Get("Upload-Offset"))
+			require.Equal(t, "5", o.tusDo(t, "HEAD", r.Header.Get("Location"), o.service, nil).Header.Get("Upload-Offset"))
+
+			r = o.tusDo(t, "POST", "/upload/resumable", o.service, []byte("hello"), "Upload-Length", "5",
+				"Content-Type", "application/offset+octet-stream", "Upload-Metadata", tusMD("bucketName", "b", "objectName", "c2"))
+			requireTUS(t, r, 201, "")
+			require.Equal(t, "5", r.Header.Get("Upload-Offset"))
+			require.Equal(t, "1", r.Header.Get("Tus-Complete"))
+			require.Empty(t, r.Header.Get("Upload-Expires"))
+			r = o.do(t, "GET", "/object/authenticated/b/c2", o.service, "")
+			require.Equal(t, "hello", string(r.Body), "%s", r)
+
+			// A zero-length upload completes at creation (the reference's S3 store does not).
+			r = o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "0",
+				"Upload-Metadata", tusMD("bucketName", "b", "objectName", "empty"))
+			requireTUS(t, r, 201, "")
+			require.Equal(t, "1", r.Header.Get("Tus-Complete"))
+			r = o.do(t, "GET", "/object/authenticated/b/empty", o.service, "")
+			require.Equal(t, 200, r.Status, "%s", r)
+			require.Empty(t, r.Body)
+			require.Equal(t, `"d41d8cd98f00b204e9800998ecf8427e"`, r.Header.Get("ETag"))
+		})
+
+		// §18.33–37: ids, termination.
+		be.run(t, "ids and termination", func(t *testing.T, o *objEnv) {
+			b64 := base64.RawURLEncoding.EncodeToString
+			requireTUS(t, o.tusDo(t, "HEAD", "/upload/resumable/"+b64([]byte("b/never/missing-version")), o.service, nil), 404, "")
+			requireTUS(t, o.tusDo(t, "PATCH", "/upload/resumable/"+b64([]byte("b/never/missing-version")), o.service, nil,
+				"Upload-Offset", "0", "Content-Type", "application/offset+octet-stream"), 404, "The file for this url was not found\n")
+			requireTUS(t, o.tusDo(t, "PATCH", "/upload/resumable/"+b64([]byte("b")), o.service, nil,
+				"Upload-Offset", "0", "Content-Type", "application/offset+octet-stream"), 400, "Invalid upload id")
+
+			loc := o.tusCreate(t, o.service, "b", "t.txt", 10)
+			requireTUS(t, o.tusPatch(t, loc, o.service, 0, []byte("abc")), 204, "")
+			// Another user holding the URL sees no upload.
+			requireTUS(t, o.tusPatch(t, loc, o.userA, 3, []byte("def")), 404, "The file for this url was not found\n")
+			requireTUS(t, o.tusDo(t, "DELETE", loc, o.service, nil), 204, "")
+			require.Equal(t, 404, o.tusDo(t, "HEAD", loc, o.service, nil).Status)
+			resumable, inFlight := o.tusState(t)
+			require.Equal(t, [2]int{0, 0}, [2]int{resumable, inFlight})
+			require.Empty(t, listBlobs(t, o.blobs), "a terminated upload leaves nothing behind")
+
+			loc = o.tusCreate(t, o.service, "b", "done.txt", 2)
+			requireTUS(t, o.tusPatch(t, loc, o.service, 0, []byte("ok")), 204, "")
+			requireTUS(t, o.tusDo(t, "DELETE", loc, o.service, nil, "x-upsert", "true"), 400, "Cannot terminate an already completed upload")
+			requireTUS(t, o.tusDo(t, "DELETE", loc, o.service, nil), 409, "The resource already exists")
+			require.Equal(t, 200, o.do(t, "GET", "/object/authenticated/b/done.txt", o.service, "").Status)
+		})
+
+		// §18.38–44: signed uploads.
+		be.run(t, "signed", func(t *testing.T, o *objEnv) {
+			token := func(path string, extra ...reqOpt) string {
+				r := o.do(t, "POST", path, o.userA, "", extra...)
+				var v struct {
+					Token     string `json:"token"`
+					SignedURL string `json:"signedURL"`
+				}
+				require.Equal(t, 200, r.Status, "%s", r)
+				require.NoError(t, json.Unmarshal(r.Body, &v))
+				if v.Token == "" {
+					u, err := url.Parse(v.SignedURL)
+					require.NoError(t, err)
+					v.Token = u.Query().Get("token")
+				}
+				return v.Token
+			}
+			// userA may upload to b (policy below); the token carries userA as signer.
+			ownerSQL(t, o.db, `create policy ins on storage.objects for insert to authenticated with check (bucket_id = 'b')`)
+			ownerSQL(t, o.db, `create policy sel on storage.objects for select to authenticated using (bucket_id = 'b')`)
+			ownerSQL(t, o.db, `create policy upd on storage.objects for update to authenticated using (bucket_id = 'b')`)
+			tok := token("/object/upload/sign/b/s.txt", withHeader("x-upsert", "true"))
+			md := tusMD("bucketName", "b", "objectName", "s.txt")
+			r := o.tusDo(t, "POST", "/upload/resumable/sign", "", nil, "x-signature", tok, "Upload-Length", "3", "Upload-Metadata", md)
+			requireTUS(t, r, 201, "")
+			loc := r.Header.Get("Location")
+			require.Contains(t, loc, "/upload/resumable/sign/")
+			r = o.tusPatch(t, loc, "", 0, []byte("abc"), "x-signature", tok)
+			requireTUS(t, r, 204, "")
+			require.Equal(t, "1", r.Header.Get("Tus-Complete"))
+			var ownerID string
+			require.NoError(t, o.db.Pool.QueryRow(context.Background(),
+				`select owner_id from storage.objects where name = 's.txt'`).Scan(&ownerID))
+			require.Equal(t, userA.Sub, ownerID)
+
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable/sign", "", nil, "Upload-Length", "3", "Upload-Metadata", md),
+				400, "Missing x-signature header")
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable/sign", "", nil, "x-signature", "invalid-token", "Upload-Length", "3", "Upload-Metadata", md),
+				400, "Invalid Compact JWS")
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable/sign", "", nil, "x-signature", tok, "Upload-Length", "3",
+				"Upload-Metadata", tusMD("bucketName", "b", "objectName", "other.txt")), 400, "Invalid signature")
+			download := token("/object/sign/b/s.txt", func(r *http.Request) {
+				r.Header.Set("Content-Type", "application/json")
+				r.Body = io.NopCloser(strings.NewReader(`{"expiresIn":60}`))
+				r.ContentLength = int64(len(`{"expiresIn":60}`))
+			})
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable/sign", "", nil, "x-signature", download, "Upload-Length", "3", "Upload-Metadata", md),
+				400, "Token is not scoped for upload")
+			expired := signJWT(t, jwt.SigningMethodHS256, []byte(httpJWTSecret), jwt.MapClaims{"url": "b/s.txt", "scope": "upload", "upsert": true,
+				"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()})
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable/sign", "", nil, "x-signature", expired, "Upload-Length", "3", "Upload-Metadata", md),
+				400, `"exp" claim timestamp check failed`)
+		})
+
+		// §18.45: deferred length.
+		be.run(t, "deferred length", func(t *testing.T, o *objEnv) {
+			r := o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Defer-Length", "1",
+				"Upload-Metadata", tusMD("bucketName", "b", "objectName", "d.txt"))
+			requireTUS(t, r, 201, "")
+			loc := r.Header.Get("Location")
+			r = o.tusDo(t, "HEAD", loc, o.service, nil)
+			require.Equal(t, "1", r.Header.Get("Upload-Defer-Length"))
+			require.Empty(t, r.Header.Get("Upload-Length"))
+			requireTUS(t, o.tusPatch(t, loc, o.service, 0, []byte("ab")), 204, "")
+			r = o.tusPatch(t, loc, o.service, 2, []byte("c"), "Upload-Length", "3")
+			requireTUS(t, r, 204, "")
+			require.Equal(t, "1", r.Header.Get("Tus-Complete"))
+			require.Equal(t, "abc", string(o.do(t, "GET", "/object/authenticated/b/d.txt", o.service, "").Body))
+		})
+
+		// §18.47: two uploads of one new key without upsert: the first to complete wins.
+		be.run(t, "same key twice", func(t *testing.T, o *objEnv) {
+			first := o.tusCreate(t, o.service, "b", "k", 2)
+			second := o.tusCreate(t, o.service, "b", "k", 2)
+			requireTUS(t, o.tusPatch(t, second, o.service, 0, []byte("2")), 204, "")
+			requireTUS(t, o.tusPatch(t, first, o.service, 0, []byte("11")), 204, "")
+			requireTUS(t, o.tusPatch(t, second, o.service, 1, []byte("2")), 409, "The resource already exists")
+			require.Equal(t, "11", string(o.do(t, "GET", "/object/authenticated/b/k", o.service, "").Body))
+		})
+
+		// The prefix supabase-js uses, and Location behind a proxy.
+		be.run(t, "location", func(t *testing.T, o *objEnv) {
+			r := o.tusDo(t, "POST", "/storage/v1/upload/resumable", o.service, nil, "Upload-Length", "1",
+				"Upload-Metadata", tusMD("bucketName", "b", "objectName", "l"))
+			requireTUS(t, r, 201, "")
+			require.True(t, strings.HasPrefix(r.Header.Get("Location"), o.baseURL+"/storage/v1/upload/resumable/"), r.Header.Get("Location"))
+			requireTUS(t, o.tusPatch(t, r.Header.Get("Location"), o.service, 0, []byte("x")), 204, "")
+
+			r = o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "1",
+				"Upload-Metadata", tusMD("bucketName", "b", "objectName", "l2"), "X-Forwarded-Host", "files.example.com",
+				"X-Forwarded-Proto", "https")
+			require.True(t, strings.HasPrefix(r.Header.Get("Location"), "https://files.example.com/upload/resumable/"), r.Header.Get("Location"))
+			r = o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "1",
+				"Upload-Metadata", tusMD("bucketName", "b", "objectName", "l3"), "Forwarded", `for=1.2.3.4;host=h.example:8443;proto=https`)
+			require.True(t, strings.HasPrefix(r.Header.Get("Location"), "https://h.example:8443/upload/resumable/"), r.Header.Get("Location"))
+		})
+	})
+}
+
+// TestTUSExpiry: an unfinished upload expires after its configured idle time (both backends):
+// HEAD answers 410, and the collector leaves nothing of it behind.
+func TestTUSExpiry(t *testing.T) {
+	t.Parallel()
+	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
+		o := newObjEnv(t, be, func(c *serverConfig) { c.TUS.Expiry = 2 * time.Second })
+		r := o.tusDo(t, "POST", "/upload/resumable", o.service, []byte("abc"), "Upload-Length", "10",
+			"Content-Type", "application/offset+octet-stream", "Upload-Metadata", tusMD("bucketName", "b", "objectName", "x"))
+		requireTUS(t, r, 201, "")
+		expires, err := http.ParseTime(r.Header.Get("Upload-Expires"))
+		require.NoError(t, err)
+		require.WithinDuration(t, time.Now().Add(2*time.Second), expires, 2*time.Second)
+		require.NotEmpty(t, listBlobs(t, o.blobs), "the partial blob")
+		loc := r.Header.Get("Location")
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			r = o.tusDo(t, "HEAD", loc, o.service, nil)
+			if r.Status == 410 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		require.Equal(t, 410, r.Status)
+		requireTUS(t, o.tusPatch(t, loc, o.service, 3, []byte("d")), 410, "The file for this url no longer exists\n")
+
+		c := &lifecycle.Collector{DB: o.db.Pool, Blobs: o.blobs, LeftoverGrace: time.Nanosecond}
+		st, err := c.RunOnce(context.Background())
+		require.NoError(t, err)
+		require.True(t, st.Leader)
+		require.Equal(t, 1, st.Expired)
+		resumable, inFlight := o.tusState(t)
+		require.Equal(t, [2]int{0, 0}, [2]int{resumable, inFlight})
+		require.Empty(t, listBlobs(t, o.blobs), "an expired upload leaves nothing behind")
+		require.Equal(t, 404, o.tusDo(t, "HEAD", loc, o.service, nil).Status)
+	})
+}
