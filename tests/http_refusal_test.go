@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
 )
 
 // withLog sends the server's log, every level, to w.

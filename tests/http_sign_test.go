@@ -13,7 +13,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
-
 )
 
 // Signed URLs and signed uploads over real HTTP (spec §2.7, §2.8, §4 and §11 items 55–68):
