@@ -1,11 +1,15 @@
 package tests
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -17,7 +21,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgstorage/storage/blob"
+	"github.com/pgstorage/storage/blob/blobtest"
 	"github.com/pgstorage/storage/lifecycle"
+	"github.com/pgstorage/storage/proxy"
 	"github.com/pgstorage/storage/tus"
 )
 
@@ -491,3 +497,136 @@ func TestTUSExpiry(t *testing.T) {
 		require.Equal(t, 404, o.tusDo(t, "HEAD", loc, o.service, nil).Status)
 	})
 }
+
+// tusRawPatch starts a PATCH of a declared size on a connection of its own and sends only
+// first (the rest never comes): the caller closes the connection, or lets the server time
+// out.
+func tusRawPatch(t *testing.T, base, loc, token string, offset, declared int, first []byte) net.Conn {
+	t.Helper()
+	u, err := url.Parse(loc)
+	require.NoError(t, err)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	_, err = fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nTus-Resumable: 1.0.0\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: %d\r\nContent-Length: %d\r\n\r\n",
+		u.RequestURI(), u.Host, token, offset, declared)
+	require.NoError(t, err)
+	_, err = conn.Write(first)
+	require.NoError(t, err)
+	return conn
+}
+
+// tusWaitOffset polls HEAD until the upload reports want (the server records a cut PATCH's
+// bytes when it sees the connection end).
+func (o *objEnv) tusWaitOffset(t *testing.T, loc string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := o.tusDo(t, "HEAD", loc, o.service, nil)
+		require.Equal(t, 200, r.Status, "%s", r)
+		if r.Header.Get("Upload-Offset") == strconv.Itoa(want) {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "Upload-Offset is %s, want %d", r.Header.Get("Upload-Offset"), want)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTUSInterruptedPatch: a PATCH whose client goes away mid-body keeps every byte that
+// reached the server; HEAD reports exactly that offset, and resuming from it makes the
+// object's bytes equal the source.
+func TestTUSInterruptedPatch(t *testing.T) {
+	t.Parallel()
+	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
+		o := newObjEnv(t, be)
+		src := blobtestBytes(12<<20+12345, 7)
+		loc := o.tusCreate(t, o.service, "b", "cut.bin", len(src))
+		r := o.tusPatch(t, loc, o.service, 0, src[:6<<20])
+		requireTUS(t, r, 204, "")
+		// 2.5 MiB of a 6 MiB chunk, then the connection is cut.
+		cut := 6<<20 + 5<<19
+		conn := tusRawPatch(t, o.baseURL, loc, o.service, 6<<20, 6<<20, src[6<<20:cut])
+		require.NoError(t, conn.Close())
+		o.tusWaitOffset(t, loc, cut)
+		requireTUS(t, o.tusPatch(t, loc, o.service, 6<<20, src[6<<20:]), 409, "Upload-Offset conflict\n")
+		r = o.tusPatch(t, loc, o.service, cut, src[cut:])
+		requireTUS(t, r, 204, "")
+		require.Equal(t, "1", r.Header.Get("Tus-Complete"))
+		r = o.do(t, "GET", "/object/authenticated/b/cut.bin", o.service, "")
+		require.Equal(t, 200, r.Status)
+		require.True(t, bytes.Equal(src, r.Body), "the object's bytes are the source's")
+		resumable, inFlight := o.tusState(t)
+		require.Equal(t, [2]int{1, 0}, [2]int{resumable, inFlight}, "completed: the record stays until expiry, nothing in flight")
+	})
+}
+
+// TestTUSTwoServers: two servers on one database and one blob store. While a PATCH streams
+// through one, a PATCH of the same upload through the other waits for the lock and gives up
+// (503, the client retries); once the first is done the second's offset is stale (409), and
+// HEAD on either reports the bytes the first stored.
+func TestTUSTwoServers(t *testing.T) {
+	t.Parallel()
+	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
+		o := newObjEnv(t, be, func(c *serverConfig) { c.TUS.LockTimeout = time.Second })
+		other := o.secondServer(t, func(c *serverConfig) { c.TUS.LockTimeout = time.Second })
+		src := blobtestBytes(3<<20, 9)
+		loc := o.tusCreate(t, o.service, "b", "race.bin", len(src))
+		otherLoc := other + strings.TrimPrefix(loc, o.baseURL)
+
+		conn := tusRawPatch(t, o.baseURL, loc, o.service, 0, 2<<20, src[:1<<20])
+		// Wait until the first server holds the upload's lock.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var n int
+			require.NoError(t, o.db.Pool.QueryRow(context.Background(),
+				`select count(*) from pg_locks where locktype = 'advisory' and granted`).Scan(&n))
+			if n > 0 {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "the first PATCH never took the lock")
+			time.Sleep(20 * time.Millisecond)
+		}
+		requireTUS(t, o.tusPatch(t, otherLoc, o.service, 0, src[:1<<20]), 503, "acquiring lock timeout")
+
+		_, err := conn.Write(src[1<<20 : 2<<20])
+		require.NoError(t, err)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.NoError(t, conn.Close())
+		require.Equal(t, 204, resp.StatusCode)
+		require.Equal(t, strconv.Itoa(2<<20), resp.Header.Get("Upload-Offset"))
+
+		requireTUS(t, o.tusPatch(t, otherLoc, o.service, 0, src[:1<<20]), 409, "Upload-Offset conflict\n")
+		r := o.tusDo(t, "HEAD", otherLoc, o.service, nil)
+		require.Equal(t, strconv.Itoa(2<<20), r.Header.Get("Upload-Offset"))
+		r = o.tusPatch(t, otherLoc, o.service, 2<<20, src[2<<20:])
+		requireTUS(t, r, 204, "")
+		require.Equal(t, "1", r.Header.Get("Tus-Complete"))
+		require.True(t, bytes.Equal(src, o.do(t, "GET", "/object/authenticated/b/race.bin", o.service, "").Body))
+	})
+}
+
+// secondServer starts another proxy (with the TUS door) on o's database and blob store and
+// returns its base URL.
+func (o *objEnv) secondServer(t *testing.T, opts ...httpOpt) string {
+	t.Helper()
+	sc := serverConfig{Config: proxy.Config{JWTSecret: httpJWTSecret, Version: httpVersion, UploadFileSizeLimit: httpUploadLimit,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Blobs: o.blobs}}
+	for _, opt := range opts {
+		opt(&sc)
+	}
+	rest := proxy.New(sc.Config, o.db.Pool)
+	door, err := tus.New(rest, o.blobs, sc.TUS)
+	require.NoError(t, err)
+	rest.Mount(door)
+	srv := rest.HTTPServer()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go srv.Serve(ln) //nolint:errcheck // returns when Shutdown closes the listener
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
+// blobtestBytes is n deterministic pseudo-random bytes.
+func blobtestBytes(n int, seed uint64) []byte { return blobtest.Bytes(int64(n), seed) }
