@@ -31,7 +31,10 @@ type Report struct {
 	Orphans      int // blobs that no row, queue entry or upload references
 	OrphanBytes  int64
 	MissingBlobs int // rows whose blob is not in the store (reported, never deleted)
-	Errors       int
+	// Resumable uploads in progress (reported; they expire on their own) and the bytes they hold.
+	Resumable      int
+	ResumableBytes int64
+	Errors         int
 }
 
 // Reconcile compares the blob store with the database and reports, and with Apply repairs, what
@@ -56,10 +59,24 @@ func Reconcile(ctx context.Context, db *pgxpool.Pool, store blob.Store, o Reconc
 		out = io.Discard
 	}
 	cutoff := time.Now().Add(-o.Grace)
+	// The uploads in flight before the store is listed: their partial blobs (resumable
+	// uploads) are not leftovers, whatever their age.
+	rows, _ := db.Query(ctx, `select version from storage.blob_uploads`)
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return r, fmt.Errorf("read uploads in flight: %w", err)
+	}
+	inFlight := make(map[string]bool, len(versions))
+	for _, v := range versions {
+		inFlight[blob.VersionKey(v)] = true
+	}
 	if err := reconcileUploads(ctx, db, store, o, out, &r); err != nil {
 		return r, err
 	}
-	err := eachStaleLeftover(ctx, store, cutoff, nil, func(l blob.Leftover) error {
+	if err := reconcileResumable(ctx, db, out, &r); err != nil {
+		return r, err
+	}
+	err = eachStaleLeftover(ctx, store, cutoff, inFlight, func(l blob.Leftover) error {
 		r.Leftovers++
 		what := l.ID
 		if l.Key != "" {
@@ -94,8 +111,11 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // Apply they are expired through SQL (their entries move to the blob queue) and their blobs
 // deleted at once: no row ever referenced them, so no restore can need them.
 func reconcileUploads(ctx context.Context, db *pgxpool.Pool, store blob.Store, o ReconcileOptions, out io.Writer, r *Report) error {
-	rows, _ := db.Query(ctx, `select version, bucket_id, name, started_at from storage.blob_uploads
-		where started_at < now() - $1::interval order by started_at`, o.Grace)
+	// Resumable uploads stay in flight until they complete or expire (reconcileResumable).
+	rows, _ := db.Query(ctx, `select version, bucket_id, name, started_at from storage.blob_uploads u
+		where started_at < now() - $1::interval
+		  and not exists (select from storage.resumable_uploads r where r.version = u.version)
+		order by started_at`, o.Grace)
 	type upload struct {
 		Version, BucketID, Name string
 		StartedAt               time.Time
@@ -108,6 +128,33 @@ func reconcileUploads(ctx context.Context, db *pgxpool.Pool, store blob.Store, o
 		r.StaleUploads++
 		fmt.Fprintf(out, "stale upload  %s/%s version %s started %s%s\n", u.BucketID, u.Name, u.Version, stamp(u.StartedAt),
 			r.apply(o, func() error { return expireUpload(ctx, db, store, u.Version, o.Grace) }, "ended, its blob deleted"))
+	}
+	return nil
+}
+
+// reconcileResumable reports the unfinished resumable uploads: each is in flight (its partial
+// blob is no leftover) until it completes, is terminated, or expires, when the collector ends it.
+func reconcileResumable(ctx context.Context, db *pgxpool.Pool, out io.Writer, r *Report) error {
+	rows, _ := db.Query(ctx, `select version, bucket_id, name, upload_offset, upload_length, expires_at
+		from storage.resumable_uploads where completed_at is null order by created_at`)
+	var (
+		version, bucket, name string
+		offset                int64
+		length                *int64
+		expires               time.Time
+	)
+	_, err := pgx.ForEachRow(rows, []any{&version, &bucket, &name, &offset, &length, &expires}, func() error {
+		r.Resumable++
+		r.ResumableBytes += offset
+		of := "length not declared yet"
+		if length != nil {
+			of = fmt.Sprintf("of %d", *length)
+		}
+		fmt.Fprintf(out, "resumable     %s/%s version %s at %d bytes %s, expires %s\n", bucket, name, version, offset, of, stamp(expires))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read resumable uploads: %w", err)
 	}
 	return nil
 }
@@ -247,6 +294,13 @@ func (r Report) Summary(applied bool) string {
 	}
 	if r.MissingBlobs > 0 {
 		s += "; rows with missing blobs are left as they are (restore the blobs, or delete the rows)"
+	}
+	if r.Resumable > 0 {
+		n := "1 resumable upload"
+		if r.Resumable > 1 {
+			n = fmt.Sprintf("%d resumable uploads", r.Resumable)
+		}
+		s += fmt.Sprintf("; %s in progress (%d bytes; they expire on their own)", n, r.ResumableBytes)
 	}
 	return s
 }

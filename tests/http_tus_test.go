@@ -442,6 +442,30 @@ func TestTUSProtocol(t *testing.T) {
 			require.Equal(t, "11", string(o.do(t, "GET", "/object/authenticated/b/k", o.service, "").Body))
 		})
 
+		// RLS decides at every step, as the caller: at create, at every PATCH (the policy in
+		// force now, not the one at create), and at the commit.
+		be.run(t, "rls", func(t *testing.T, o *objEnv) {
+			ownerSQL(t, o.db, `create policy ins on storage.objects for insert to authenticated
+				with check (bucket_id = 'b' and (storage.foldername(name))[1] = auth.uid()::text)`)
+			requireTUS(t, o.tusDo(t, "POST", "/upload/resumable", o.userA, nil, "Upload-Length", "4",
+				"Upload-Metadata", tusMD("bucketName", "b", "objectName", userB.Sub+"/x")), 403, "new row violates row-level security policy")
+			loc := o.tusCreate(t, o.userA, "b", userA.Sub+"/x", 4)
+			requireTUS(t, o.tusPatch(t, loc, o.userA, 0, []byte("ab")), 204, "")
+			requireTUS(t, o.tusDo(t, "HEAD", loc, o.userB, nil), 404, "")
+			ownerSQL(t, o.db, `drop policy ins on storage.objects`)
+			requireTUS(t, o.tusPatch(t, loc, o.userA, 2, []byte("cd")), 403, "new row violates row-level security policy")
+			require.Equal(t, "2", o.tusDo(t, "HEAD", loc, o.userA, nil).Header.Get("Upload-Offset"), "a refused PATCH stores nothing")
+			ownerSQL(t, o.db, `create policy ins on storage.objects for insert to authenticated
+				with check (bucket_id = 'b' and (storage.foldername(name))[1] = auth.uid()::text)`)
+			r := o.tusPatch(t, loc, o.userA, 2, []byte("cd"))
+			requireTUS(t, r, 204, "")
+			require.Equal(t, "1", r.Header.Get("Tus-Complete"))
+			var owner, ownerID string
+			require.NoError(t, o.db.Pool.QueryRow(context.Background(),
+				`select owner::text, owner_id from storage.objects where name = $1`, userA.Sub+"/x").Scan(&owner, &ownerID))
+			require.Equal(t, [2]string{userA.Sub, userA.Sub}, [2]string{owner, ownerID})
+		})
+
 		// The prefix supabase-js uses, and Location behind a proxy.
 		be.run(t, "location", func(t *testing.T, o *objEnv) {
 			r := o.tusDo(t, "POST", "/storage/v1/upload/resumable", o.service, nil, "Upload-Length", "1",
@@ -630,3 +654,22 @@ func (o *objEnv) secondServer(t *testing.T, opts ...httpOpt) string {
 
 // blobtestBytes is n deterministic pseudo-random bytes.
 func blobtestBytes(n int, seed uint64) []byte { return blobtest.Bytes(int64(n), seed) }
+
+// TestTUSReconcile: `storage reconcile` counts unfinished resumable uploads and, even with no
+// grace period and --apply, leaves them whole: their partial blobs are no leftovers.
+func TestTUSReconcile(t *testing.T) {
+	t.Parallel()
+	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
+		o := newObjEnv(t, be)
+		loc := o.tusCreate(t, o.service, "b", "r.bin", 6)
+		requireTUS(t, o.tusPatch(t, loc, o.service, 0, []byte("abc")), 204, "")
+		var out strings.Builder
+		rep, err := lifecycle.Reconcile(context.Background(), o.db.Pool, o.blobs, lifecycle.ReconcileOptions{Apply: true, Out: &out})
+		require.NoError(t, err)
+		require.Equal(t, lifecycle.Report{Resumable: 1, ResumableBytes: 3}, rep, out.String())
+		require.Contains(t, out.String(), "resumable     b/r.bin version ")
+		require.Contains(t, rep.Summary(true), "; 1 resumable upload in progress (3 bytes; they expire on their own)")
+		requireTUS(t, o.tusPatch(t, loc, o.service, 3, []byte("def")), 204, "")
+		require.Equal(t, "abcdef", string(o.do(t, "GET", "/object/authenticated/b/r.bin", o.service, "").Body))
+	})
+}
