@@ -673,3 +673,35 @@ func TestTUSReconcile(t *testing.T) {
 		require.Equal(t, "abcdef", string(o.do(t, "GET", "/object/authenticated/b/r.bin", o.service, "").Body))
 	})
 }
+
+// TestTUSStateIsTheServers: the blob store's state of a partial blob names pieces the store
+// reads and deletes, so no request role may record it: only the servers' role can.
+func TestTUSStateIsTheServers(t *testing.T) {
+	t.Parallel()
+	o := newObjEnv(t, objectBackends[0])
+	o.tusCreate(t, o.service, "b", "s", 4)
+	var version string
+	require.NoError(t, o.db.Pool.QueryRow(context.Background(), `select version from storage.resumable_uploads`).Scan(&version))
+	for _, id := range []proxy.Identity{asAnon, userA, asService} {
+		err := exec(t, o.db, id, `select storage_internal.resumable_advance($1, 0, 4, null, 'tails/elsewhere', null, '1 hour')`, version)
+		requireSQLState(t, err, "42501", "permission denied for function resumable_advance")
+	}
+}
+
+// TestTUSDotSegments: keys follow the REST rules on both backends: bytes are stored under the
+// object's version, never under its key, so ".." segments reach nothing outside the store
+// (the reference's file backend refuses them, §18.27: a deliberate difference).
+func TestTUSDotSegments(t *testing.T) {
+	t.Parallel()
+	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
+		o := newObjEnv(t, be)
+		r := o.tusDo(t, "POST", "/upload/resumable", o.service, []byte("dots"), "Upload-Length", "4",
+			"Content-Type", "application/offset+octet-stream", "Upload-Metadata", tusMD("bucketName", "b", "objectName", "../../x"))
+		requireTUS(t, r, 201, "")
+		require.Equal(t, "1", r.Header.Get("Tus-Complete"))
+		var version string
+		require.NoError(t, o.db.Pool.QueryRow(context.Background(),
+			`select version from storage.objects where bucket_id = 'b' and name = '../../x'`).Scan(&version))
+		require.Equal(t, []string{blob.VersionKey(version)}, listBlobs(t, o.blobs))
+	})
+}

@@ -433,12 +433,15 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 		return res, nil
 	}
 	if newOffset > offset || declared != nil {
+		// As the server (the connection's own role, storage_server), not as the uploader: the
+		// blob state names pieces in the store, which no request role may choose.
 		st, err := hashState(h)
 		if err == nil {
-			err = l.held.Call(ctx, s.settings(c),
+			var ok bool
+			err = l.held.QueryRow(ctx,
 				`select storage_internal.resumable_advance(version => $1, from_offset => $2, to_offset => $3,
 				   upload_length => $4, blob_state => $5, md5_state => $6, expires_in => $7)`,
-				[]any{u.Version, offset, newOffset, declared, state, st, s.cfg.Expiry}, nil)
+				u.Version, offset, newOffset, declared, state, st, s.cfg.Expiry).Scan(&ok)
 		}
 		if err != nil {
 			return nil, fromCall(err)

@@ -134,14 +134,17 @@ comment on function storage_internal.resumable_check(text, boolean) is
   'Internal, the server''s TUS append check, as the uploader: the caller''s upload (ST002) and, unless expired, the RLS dry-run and duplicate check again; returns the row and the size limit. Raises ST002, ST001, ST004, 42501.';
 
 -- storage_internal.resumable_advance(version, from_offset, to_offset, upload_length,
---   blob_state, md5_state, expires_in) → void
+--   blob_state, md5_state, expires_in) → boolean
 -- Records an append: the partial blob now holds to_offset durable bytes (from from_offset,
 -- which must be the recorded offset: ST015 otherwise), described by blob_state, hashed so far
 -- by md5_state; upload_length declares a deferred length (ignored when already declared). The
--- upload's expiry moves to expires_in from now: uploads expire after inactivity. SECURITY
--- DEFINER: the caller's upload only (ST002), not completed.
+-- upload's expiry moves to expires_in from now: uploads expire after inactivity. For the
+-- servers' role storage_server only (and the owner): the blob state names the partial blob's
+-- pieces in the store, which no request role may choose. The server calls it under the
+-- upload's lock, after storage_internal.resumable_check ran as the uploader. ST002 when the
+-- upload is gone or completed.
 create or replace function storage_internal.resumable_advance(version text, from_offset bigint, to_offset bigint,
-  upload_length bigint, blob_state text, md5_state bytea, expires_in interval) returns void
+  upload_length bigint, blob_state text, md5_state bytea, expires_in interval) returns boolean
   language plpgsql
   security definer
   set search_path = pg_catalog, pg_temp
@@ -149,15 +152,11 @@ create or replace function storage_internal.resumable_advance(version text, from
 declare
   r storage.resumable_uploads;
 begin
-  select * into r from storage.resumable_uploads x
-  where x.version = resumable_advance.version
-    and x.owner_id is not distinct from nullif(current_setting('request.jwt.claim.sub', true), '')
-  for update;
-  if not found then
+  select * into r from storage.resumable_uploads x where x.version = resumable_advance.version for update;
+  if not found or r.completed_at is not null then
     raise exception using errcode = 'ST002', message = 'The upload does not exist';
   end if;
-  if r.completed_at is not null or r.upload_offset <> resumable_advance.from_offset
-     or resumable_advance.to_offset < resumable_advance.from_offset then
+  if r.upload_offset <> resumable_advance.from_offset or resumable_advance.to_offset < resumable_advance.from_offset then
     raise exception using errcode = 'ST015', message = 'Upload-Offset conflict';
   end if;
   r.upload_length := coalesce(r.upload_length, resumable_advance.upload_length);
@@ -169,13 +168,13 @@ begin
       blob_state = resumable_advance.blob_state, md5_state = resumable_advance.md5_state,
       expires_at = greatest(x.expires_at, now() + resumable_advance.expires_in)
   where x.version = resumable_advance.version;
+  return true;
 end
 $$;
 revoke all on function storage_internal.resumable_advance(text, bigint, bigint, bigint, text, bytea, interval) from public;
-grant execute on function storage_internal.resumable_advance(text, bigint, bigint, bigint, text, bytea, interval)
-  to anon, authenticated, service_role;
+grant execute on function storage_internal.resumable_advance(text, bigint, bigint, bigint, text, bytea, interval) to storage_server;
 comment on function storage_internal.resumable_advance(text, bigint, bigint, bigint, text, bytea, interval) is
-  'Internal, SECURITY DEFINER: records an append to the caller''s resumable upload (offset, blob state, hash state, deferred length) and extends its expiry. Raises ST002, ST015 offset conflict, ST008.';
+  'Internal, for the servers (storage_server): records an append to a resumable upload (offset, blob state, hash state, deferred length) and extends its expiry. Raises ST002, ST015 offset conflict, ST008.';
 
 -- storage_internal.resumable_complete(version, from_offset, size, md5, upsert) → uuid
 -- Completes the caller's upload whose blob (size bytes, under its version) is complete and
