@@ -117,6 +117,7 @@ type Conn struct {
 	following atomic.Bool  // reads follow progress (a handler is reading a body)
 	readArmed atomic.Int64 // when the read deadline was last pushed back (since epoch)
 	stalled   atomic.Pointer[error]
+	cut       atomic.Bool // Cut: every read fails with ErrCut
 
 	// Writes happen on one goroutine at a time (the server's, for the connection).
 	sent          int64 // bytes handed to the kernel
@@ -162,9 +163,34 @@ func (c *Conn) FollowProgress() {
 // the request is incomplete, the connection must close, and the door answers 408 if it can.
 func (c *Conn) Stalled() bool { return c != nil && c.stalled.Load() != nil }
 
+// ErrCut is what reads of a connection return once a door has cut it (Conn.Cut).
+var ErrCut = errors.New("limits: the server cut the request body")
+
+// Cut ends the request body being read: a read blocked now returns at once, and every read
+// from now on fails with ErrCut. A door uses it to stop a request before its client does
+// (TUS's release request: another server wants the upload this body is appending to); it
+// then answers with Connection: close.
+func (c *Conn) Cut() {
+	if c == nil {
+		return
+	}
+	c.cut.Store(true)
+	_ = c.Conn.SetReadDeadline(time.Now())
+}
+
+// Cutting reports whether Cut was called.
+func (c *Conn) Cutting() bool { return c != nil && c.cut.Load() }
+
 func (c *Conn) Read(p []byte) (int, error) {
+	if c.cut.Load() {
+		return 0, ErrCut
+	}
 	if !c.following.Load() {
-		return c.Conn.Read(p)
+		n, err := c.Conn.Read(p)
+		if err != nil && c.cut.Load() {
+			return n, ErrCut
+		}
+		return n, err
 	}
 	if errp := c.stalled.Load(); errp != nil {
 		// A stalled body is not read further (a drain would wait another ReadIdle).
@@ -176,9 +202,16 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if err := c.Conn.SetReadDeadline(time.Now().Add(idle + slack(idle))); err != nil {
 			return 0, err
 		}
+		// A Cut that came before the deadline above was pushed back must still end the read.
+		if c.cut.Load() {
+			return 0, ErrCut
+		}
 	}
 	n, err := c.Conn.Read(p)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		if c.cut.Load() {
+			return n, ErrCut
+		}
 		c.stalled.Store(&err)
 	}
 	return n, err

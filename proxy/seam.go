@@ -44,8 +44,9 @@ func (h *Held) Call(ctx context.Context, settings []any, query string, args []an
 }
 
 // Exec runs a statement outside any request's settings (session-level lock functions).
-func (h *Held) Exec(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return h.conn.Query(ctx, sql, args...)
+func (h *Held) Exec(ctx context.Context, sql string, args ...any) error {
+	_, err := h.conn.Exec(ctx, sql, args...)
+	return err
 }
 
 // QueryRow runs a one-row statement outside any request's settings.
@@ -62,6 +63,12 @@ func (h *Held) Release() { h.conn.Release() }
 func (h *Held) Destroy() {
 	_ = h.conn.Conn().Close(context.Background())
 	h.conn.Release()
+}
+
+// Connect opens a connection of its own, outside the pool, with the pool's settings: for a
+// door's LISTEN, which holds its connection for the server's life.
+func (db *DB) Connect(ctx context.Context) (*pgx.Conn, error) {
+	return pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig.Copy())
 }
 
 // DB returns the server's database seam.

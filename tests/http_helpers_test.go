@@ -103,6 +103,7 @@ func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 	door, err := tus.New(rest, cfg.Blobs, sc.TUS)
 	require.NoError(t, err)
 	rest.Mount(door)
+	runDoor(t, door)
 	srv := rest.HTTPServer()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -117,6 +118,14 @@ func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 		userB:   mintJWT(t, "authenticated", withSub(userB.Sub)),
 		blobs:   cfg.Blobs,
 	}
+}
+
+// runDoor runs the TUS door's listener (release requests) until t ends.
+func runDoor(t *testing.T, door *tus.Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); door.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 // claimOpt adjusts the claims of a minted JWT.

@@ -584,49 +584,66 @@ func TestTUSInterruptedPatch(t *testing.T) {
 	})
 }
 
-// TestTUSTwoServers: two servers on one database and one blob store. While a PATCH streams
-// through one, a PATCH of the same upload through the other waits for the lock and gives up
-// (503, the client retries); once the first is done the second's offset is stale (409), and
-// HEAD on either reports the bytes the first stored.
+// TestTUSTwoServers: two servers on one database and one blob store exclude each other from an
+// upload. A PATCH that finds the upload locked asks its holder, on the other server, to let go
+// (a release request through PostgreSQL): the holder cuts its body after a drain delay, keeps
+// and records what arrived, and answers that offset with Connection: close. A waiter whose
+// lock timeout is shorter than that gets 503 (the client retries); a waiter that gets the lock
+// goes on if its offset is the one now stored, else 409.
 func TestTUSTwoServers(t *testing.T) {
 	t.Parallel()
 	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
-		o := newObjEnv(t, be, func(c *serverConfig) { c.TUS.LockTimeout = time.Second })
+		o := newObjEnv(t, be, func(c *serverConfig) { c.TUS.LockTimeout = 20 * time.Second })
 		other := o.secondServer(t, func(c *serverConfig) { c.TUS.LockTimeout = time.Second })
 		src := blobtestBytes(3<<20, 9)
 		loc := o.tusCreate(t, o.service, "b", "race.bin", len(src))
 		otherLoc := other + strings.TrimPrefix(loc, o.baseURL)
-
-		conn := tusRawPatch(t, o.baseURL, loc, o.service, 0, 2<<20, src[:1<<20])
-		// Wait until the first server holds the upload's lock.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			var n int
-			require.NoError(t, o.db.Pool.QueryRow(context.Background(),
-				`select count(*) from pg_locks where locktype = 'advisory' and granted`).Scan(&n))
-			if n > 0 {
-				break
+		locked := func() {
+			t.Helper()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				var n int
+				require.NoError(t, o.db.Pool.QueryRow(context.Background(),
+					`select count(*) from pg_locks where locktype = 'advisory' and granted
+					  and database = (select oid from pg_database where datname = current_database())`).Scan(&n))
+				if n > 0 {
+					return
+				}
+				require.True(t, time.Now().Before(deadline), "the stalled PATCH never took the lock")
+				time.Sleep(20 * time.Millisecond)
 			}
-			require.True(t, time.Now().Before(deadline), "the first PATCH never took the lock")
-			time.Sleep(20 * time.Millisecond)
 		}
+		response := func(conn net.Conn) *http.Response {
+			t.Helper()
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			require.NoError(t, err)
+			resp.Body.Close()
+			return resp
+		}
+
+		// Through the first server, 1 of 2 MiB, then the client stalls.
+		conn := tusRawPatch(t, o.baseURL, loc, o.service, 0, 2<<20, src[:1<<20])
+		defer conn.Close()
+		locked()
 		requireTUS(t, o.tusPatch(t, otherLoc, o.service, 0, src[:1<<20]), 503, "acquiring lock timeout")
-
-		_, err := conn.Write(src[1<<20 : 2<<20])
-		require.NoError(t, err)
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		require.NoError(t, err)
-		resp.Body.Close()
-		require.NoError(t, conn.Close())
+		resp := response(conn)
 		require.Equal(t, 204, resp.StatusCode)
-		require.Equal(t, strconv.Itoa(2<<20), resp.Header.Get("Upload-Offset"))
-
+		require.Equal(t, strconv.Itoa(1<<20), resp.Header.Get("Upload-Offset"), "the bytes that arrived")
+		require.True(t, resp.Close, "Connection: close: the client was sending more")
 		requireTUS(t, o.tusPatch(t, otherLoc, o.service, 0, src[:1<<20]), 409, "Upload-Offset conflict\n")
-		r := o.tusDo(t, "HEAD", otherLoc, o.service, nil)
-		require.Equal(t, strconv.Itoa(2<<20), r.Header.Get("Upload-Offset"))
-		r = o.tusPatch(t, otherLoc, o.service, 2<<20, src[2<<20:])
+		require.Equal(t, strconv.Itoa(1<<20), o.tusDo(t, "HEAD", otherLoc, o.service, nil).Header.Get("Upload-Offset"))
+
+		// Through the second server, 1 more MiB of 2, stalled; the first server's PATCH waits
+		// long enough for the release and goes on from the offset the holder stored.
+		conn2 := tusRawPatch(t, other, otherLoc, o.service, 1<<20, 2<<20, src[1<<20:2<<20])
+		defer conn2.Close()
+		locked()
+		r := o.tusPatch(t, loc, o.service, 2<<20, src[2<<20:])
 		requireTUS(t, r, 204, "")
 		require.Equal(t, "1", r.Header.Get("Tus-Complete"))
+		resp = response(conn2)
+		require.Equal(t, 204, resp.StatusCode)
+		require.Equal(t, strconv.Itoa(2<<20), resp.Header.Get("Upload-Offset"))
 		require.True(t, bytes.Equal(src, o.do(t, "GET", "/object/authenticated/b/race.bin", o.service, "").Body))
 	})
 }
@@ -644,6 +661,7 @@ func (o *objEnv) secondServer(t *testing.T, opts ...httpOpt) string {
 	door, err := tus.New(rest, o.blobs, sc.TUS)
 	require.NoError(t, err)
 	rest.Mount(door)
+	runDoor(t, door)
 	srv := rest.HTTPServer()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

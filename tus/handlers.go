@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/pgstorage/storage/blob"
+	"github.com/pgstorage/storage/limits"
 	"github.com/pgstorage/storage/proxy"
 )
 
@@ -384,6 +385,8 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 	newOffset, state := offset, u.BlobState
 	var appendErr error
 	if !empty {
+		// Another request may ask for the lock while this body streams: it is then cut.
+		streaming := s.holders.add(u.Version, c.ctx)
 		var body io.Reader = c.ctx.RequestBodyStream()
 		if body == nil {
 			body = strings.NewReader(string(c.ctx.PostBody()))
@@ -394,6 +397,10 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 		m := &meter{r: body, h: h, room: room}
 		size := cl
 		newOffset, state, appendErr = s.blobs.Append(blobCtx, u.blobKey(), u.BlobState, offset, m, size)
+		streaming()
+		if limits.ConnOf(c.ctx.Conn()).Cutting() {
+			c.ctx.SetConnectionClose()
+		}
 		if appendErr != nil && newOffset > offset && newOffset-offset != m.n {
 			// The store kept a different amount than was hashed: record nothing, the
 			// client resends from the recorded offset.
@@ -450,6 +457,11 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 	res.expires = time.Now().Add(s.cfg.Expiry)
 	if res.expires.Before(u.ExpiresAt) {
 		res.expires = u.ExpiresAt
+	}
+	if appendErr != nil && limits.ConnOf(c.ctx.Conn()).Cutting() {
+		// Released for another request: what arrived is stored and recorded; the client
+		// learns the offset (its connection closes: it was sending more).
+		return res, nil
 	}
 	if appendErr != nil {
 		return nil, s.appendError(appendErr)
@@ -526,6 +538,7 @@ func (s *Server) lock(c *call, id uploadID) (*lockHold, *Error) {
 	}
 	key := id.lockKey()
 	deadline := time.Now().Add(s.cfg.LockTimeout)
+	asked := false
 	for {
 		var ok bool
 		if err := held.QueryRow(ctxOf(c), `select pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
@@ -534,6 +547,13 @@ func (s *Server) lock(c *call, id uploadID) (*lockHold, *Error) {
 		}
 		if ok {
 			return &lockHold{held: held, key: key}, nil
+		}
+		if !asked {
+			// Whoever holds it, on any server, is asked to let go (release.go).
+			asked = true
+			if err := held.Exec(ctxOf(c), `select pg_notify($1, $2)`, releaseChannel, releasePayloadOf(id)); err != nil {
+				s.log.Warn("tus: request a lock's release", "error", err)
+			}
 		}
 		if time.Now().After(deadline) {
 			held.Release()

@@ -55,6 +55,7 @@ type Server struct {
 	verifier *identity.Verifier
 	blobs    blob.Resumable
 	log      *slog.Logger
+	holders  holders // this server's PATCHes holding an upload's lock (release.go)
 }
 
 // New returns the TUS door of p, storing bytes in blobs, which must implement blob.Resumable.

@@ -144,15 +144,20 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	fmt.Fprint(stdout, banner)
 
 	gcCtx, stopGC := context.WithCancel(ctx)
-	gcDone := make(chan struct{})
+	gcDone, releaseDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(gcDone)
 		if cfg.GCInterval > 0 {
 			collector.Run(gcCtx)
 		}
 	}()
-	// The collector stops before the pool closes (deferred above, so it runs after this).
-	defer func() { stopGC(); <-gcDone }()
+	go func() {
+		defer close(releaseDone)
+		resumable.Run(gcCtx) // TUS release requests between servers
+	}()
+	// The collector and the TUS listener stop before the pool closes (deferred above, so it
+	// runs after this).
+	defer func() { stopGC(); <-gcDone; <-releaseDone }()
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
