@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -193,6 +194,36 @@ func TestConnReads(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, server.Stalled())
 	})
+}
+
+// TestConnCut: Cut ends a read blocked on a client that sends nothing, with ErrCut (not a
+// stall), whether reads follow progress or not; later reads fail at once.
+func TestConnCut(t *testing.T) {
+	t.Parallel()
+	for _, follow := range []bool{true, false} {
+		t.Run(fmt.Sprintf("follow=%v", follow), func(t *testing.T) {
+			t.Parallel()
+			server, client := pair(t, limits.New(limits.Config{ReadIdle: time.Minute}, nil), 0)
+			if follow {
+				server.FollowProgress()
+			}
+			_, err := client.Write([]byte("some"))
+			require.NoError(t, err)
+			b := make([]byte, 10)
+			n, err := server.Read(b)
+			require.NoError(t, err)
+			require.Equal(t, 4, n)
+			done := make(chan error, 1)
+			go func() { _, err := server.Read(b); done <- err }()
+			require.False(t, server.Cutting())
+			server.Cut()
+			require.ErrorIs(t, <-done, limits.ErrCut)
+			require.True(t, server.Cutting())
+			require.False(t, server.Stalled())
+			_, err = server.Read(b)
+			require.ErrorIs(t, err, limits.ErrCut)
+		})
+	}
 }
 
 func TestConnWrites(t *testing.T) {
