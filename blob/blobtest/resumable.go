@@ -171,10 +171,10 @@ func testAppendMemory(t *testing.T, st blob.Store) {
 		if known {
 			size = n
 		}
-		// As in testPutMemory: the best of up to three cold measurements, since MemStats
+		// As in testPutMemory: the best of up to measureAttempts cold measurements, since MemStats
 		// counts every goroutine's allocations.
 		best := uint64(math.MaxUint64)
-		for attempt := range 3 {
+		for attempt := range measureAttempts {
 			key := fmt.Sprintf("mem-%v-%d", known, attempt)
 			runtime.GC()
 			runtime.GC()

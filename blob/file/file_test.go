@@ -47,6 +47,8 @@ func tempFiles(t *testing.T, st *file.Store) []string {
 func TestStore(t *testing.T) {
 	t.Parallel()
 	blobtest.Run(t, func(t *testing.T) blob.Store { return newStore(t) })
+	// Here, so that its memory check runs before the suites' parallel subtests.
+	blobtest.RunResumable(t, func(t *testing.T) blob.Store { return newStore(t) })
 }
 
 // TestLayout pins the mapping key → root/key that the documentation (and `reconcile`) rely on.
@@ -345,11 +347,6 @@ func leftovers(t *testing.T, st blob.Store) []blob.Leftover {
 		return nil
 	}))
 	return ls
-}
-
-func TestResumable(t *testing.T) {
-	t.Parallel()
-	blobtest.RunResumable(t, func(t *testing.T) blob.Store { return newStore(t) })
 }
 
 // TestPartialLayout pins where a resumable upload's bytes sit before Finish (TempDir/PartialDir

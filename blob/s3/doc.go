@@ -7,4 +7,9 @@
 // write is conditional (If-None-Match: *), so a key is never overwritten. List is
 // ListObjectsV2 under the prefix; the leftovers of interrupted Puts are its unfinished
 // multipart uploads. Package s3test starts a real S3 server (versitygw) for tests.
+//
+// Resumable uploads (blob.Resumable) build a multipart upload of the key over many Appends,
+// each spooling one part at a time to a temporary file on local disk (os.TempDir, $TMPDIR),
+// never to memory; bytes that do not yet make a part wait in a tail object under
+// PartialPrefix, which no key reaches. See resumable.go.
 package s3

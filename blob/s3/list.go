@@ -22,15 +22,27 @@ import (
 // key that does not sort after the one before it fails the listing, so a server that
 // disagrees, or one that repeats a page (see decodeKey), makes List fail instead of misleading
 // a caller that merges it with sorted rows. Objects under Prefix whose remaining name is not a
-// key blob.CheckKey accepts (a "folder" marker, another program's object) are skipped: no Put
-// can have written them.
+// key blob.CheckKey accepts (a "folder" marker, another program's object, the tails of
+// resumable uploads under PartialPrefix) are skipped: no Put can have written them.
 func (s *Store) List(ctx context.Context, fn func(blob.Info) error) error {
+	return s.eachObject(ctx, s.prefix, func(o types.Object, name string) error {
+		key := strings.TrimPrefix(name, s.prefix)
+		if blob.CheckKey(key) != nil {
+			return nil
+		}
+		return fn(blob.Info{Key: key, Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified)})
+	})
+}
+
+// eachObject calls fn for each object whose name starts with prefix, in byte order of names
+// (checked, see List), with the name decoded. It stops at fn's first error and returns it as is.
+func (s *Store) eachObject(ctx context.Context, prefix string, fn func(o types.Object, name string) error) error {
 	in := &awss3.ListObjectsV2Input{
 		Bucket:       aws.String(s.bucket),
 		EncodingType: types.EncodingTypeUrl,
 	}
-	if s.prefix != "" {
-		in.Prefix = aws.String(s.prefix)
+	if prefix != "" {
+		in.Prefix = aws.String(prefix)
 	}
 	if s.listPageSize > 0 {
 		in.MaxKeys = aws.Int32(s.listPageSize)
@@ -51,12 +63,10 @@ func (s *Store) List(ctx context.Context, fn func(blob.Info) error) error {
 				return fmt.Errorf("blob/s3: list: the server listed %q after %q, out of byte order", k, last)
 			}
 			last = k
-			key, ok := strings.CutPrefix(k, s.prefix)
-			if !ok || blob.CheckKey(key) != nil {
+			if !strings.HasPrefix(k, prefix) {
 				continue
 			}
-			info := blob.Info{Key: key, Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified)}
-			if err := fn(info); err != nil {
+			if err := fn(o, k); err != nil {
 				return err
 			}
 		}
@@ -71,16 +81,39 @@ func (s *Store) List(ctx context.Context, fn func(blob.Info) error) error {
 	return nil
 }
 
-// Leftovers pages through ListMultipartUploads under Prefix. Every unfinished upload there is
-// reported, whoever started it: the prefix is the store's own. Key is the upload's key without
-// Prefix, Started its Initiated time, and ID encodes both upload id and key (see leftoverID).
+// Leftovers pages through ListMultipartUploads under Prefix, then through the tails of
+// resumable uploads (objects under Prefix+PartialPrefix). Every unfinished upload there is
+// reported, whoever started it: the prefix is the store's own. An upload's Key is its key
+// without Prefix, Started its Initiated time, and ID encodes both upload id and key (see
+// leftoverID). A tail's Key is the key of its upload, Started its LastModified, and ID its
+// name under Prefix (PartialPrefix + key + "/" + end), which no upload's ID starts like.
 func (s *Store) Leftovers(ctx context.Context, fn func(blob.Leftover) error) error {
+	err := s.eachUpload(ctx, s.prefix, func(u types.MultipartUpload, k string) error {
+		key := strings.TrimPrefix(k, s.prefix)
+		return fn(blob.Leftover{ID: leftoverID(aws.ToString(u.UploadId), key), Key: key, Started: aws.ToTime(u.Initiated)})
+	})
+	if err != nil {
+		return err
+	}
+	return s.eachObject(ctx, s.prefix+PartialPrefix, func(o types.Object, name string) error {
+		id := strings.TrimPrefix(name, s.prefix)
+		key, ok := parseTail(strings.TrimPrefix(id, PartialPrefix))
+		if !ok {
+			return nil
+		}
+		return fn(blob.Leftover{ID: id, Key: key, Started: aws.ToTime(o.LastModified)})
+	})
+}
+
+// eachUpload calls fn for each multipart upload whose key starts with prefix, with the key
+// decoded. It stops at fn's first error and returns it as is.
+func (s *Store) eachUpload(ctx context.Context, prefix string, fn func(u types.MultipartUpload, key string) error) error {
 	in := &awss3.ListMultipartUploadsInput{
 		Bucket:       aws.String(s.bucket),
 		EncodingType: types.EncodingTypeUrl,
 	}
-	if s.prefix != "" {
-		in.Prefix = aws.String(s.prefix)
+	if prefix != "" {
+		in.Prefix = aws.String(prefix)
 	}
 	if s.listPageSize > 0 {
 		in.MaxUploads = aws.Int32(s.listPageSize)
@@ -106,12 +139,10 @@ func (s *Store) Leftovers(ctx context.Context, fn func(blob.Leftover) error) err
 			if err != nil {
 				return fmt.Errorf("blob/s3: leftovers: %w", err)
 			}
-			key, ok := strings.CutPrefix(k, s.prefix)
-			if !ok {
+			if !strings.HasPrefix(k, prefix) {
 				continue
 			}
-			l := blob.Leftover{ID: leftoverID(aws.ToString(u.UploadId), key), Key: key, Started: aws.ToTime(u.Initiated)}
-			if err := fn(l); err != nil {
+			if err := fn(u, k); err != nil {
 				return err
 			}
 		}
@@ -143,10 +174,19 @@ func (s *Store) nextUploads(in *awss3.ListMultipartUploadsInput, page *awss3.Lis
 	return nil
 }
 
-// RemoveLeftover aborts the multipart upload id names (see leftoverID), under Prefix: an id
-// cannot reach outside the store's prefix. An upload that is gone already (NoSuchUpload) is
-// not an error.
+// RemoveLeftover aborts the multipart upload id names (see leftoverID), or deletes the tail it
+// names (PartialPrefix + key + "/" + end), under Prefix: an id cannot reach outside the
+// store's prefix. An upload that is gone already (NoSuchUpload), or a tail, is not an error.
 func (s *Store) RemoveLeftover(ctx context.Context, id string) error {
+	if rest, ok := strings.CutPrefix(id, PartialPrefix); ok {
+		if _, ok := parseTail(rest); !ok {
+			return fmt.Errorf("%w: leftover id %q is not a tail's name", blob.ErrInvalidKey, id)
+		}
+		if err := s.deleteObject(ctx, aws.String(s.prefix+id)); err != nil {
+			return fmt.Errorf("blob/s3: remove leftover %q: %w", id, err)
+		}
+		return nil
+	}
 	uploadID, key, err := parseLeftoverID(id)
 	if err != nil {
 		return err
@@ -163,11 +203,16 @@ func (s *Store) RemoveLeftover(ctx context.Context, id string) error {
 }
 
 // leftoverID is the Leftover.ID of the upload uploadID of key (without Prefix): the upload id,
-// path-escaped so that it holds no "/", then "/" and the key. Aborting an upload takes both,
+// path-escaped so that it holds no "/" (and a leading "." escaped too, so that no such id
+// starts like a tail's, PartialPrefix), then "/" and the key. Aborting an upload takes both,
 // and the first "/" tells them apart whatever either contains. Upload ids are usually plain
 // (versitygw: a UUID), so the id reads as uploadID/key.
 func leftoverID(uploadID, key string) string {
-	return url.PathEscape(uploadID) + "/" + key
+	esc := url.PathEscape(uploadID)
+	if strings.HasPrefix(esc, ".") {
+		esc = "%2E" + esc[1:]
+	}
+	return esc + "/" + key
 }
 
 // parseLeftoverID splits what leftoverID joined, or fails with blob.ErrInvalidKey.

@@ -18,8 +18,11 @@ func TestLeftoverID(t *testing.T) {
 		{"with/slash+plus%percent", "a/b/c"},
 		{"x", ""},
 		{"x", "spaces and+plus/%25percent?query#frag"},
+		{".partial", "k/5"},
+		{"..", "k"},
 	} {
 		id := leftoverID(tc.uploadID, tc.key)
+		require.NotEqual(t, byte('.'), id[0], "%q starts like a tail's id", id)
 		uploadID, key, err := parseLeftoverID(id)
 		require.NoError(t, err, id)
 		require.Equal(t, tc.uploadID, uploadID, id)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -58,6 +59,10 @@ type Config struct {
 	// Concurrency is how many part buffers one upload may fill and send at once; 0 means
 	// DefaultConcurrency. An upload holds at most PartSize×Concurrency (see MaxPutBuffer).
 	Concurrency int
+	// SpoolDir is where each Append of a resumable upload spools the part it is reading (up
+	// to PartSize + 5 MiB, in an unlinked temporary file) before sending it; empty means
+	// os.TempDir() ($TMPDIR). Put it on a disk: on a tmpfs the spooled parts take memory.
+	SpoolDir string
 }
 
 // Store keeps blobs as objects in one bucket. It is safe for concurrent use.
@@ -68,6 +73,9 @@ type Store struct {
 	prefix      string
 	partSize    int64
 	concurrency int
+	spoolDir    string
+	// partLimit is how many parts a resumable upload may have: S3's maxParts, lowered by tests.
+	partLimit int32
 	// listPageSize caps the entries per List and Leftovers request; 0 means the server's
 	// default (1,000 on S3). Tests lower it to cross page boundaries with few blobs.
 	listPageSize int32
@@ -93,6 +101,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.Concurrency < 0 {
 		return nil, fmt.Errorf("blob/s3: negative concurrency %d", cfg.Concurrency)
+	}
+	if cfg.SpoolDir != "" {
+		if fi, err := os.Stat(cfg.SpoolDir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("blob/s3: spool directory %q is not a directory (%v)", cfg.SpoolDir, err)
+		}
 	}
 	var opts []func(*config.LoadOptions) error
 	if cfg.Region != "" {
@@ -131,6 +144,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		prefix:      cfg.Prefix,
 		partSize:    cfg.PartSize,
 		concurrency: cfg.Concurrency,
+		spoolDir:    cfg.SpoolDir,
+		partLimit:   maxParts,
 	}
 	if _, err := client.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String(cfg.Bucket)}); err != nil {
 		return nil, fmt.Errorf("blob/s3: bucket %q at %q: %w", cfg.Bucket, cfg.Endpoint, err)

@@ -56,14 +56,30 @@ func config() s3.Config {
 }
 
 // newStore returns a store under a fresh prefix and checks, when the test ends, that no
-// multipart upload was left behind under it, whatever the test did to its Puts.
+// multipart upload and no tail of a resumable upload was left behind under it, whatever the
+// test did to its Puts and Appends.
 func newStore(t *testing.T, cfg s3.Config) *s3.Store {
 	st, err := s3.New(t.Context(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		require.Empty(t, multipartUploads(t, cfg.Prefix), "multipart uploads left behind")
+		require.Empty(t, objects(t, cfg.Prefix+s3.PartialPrefix), "tails left behind")
 	})
 	return st
+}
+
+// objects lists the names of the objects under prefix (one page: tests hold few).
+func objects(t *testing.T, prefix string) []string {
+	out, err := srv.Client().ListObjectsV2(context.Background(), &awss3.ListObjectsV2Input{
+		Bucket: aws.String(bucket.Bucket),
+		Prefix: aws.String(prefix),
+	})
+	require.NoError(t, err)
+	var names []string
+	for _, o := range out.Contents {
+		names = append(names, aws.ToString(o.Key))
+	}
+	return names
 }
 
 func multipartUploads(t *testing.T, prefix string) []string {
@@ -79,9 +95,10 @@ func multipartUploads(t *testing.T, prefix string) []string {
 	return keys
 }
 
-// TestStore runs the conformance suite with the default part size, then with the smallest
-// parts S3 allows and more of them in flight, so part boundaries fall elsewhere in the suite's
-// blobs. The two runs are sequential so that each one's memory check runs alone.
+// TestStore runs the conformance suites (blob.Store, blob.Resumable) with the default part
+// size, then with the smallest parts S3 allows and more of them in flight, so part boundaries
+// fall elsewhere in the suites' blobs. The two runs are sequential so that each one's memory
+// checks run alone.
 func TestStore(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -95,11 +112,14 @@ func TestStore(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// The part buffers plus slack for the SDK's per-request garbage.
 			limit := uint64(tc.partSize*int64(tc.concurrency) + 4<<20)
-			blobtest.RunWith(t, func(t *testing.T) blob.Store {
+			newStore := func(t *testing.T) blob.Store {
 				cfg := config()
 				cfg.PartSize, cfg.Concurrency = tc.partSize, tc.concurrency
 				return newStore(t, cfg)
-			}, blobtest.Options{MaxPutAlloc: limit})
+			}
+			blobtest.RunWith(t, newStore, blobtest.Options{MaxPutAlloc: limit})
+			// Here, so that its memory check runs before the suites' parallel subtests.
+			blobtest.RunResumable(t, newStore)
 		})
 	}
 }
@@ -149,6 +169,7 @@ func TestNewRefuses(t *testing.T) {
 		"HalfKeyPair":    func(c *s3.Config) { c.SecretAccessKey = "" },
 		"TinyParts":      func(c *s3.Config) { c.PartSize = s3.MinPartSize - 1 },
 		"NegativeWorker": func(c *s3.Config) { c.Concurrency = -1 },
+		"NoSpoolDir":     func(c *s3.Config) { c.SpoolDir = "/nonexistent/spool" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
