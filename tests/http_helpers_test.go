@@ -126,6 +126,11 @@ func runDoor(t *testing.T, door *tus.Server) {
 	done := make(chan struct{})
 	go func() { defer close(done); door.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-door.Listening():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the TUS door did not listen for release requests within 30 s")
+	}
 }
 
 // claimOpt adjusts the claims of a minted JWT.

@@ -615,6 +615,7 @@ func TestTUSTwoServers(t *testing.T) {
 		}
 		response := func(conn net.Conn) *http.Response {
 			t.Helper()
+			require.NoError(t, conn.SetReadDeadline(time.Now().Add(time.Minute)))
 			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 			require.NoError(t, err)
 			resp.Body.Close()

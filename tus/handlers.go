@@ -538,7 +538,7 @@ func (s *Server) lock(c *call, id uploadID) (*lockHold, *Error) {
 	}
 	key := id.lockKey()
 	deadline := time.Now().Add(s.cfg.LockTimeout)
-	asked := false
+	var asked time.Time
 	for {
 		var ok bool
 		if err := held.QueryRow(ctxOf(c), `select pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
@@ -548,9 +548,9 @@ func (s *Server) lock(c *call, id uploadID) (*lockHold, *Error) {
 		if ok {
 			return &lockHold{held: held, key: key}, nil
 		}
-		if !asked {
+		if time.Since(asked) >= askEvery {
 			// Whoever holds it, on any server, is asked to let go (release.go).
-			asked = true
+			asked = time.Now()
 			if err := held.Exec(ctxOf(c), `select pg_notify($1, $2)`, releaseChannel, releasePayloadOf(id)); err != nil {
 				s.log.Warn("tus: request a lock's release", "error", err)
 			}

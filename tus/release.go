@@ -26,6 +26,10 @@ const releaseChannel = "REQUEST_LOCK_RELEASE"
 // default; only the version (the last segment) is read back, which alone names an upload.
 const releaseTenant = "storage-single-tenant"
 
+// askEvery is how often a request waiting for a lock asks again: a holder's server that was
+// not listening yet (starting, reconnecting) hears the next one.
+const askEvery = time.Second
+
 // drainDelay is how long a holder asked to release goes on receiving before it cuts.
 const drainDelay = 3 * time.Second
 
@@ -84,6 +88,9 @@ type releasePayload struct {
 	ID string `json:"id"`
 }
 
+// Listening is closed once Run listens for release requests (for tests and readiness).
+func (s *Server) Listening() <-chan struct{} { return s.listening }
+
 // Run listens for release requests until ctx ends, reconnecting when the connection drops.
 // Call it once per server, beside serving.
 func (s *Server) Run(ctx context.Context) {
@@ -109,6 +116,7 @@ func (s *Server) listen(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, `listen "`+releaseChannel+`"`); err != nil {
 		return err
 	}
+	s.listenOnce.Do(func() { close(s.listening) })
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

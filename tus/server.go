@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -56,6 +57,9 @@ type Server struct {
 	blobs    blob.Resumable
 	log      *slog.Logger
 	holders  holders // this server's PATCHes holding an upload's lock (release.go)
+
+	listening  chan struct{} // closed once Run listens
+	listenOnce sync.Once
 }
 
 // New returns the TUS door of p, storing bytes in blobs, which must implement blob.Resumable.
@@ -73,7 +77,8 @@ func New(p *proxy.Server, blobs blob.Store, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{cfg: cfg, p: p, db: p.DB(), verifier: p.Verifier(), blobs: rb, log: cfg.Logger}, nil
+	return &Server{cfg: cfg, p: p, db: p.DB(), verifier: p.Verifier(), blobs: rb, log: cfg.Logger,
+		listening: make(chan struct{})}, nil
 }
 
 // Operation ids (storage.operation), as the reference names them.
