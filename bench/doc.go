@@ -19,8 +19,11 @@
 //     v1 (page of 100 from a 2,000-object folder), 1 KiB upload to fresh keys. A workload
 //     marked planned is probed first and reported as "not implemented yet" until its route
 //     answers in the expected shape; it then runs without a change here;
-//  5. uploads 1 GiB streamed from a generator and downloads it again, timing MB/s and the
-//     server's peak RSS (VmHWM, reset before each phase through /proc/<pid>/clear_refs);
+//  5. uploads 1 GiB streamed from a generator, then the same bytes again as a resumable (TUS)
+//     upload to another key (resumable.go: one create, then PATCHes of 6 MiB in sequence over
+//     one keep-alive connection, as Supabase's clients send them), and downloads the first
+//     object again, timing MB/s and the server's peak RSS (VmHWM, reset before each phase
+//     through /proc/<pid>/clear_refs);
 //  6. last (a million inserted rows must not disturb the rest): the listing benchmark
 //     (listing.go) fills buckets of 1k, 100k and 1M objects directly in SQL (one INSERT …
 //     generate_series each, tree tNNN/sNN/fNNNN.txt with leaf folders of 500), times 200 calls of
@@ -46,13 +49,17 @@
 // Environment: BENCH_DURATION (wrk and pgbench duration per workload, default 10s),
 // BENCH_WARMUP (unmeasured wrk run before each workload, default 1s; 0 skips it), BENCH_KEEP=1
 // (keep the temporary directory: server log, PostgreSQL log, blobs), BENCH_LISTING=0 (skip the
-// listing benchmark), BENCH_PROFILE=0 (no profiles), BENCH_ONLY=<regexp> (run only the workloads,
-// transfers ("upload 1 GiB") and "listing" whose names match, and no ceilings but the small
-// upload's), BENCH_AUTOGROUP=keep (leave Linux's autogroup scheduling on; by default, as root,
-// the harness turns it off for the run and back on after, as a database host is tuned: every
-// PostgreSQL backend is a session of its own and would weigh as much as the whole server; see
-// sched.go). TMPDIR chooses where the temporary directory (and so the 1 GiB blob)
-// lives. Flags name the binaries and the output file; see -help.
+// listing benchmark), BENCH_PROFILE=0 (no profiles), BENCH_ONLY=<regexp> (run only the
+// workloads, transfers ("upload 1 GiB", "resumable upload 1 GiB, 6 MiB chunks", "download
+// 1 GiB") and "listing" whose names match, and no ceilings but the small upload's; a picked
+// download or resumable upload brings the REST upload with it, since the one reads its object
+// and the other's target is a share of its rate: BENCH_ONLY=resumable measures both uploads,
+// BENCH_ONLY=upload both and the small upload, BENCH_ONLY='1 GiB' the three transfers),
+// BENCH_AUTOGROUP=keep (leave Linux's autogroup scheduling on; by default, as root, the harness
+// turns it off for the run and back on after, as a database host is tuned: every PostgreSQL
+// backend is a session of its own and would weigh as much as the whole server; see sched.go).
+// TMPDIR chooses where the temporary directory (and so the two 1 GiB blobs) lives. Flags name
+// the binaries and the output file; see -help.
 //
 // Every child runs in its own process group with a parent-death signal, and all of them are
 // stopped on exit, on error and on Ctrl-C.

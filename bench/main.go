@@ -25,8 +25,9 @@ type options struct {
 	listing                   bool // the listing benchmark (BENCH_LISTING=0 skips it)
 	profile                   bool // profile the server during each workload (BENCH_PROFILE=0: not)
 	keepAutogroup             bool // BENCH_AUTOGROUP=keep: leave autogroup scheduling as it is
-	// only (BENCH_ONLY, a regular expression) picks the workloads, transfers ("upload 1 GiB")
-	// and "listing" to run, and skips the ceilings: for iterating on one workload. nil: all.
+	// only (BENCH_ONLY, a regular expression) picks the workloads, transfers ("upload 1 GiB",
+	// "resumable upload 1 GiB, 6 MiB chunks", "download 1 GiB") and "listing" to run, and skips
+	// the ceilings: for iterating on one workload. nil: all.
 	only *regexp.Regexp
 }
 
@@ -261,21 +262,18 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 	}
 	rep.smallRSS = w.done()
 
-	if o.runs("upload " + sizeName(o.bigSize)) {
-		progress("upload %s", sizeName(o.bigSize))
-		before := takeCPUSnap(s.proc.pid())
-		up := uploadBig(ctx, s, o.bigSize)
-		after := takeCPUSnap(s.proc.pid())
-		up.others, up.cpu = othersShare(before, after), cpuSplit(before, after)
-		rep.upload = &up
+	// The resumable upload follows the REST upload at once, so the two see the same machine.
+	up, resumable, down := o.transfers()
+	if up {
+		rep.upload = measureTransfer(s, "upload "+sizeName(o.bigSize), func() transferResult { return uploadBig(ctx, s, o.bigSize) })
 	}
-	if rep.upload != nil && rep.upload.err == nil && o.runs("download "+sizeName(o.bigSize)) {
-		progress("download %s", sizeName(o.bigSize))
-		before := takeCPUSnap(s.proc.pid())
-		down := downloadBig(ctx, s, o.bigSize)
-		after := takeCPUSnap(s.proc.pid())
-		down.others, down.cpu = othersShare(before, after), cpuSplit(before, after)
-		rep.download = &down
+	if resumable {
+		rep.resumable = measureTransfer(s, resumableName(o.bigSize), func() transferResult {
+			return uploadResumable(ctx, s, o.bigSize, resumableChunk)
+		})
+	}
+	if down && rep.upload.err == nil {
+		rep.download = measureTransfer(s, "download "+sizeName(o.bigSize), func() transferResult { return downloadBig(ctx, s, o.bigSize) })
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
@@ -294,6 +292,26 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 	rep.loadEnd = loadAverage()
 	failed = false
 	return rep, nil
+}
+
+// transfers says which large transfers run: those BENCH_ONLY picks, plus the REST upload
+// when a picked one needs it (the download reads its object; the resumable upload's target
+// is a share of its rate).
+func (o options) transfers() (upload, resumable, download bool) {
+	resumable = o.runs(resumableName(o.bigSize))
+	download = o.runs("download " + sizeName(o.bigSize))
+	upload = o.runs("upload "+sizeName(o.bigSize)) || resumable || download
+	return upload, resumable, download
+}
+
+// measureTransfer runs one large transfer with the server's CPU split around it.
+func measureTransfer(s *server, name string, transfer func() transferResult) *transferResult {
+	progress("%s", name)
+	before := takeCPUSnap(s.proc.pid())
+	t := transfer()
+	after := takeCPUSnap(s.proc.pid())
+	t.others, t.cpu = othersShare(before, after), cpuSplit(before, after)
+	return &t
 }
 
 // helloCeiling starts the hello-world server and drives it with the workloads' settings.

@@ -27,6 +27,8 @@ type transferResult struct {
 	err     error
 	others  float64 // share of the machine's CPU other programs used meanwhile (-1: unknown)
 	cpu     cpuUse  // CPU used by the server, its PostgreSQL and the client during the transfer
+	// A resumable upload's PATCHes answered, and the connections its client opened for them.
+	requests, conns int
 }
 
 // mbps is the throughput in decimal MB/s, the unit the reference numbers use.

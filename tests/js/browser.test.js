@@ -4,17 +4,15 @@
 // verdict into <pre id="result">; Chromium's --dump-dom hands us the DOM.
 //
 // Chromium is required when STORAGE_BROWSER_TEST=1 (the Makefile's test/js sets it): then a
-// missing Chromium fails the test. Otherwise the test is skipped with a message.
+// missing Chromium fails the test. Otherwise the test is skipped with a message (chromium.js).
 
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { existsSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { after, before, describe, test as nodeTest } from 'node:test'
 import { createRequire } from 'node:module'
 
-import { freshDir, startStorage } from './harness.js'
+import { chromium, chromiumMissing, chromiumSkip as skip, dumpDOM, dumpResult, serveFile, startPageServer } from './chromium.js'
+import { startStorage } from './harness.js'
 
 const require = createRequire(import.meta.url)
 const UMD = join(require.resolve('@supabase/storage-js/package.json'), '..', 'dist', 'umd', 'supabase.js')
@@ -23,24 +21,6 @@ const VERSION = require('@supabase/storage-js/package.json').version
 // Bounds: Chromium is killed after 65 s (dumpResult), a test fails after 90 s, a hook after 120 s.
 const test = (name, fn) => nodeTest(name, { timeout: 90_000 }, fn)
 const HOOK = { timeout: 120_000 }
-
-const required = process.env.STORAGE_BROWSER_TEST === '1'
-const chromium = findChromium()
-const skip = !chromium && !required ? 'Chromium not found (set CHROMIUM or install chromium; STORAGE_BROWSER_TEST=1 makes this a failure)' : false
-
-function findChromium() {
-  const candidates = [process.env.CHROMIUM, 'chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'].filter(Boolean)
-  for (const c of candidates) {
-    if (c.includes('/')) {
-      if (existsSync(c)) return c
-      continue
-    }
-    for (const dir of (process.env.PATH || '').split(':')) {
-      if (dir && existsSync(join(dir, c))) return join(dir, c)
-    }
-  }
-  return null
-}
 
 // The in-page program: everything an app does with storage-js in a browser, each step checked.
 // It runs as a classic script after the UMD bundle defined window.supabase.
@@ -151,137 +131,14 @@ function page(cfg) {
 </body></html>`
 }
 
-/**
- * A loopback page server: GET / serves the page for cfg, GET /storage-js.umd.js the bundle,
- * POST /result takes the page's verdict. GET /hold.js, a parser-blocking script at the end of
- * the page, is answered only once the verdict arrived (or after 45 s), so the page's load event,
- * which --dump-dom waits for, comes after the in-page program finished. extra maps more paths
- * to handlers (req, res, url) for GET.
- */
-function startPageServer(cfgFor, extra = {}) {
-  // api.onRan, when set, is told of every POST /ran (the reports of scripts under test).
-  const api = {}
-  const results = []
-  const holds = []
-  const release = () => {
-    for (const res of holds.splice(0)) {
-      res.writeHead(200, { 'content-type': 'text/javascript' })
-      res.end('/* released */')
-    }
-  }
-  const bundle = readFileSync(UMD)
-  const server = createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/hold.js') {
-      if (results.length > 0) {
-        holds.push(res)
-        return release()
-      }
-      holds.push(res)
-      const t = setTimeout(release, 45_000)
-      res.on('close', () => clearTimeout(t))
-      return
-    }
-    const url = new URL(req.url, 'http://x')
-    if (req.method === 'GET' && extra[url.pathname]) return extra[url.pathname](req, res, url)
-    if (req.method === 'GET' && url.pathname === '/') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
-      return res.end(page(cfgFor(url.searchParams)))
-    }
-    if (req.method === 'GET' && url.pathname === '/storage-js.umd.js') {
-      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' })
-      return res.end(bundle)
-    }
-    if (req.method === 'POST' && url.pathname === '/ran') {
-      api.onRan?.(req.url)
-      res.writeHead(204)
-      return res.end()
-    }
-    if (req.method === 'POST' && url.pathname === '/result') {
-      let body = ''
-      req.on('data', (c) => (body += c))
-      req.on('end', () => {
-        results.push(body)
-        res.writeHead(204)
-        res.end()
-        release()
-      })
-      return
-    }
-    res.writeHead(404)
-    res.end()
-  })
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      Object.assign(api, {
-        origin: `http://127.0.0.1:${server.address().port}`,
-        results,
-        close: () => new Promise((r) => {
-          server.closeAllConnections?.()
-          server.close(() => r())
-        }),
-      })
-      resolve(api)
-    })
-  })
-}
-
-/** Runs headless Chromium on url with --dump-dom and returns the text of <pre id="result">. */
-async function dumpResult(url) {
-  const { stdout, stderr } = await dumpDOM(url)
-  const m = stdout.match(/<pre id="result">([\s\S]*?)<\/pre>/)
-  assert.ok(m, `no <pre id="result"> in Chromium's dump.\nstdout: ${stdout.slice(0, 2000)}\nstderr: ${stderr}`)
-  return m[1].replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&')
-}
-
-/** Runs headless Chromium on url with --dump-dom and returns what it printed: the DOM once loaded. */
-async function dumpDOM(url) {
-  const profile = freshDir('storage-js-chromium-')
-  const args = [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--disable-dev-shm-usage',
-    `--user-data-dir=${profile}`,
-    '--virtual-time-budget=60000',
-    '--dump-dom',
-    url,
-  ]
-  const child = spawn(chromium, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (c) => (stdout += c))
-  child.stderr.on('data', (c) => (stderr = (stderr + c).slice(-8000)))
-  const killGroup = (sig) => {
-    try {
-      process.kill(-child.pid, sig)
-    } catch {}
-  }
-  const exited = new Promise((resolve) => child.on('exit', resolve))
-  // a wedged browser must not hang the run: SIGTERM at 60 s, SIGKILL 5 s later
-  const t1 = setTimeout(() => killGroup('SIGTERM'), 60_000)
-  const t2 = setTimeout(() => killGroup('SIGKILL'), 65_000)
-  const onExit = () => killGroup('SIGKILL')
-  process.on('exit', onExit)
-  try {
-    await exited
-  } finally {
-    clearTimeout(t1)
-    clearTimeout(t2)
-    killGroup('SIGKILL') // helpers (zygote, GPU, …) left in the group
-    process.off('exit', onExit)
-    rmSync(profile, { recursive: true, force: true })
-  }
-  return { stdout, stderr }
+/** A page server (chromium.js) whose page runs PAGE_SCRIPT with cfgFor(query), and serves the bundle. */
+function storageJsPages(cfgFor, extra = {}) {
+  return startPageServer((q) => page(cfgFor(q)), { '/storage-js.umd.js': serveFile(UMD, 'text/javascript; charset=utf-8'), ...extra })
 }
 
 describe('storage-js browser build in headless Chromium', { skip }, () => {
   test('headless Chromium is installed', () => {
-    assert.ok(chromium, 'Chromium is required (STORAGE_BROWSER_TEST=1) but was not found: apt-get install -y chromium (make chromium), or set CHROMIUM')
+    assert.ok(chromium, chromiumMissing)
   })
   if (!chromium) return
 
@@ -301,7 +158,7 @@ describe('storage-js browser build in headless Chromium', { skip }, () => {
         create policy web_buckets on storage.buckets for select to authenticated using (id in ('web', 'web-public'));
       `)
       const token = srv.userToken('5b0c2c57-0d6c-4a9e-9d4c-6a1b1e7d0a11')
-      pages = await startPageServer((q) => ({ url: srv.url, token, bucket: 'web', publicBucket: 'web-public', version: VERSION, mode: q.get('mode') || 'full' }))
+      pages = await storageJsPages((q) => ({ url: srv.url, token, bucket: 'web', publicBucket: 'web-public', version: VERSION, mode: q.get('mode') || 'full' }))
     }, HOOK)
     after(async () => {
       await pages?.close()
@@ -332,7 +189,7 @@ describe('storage-js browser build in headless Chromium', { skip }, () => {
     const ran = []
     const fromStorage = () => ran.filter((u) => new URL(u, 'http://x').searchParams.get('from') === new URL(srv.url).origin)
     before(async () => {
-      pages = await startPageServer(() => ({}), {
+      pages = await storageJsPages(() => ({}), {
         '/evil.svg': (req, res) => {
           res.writeHead(200, { 'content-type': 'image/svg+xml' })
           res.end(svg(pages.origin))
@@ -395,8 +252,8 @@ img.src = ${JSON.stringify(url.searchParams.get('src')).replace(/</g, '\\u003c')
   describe('CORS_ALLOWED_ORIGINS lists one origin', () => {
     let srv, allowed, other
     before(async () => {
-      allowed = await startPageServer(() => cfg('full'))
-      other = await startPageServer(() => cfg('probe'))
+      allowed = await storageJsPages(() => cfg('full'))
+      other = await storageJsPages(() => cfg('probe'))
       srv = await startStorage({ backend: 'file', env: { CORS_ALLOWED_ORIGINS: allowed.origin } })
       const service = srv.client(srv.serviceKey)
       for (const [id, pub] of [['web', false], ['web-public', true]]) {
