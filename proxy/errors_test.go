@@ -75,6 +75,7 @@ func TestSQLStatesGolden(t *testing.T) {
 		"ST012": {400, body("400", "InvalidParameter", "InvalidParameter", pgMessageJSON)},
 		"ST013": {400, body("409", "InvalidRequest", "InvalidRequest", pgMessageJSON)},
 		"ST014": {400, body("409", "FeatureNotEnabled", "FeatureNotEnabled", pgMessageJSON)},
+		"ST015": {400, body("409", "UploadOffsetConflict", "Conflict", pgMessageJSON)},
 		"42501": {400, body("403", "AccessDenied", "Unauthorized", `"new row violates row-level security policy"`)},
 		"23505": {400, body("409", "ResourceAlreadyExists", "Duplicate", `"The resource already exists"`)},
 		"23503": {400, body("404", "InvalidRequest", "InvalidRequest", `"The related resource does not exist"`)},
