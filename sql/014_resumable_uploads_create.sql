@@ -2,8 +2,10 @@
 -- declared length, durable offset, the blob store's state of the partial blob, the MD5 state,
 -- expiry), and the API gains the storage_internal.resumable_* steps the server runs as the
 -- uploader (sql/api/resumable.sql). object_upload_abort also drops a resumable upload's record;
--- blob_upload_expire leaves resumable uploads to their own expiry. Reversible. No locks on
--- existing tables.
+-- blob_upload_expire leaves resumable uploads to their own expiry. The servers' role
+-- storage_server may read storage.blob_uploads: its collector spares the leftovers of uploads in
+-- flight (013 took every right on the table from the request roles, and so from the collector
+-- running as storage_server). Reversible. No locks on existing tables.
 
 create table storage.resumable_uploads (
   version       text primary key,
@@ -38,9 +40,15 @@ comment on column storage.resumable_uploads.expires_at is 'When the upload expir
 alter table storage.resumable_uploads enable row level security;
 revoke all on storage.resumable_uploads from public, anon, authenticated, service_role;
 
+grant select on storage.blob_uploads to storage_server;
+create policy blob_uploads_server on storage.blob_uploads for select to storage_server using (true);
+
 {{ install_snapshot "014" }}
 
 ---- create above / drop below ----
+
+drop policy blob_uploads_server on storage.blob_uploads;
+revoke select on storage.blob_uploads from storage_server;
 
 drop function storage_internal.resumable_create(text, text, boolean, text, text, bigint, jsonb, text, interval),
   storage_internal.resumable_record(text, text, text, bigint, bigint, text, text, jsonb, text, timestamptz),

@@ -117,3 +117,53 @@ func TestCLITUSKillResume(t *testing.T) {
 	require.True(t, strings.HasPrefix(loc, s.url), loc)
 	require.Equal(t, 0, s.stop(syscall.SIGTERM))
 }
+
+// TestCLICollectorRemovesLeftovers: the collector of `storage serve` (embedded default, so
+// running as the servers' role, not a superuser) removes leftovers past the grace period (a
+// put's temporary file, the partial file of a resumable upload nobody has in flight) and spares
+// the partial file of a resumable upload in progress, however old.
+func TestCLICollectorRemovesLeftovers(t *testing.T) {
+	bin := cliBinary(t)
+	t.Parallel()
+	dataDir := filepath.Join(cliTempDir(t), "data")
+	tmp := filepath.Join(dataDir, "blobs", ".tmp")
+	env := cliEnv("STORAGE_DATA_DIR="+dataDir, "SERVER_HOST=127.0.0.1", "SERVER_PORT="+cliFreePort(t),
+		"STORAGE_BACKEND=file", "STORAGE_FILE_BACKEND_PATH=", "STORAGE_LEFTOVER_GRACE=1m", "STORAGE_GC_INTERVAL=1s")
+	s := cliServe(t, bin, dataDir, env)
+	s.waitReady()
+	code, body := cliRcDo(t, http.MethodPost, s.url+"/bucket", s.service, "application/json", []byte(`{"name":"b"}`))
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	code, hdr, body := cliTUS(t, "POST", s.url+"/upload/resumable", s.service, []byte("live"), "Upload-Length", "8",
+		"Content-Type", "application/offset+octet-stream",
+		"Upload-Metadata", "bucketName "+base64.StdEncoding.EncodeToString([]byte("b"))+",objectName "+base64.StdEncoding.EncodeToString([]byte("live")))
+	require.Equal(t, 201, code, "%s", body)
+	loc := hdr.Get("Location")
+	var live string
+	require.NoError(t, filepath.WalkDir(filepath.Join(tmp, "partial"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			live = p
+		}
+		return err
+	}))
+	require.NotEmpty(t, live, "the live upload's partial file")
+
+	old := time.Now().Add(-time.Hour)
+	require.NoError(t, os.MkdirAll(filepath.Join(tmp, "partial", "ab"), 0o755))
+	for _, p := range []string{filepath.Join(tmp, "put-leftover"), filepath.Join(tmp, "partial", "ab", "abcdef")} {
+		require.NoError(t, os.WriteFile(p, []byte("left behind"), 0o644))
+		require.NoError(t, os.Chtimes(p, old, old))
+	}
+	require.NoError(t, os.Chtimes(live, old, old))
+	cliRcWaitFor(t, 60*time.Second, "the collector to remove both leftovers", func() bool {
+		_, err1 := os.Stat(filepath.Join(tmp, "put-leftover"))
+		_, err2 := os.Stat(filepath.Join(tmp, "partial", "ab", "abcdef"))
+		return os.IsNotExist(err1) && os.IsNotExist(err2)
+	})
+	_, err := os.Stat(live)
+	require.NoError(t, err, "the partial file of an upload in progress is no leftover")
+	code, hdr, body = cliTUS(t, "PATCH", loc, s.service, []byte("data"), "Content-Type", "application/offset+octet-stream", "Upload-Offset", "4")
+	require.Equal(t, 204, code, "%s", body)
+	require.Equal(t, "1", hdr.Get("Tus-Complete"))
+	require.NotContains(t, s.stderr.String(), "permission denied")
+	require.Equal(t, 0, s.stop(syscall.SIGTERM))
+}
