@@ -20,6 +20,7 @@ func openBlobs(ctx context.Context, cfg Config) (blob.Store, error) {
 			ForcePathStyle:  cfg.S3ForcePathStyle,
 			AccessKeyID:     cfg.S3AccessKeyID,
 			SecretAccessKey: cfg.S3SecretAccessKey,
+			SpoolDir:        cfg.S3SpoolDir,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("STORAGE_BACKEND=s3 (bucket %q at %q): %s", cfg.S3Bucket, cfg.S3Endpoint, oneLine(err))

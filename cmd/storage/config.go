@@ -100,6 +100,10 @@ type Config struct {
 	// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: the s3 backend.
 	S3Bucket, S3Endpoint, S3Region, S3AccessKeyID, S3SecretAccessKey string
 	S3ForcePathStyle                                                 bool
+	// STORAGE_S3_SPOOL_DIR: s3 backend: where resumable uploads spool the part they are
+	// reading (at most one part per upload in progress). Empty: the system's temporary
+	// directory.
+	S3SpoolDir string
 	// CORS_ALLOWED_ORIGINS: comma-separated origins browsers may call the server from;
 	// default * (any).
 	CORSAllowedOrigins []string
@@ -219,6 +223,7 @@ var envVars = []envVar{
 		c.S3ForcePathStyle = b
 		return nil
 	}},
+	{"STORAGE_S3_SPOOL_DIR", "", "s3 backend: directory on disk where resumable uploads spool the part in progress (empty = the system's temporary directory)", func(c *Config, v string) error { c.S3SpoolDir = v; return nil }},
 	{"AWS_ACCESS_KEY_ID", "", "s3 backend: access key", func(c *Config, v string) error { c.S3AccessKeyID = v; return nil }},
 	{"AWS_SECRET_ACCESS_KEY", "", "s3 backend: secret key", func(c *Config, v string) error { c.S3SecretAccessKey = v; return nil }},
 	{"UPLOAD_SIGNED_URL_EXPIRATION_TIME", "7200", "seconds a signed upload URL stays valid", func(c *Config, v string) error {
