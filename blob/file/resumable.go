@@ -75,7 +75,7 @@ func (s *Store) Append(ctx context.Context, key, state string, offset int64, r i
 	if size >= 0 {
 		src = io.LimitReader(r, size)
 	}
-	w := &writeErr{w: f}
+	w := &writeErr{w: f, f: f, off: offset}
 	n, rerr := copyBody(w, blob.ContextReader(ctx, src))
 	if w.err != nil {
 		// The disk failed, not r: what was written may be torn, so none of it counts.
@@ -120,16 +120,29 @@ func (s *Store) openPartial(p string, offset int64) (*os.File, error) {
 }
 
 // writeErr remembers a write error, so that Append can tell a failing disk from a failing
-// body: copyBody returns either.
+// body: copyBody returns either. When f is set it also starts the writeback of every
+// writebackChunk written, so that the disk works while the body still arrives.
 type writeErr struct {
 	w   io.Writer
 	err error
+
+	f            *os.File
+	off, pending int64 // where the bytes not yet handed to writeback start, and how many
 }
+
+// writebackChunk is how many bytes an Append writes before it starts their writeback.
+const writebackChunk = 1 << 20
 
 func (w *writeErr) Write(p []byte) (int, error) {
 	n, err := w.w.Write(p)
 	if err != nil {
 		w.err = err
+	}
+	if w.f != nil {
+		if w.pending += int64(n); w.pending >= writebackChunk {
+			startWriteback(w.f, w.off, w.pending)
+			w.off, w.pending = w.off+w.pending, 0
+		}
 	}
 	return n, err
 }
