@@ -724,3 +724,27 @@ func TestTUSDotSegments(t *testing.T) {
 		require.Equal(t, []string{blob.VersionKey(version)}, listBlobs(t, o.blobs))
 	})
 }
+
+// TestTUSDeferredOverLimit: an upload whose length is not declared yet is bounded by the size
+// limit while its bytes stream: a chunked PATCH past it is cut with 413, and no object exists.
+func TestTUSDeferredOverLimit(t *testing.T) {
+	t.Parallel()
+	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
+		o := newObjEnv(t, be)
+		o.mkBucket(t, `{"name":"small","file_size_limit":10}`)
+		r := o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Defer-Length", "1",
+			"Upload-Metadata", tusMD("bucketName", "small", "objectName", "d"))
+		requireTUS(t, r, 201, "")
+		loc := r.Header.Get("Location")
+		requireTUS(t, o.tusPatch(t, loc, o.service, 0, bytes.Repeat([]byte("x"), 11)), 413, "upload's size exceeded\n")
+		r = o.send(t, "PATCH", strings.TrimPrefix(loc, o.baseURL), o.service, bytes.NewReader(bytes.Repeat([]byte("y"), 20)), -1,
+			withHeader("Tus-Resumable", "1.0.0"), withHeader("Content-Type", "application/offset+octet-stream"), withHeader("Upload-Offset", "0"))
+		requireTUS(t, r, 413, "Maximum size exceeded\n")
+		// The bytes that arrived within the limit are kept, as in the reference.
+		require.Equal(t, "10", o.tusDo(t, "HEAD", loc, o.service, nil).Header.Get("Upload-Offset"))
+		requireTUS(t, o.tusPatch(t, loc, o.service, 10, []byte("z"), "Upload-Length", "11"), 413, "Maximum size exceeded\n")
+		var n int
+		require.NoError(t, o.db.Pool.QueryRow(context.Background(), `select count(*) from storage.objects`).Scan(&n))
+		require.Zero(t, n)
+	})
+}
