@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"hash"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -17,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/pgstorage/storage/blob"
+	"github.com/pgstorage/storage/digest"
 )
 
 // maxUserMetadata is the largest user metadata a multipart field may carry (1 MiB).
@@ -77,12 +77,15 @@ func (s *Server) store(r *request, u *upload, owner string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	m := &meter{r: newClientBody(u.body, u.contentLength), limit: limit, md5: md5.New()}
+	hashing := digest.New(md5.New()) // beside the copy: see package digest
+	m := &meter{r: newClientBody(u.body, u.contentLength), limit: limit, md5: hashing}
 	size := int64(-1)
 	if u.contentLength != nil {
 		size = *u.contentLength
 	}
-	if err := s.blobs.Put(blobCtx, blob.VersionKey(version), m, size); err != nil {
+	err = s.blobs.Put(blobCtx, blob.VersionKey(version), m, size)
+	sum := hashing.Sum().Sum(nil)
+	if err != nil {
 		_ = s.db.ObjectUploadAbort(ctx, settings, version)
 		if errors.Is(err, errTooLarge) {
 			return "", ErrEntityTooLarge
@@ -91,7 +94,7 @@ func (s *Server) store(r *request, u *upload, owner string) (string, error) {
 	}
 	p := uploadCommitParams{
 		Bucket: u.bucket, Name: u.name, Version: version, Upsert: u.upsert, Size: m.n,
-		MD5: hex.EncodeToString(m.md5.Sum(nil)), Mimetype: u.mimetype, CacheControl: u.cacheControl,
+		MD5: hex.EncodeToString(sum), Mimetype: u.mimetype, CacheControl: u.cacheControl,
 		UserMetadata: u.userMetadata, XRobotsTag: u.xRobotsTag,
 	}
 	if owner != "" {
@@ -217,7 +220,7 @@ type meter struct {
 	r     io.Reader
 	limit *int64 // nil = none
 	n     int64
-	md5   hash.Hash
+	md5   io.Writer
 }
 
 func (m *meter) Read(p []byte) (int, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/pgstorage/storage/blob"
+	"github.com/pgstorage/storage/digest"
 	"github.com/pgstorage/storage/limits"
 	"github.com/pgstorage/storage/proxy"
 )
@@ -394,10 +395,12 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 		if cl >= 0 {
 			body = io.LimitReader(body, cl)
 		}
-		m := &meter{r: body, h: h, room: room}
+		hashing := digest.New(h) // beside the copy: see package digest
+		m := &meter{r: body, h: hashing, room: room}
 		size := cl
 		newOffset, state, appendErr = s.blobs.Append(blobCtx, u.blobKey(), u.BlobState, offset, m, size)
 		streaming()
+		h = hashing.Sum() // every byte the meter passed on
 		if limits.ConnOf(c.ctx.Conn()).Cutting() {
 			c.ctx.SetConnectionClose()
 		}
@@ -496,7 +499,7 @@ var errTooLarge = errors.New("tus: the body exceeds the upload's length or size 
 // fails once they would exceed room.
 type meter struct {
 	r    io.Reader
-	h    hash.Hash
+	h    io.Writer
 	room *int64
 	n    int64
 }
