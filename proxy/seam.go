@@ -71,6 +71,22 @@ func (db *DB) Connect(ctx context.Context) (*pgx.Conn, error) {
 	return pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig.Copy())
 }
 
+// Sibling returns a seam on a pool of its own, with the same connection settings and at most
+// maxConns connections, for a door whose requests hold connections for long (TUS locks): they
+// can then never take the connections every other request needs. Close it with Close.
+func (db *DB) Sibling(maxConns int32) (*DB, error) {
+	cfg := db.pool.Config()
+	cfg.MaxConns, cfg.MinConns = maxConns, 0
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &DB{pool: pool, acquireTimeout: db.acquireTimeout}, nil
+}
+
+// Close closes the seam's pool (a Sibling's; the server's own is closed by its owner).
+func (db *DB) Close() { db.pool.Close() }
+
 // DB returns the server's database seam.
 func (s *Server) DB() *DB { return s.db }
 

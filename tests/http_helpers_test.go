@@ -103,6 +103,7 @@ func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 	door, err := tus.New(rest, cfg.Blobs, sc.TUS)
 	require.NoError(t, err)
 	rest.Mount(door)
+	t.Cleanup(door.Close) // after the server's shutdown, registered below
 	runDoor(t, door)
 	srv := rest.HTTPServer()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

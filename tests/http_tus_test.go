@@ -662,6 +662,7 @@ func (o *objEnv) secondServer(t *testing.T, opts ...httpOpt) string {
 	door, err := tus.New(rest, o.blobs, sc.TUS)
 	require.NoError(t, err)
 	rest.Mount(door)
+	t.Cleanup(door.Close) // after the server's shutdown, registered below
 	runDoor(t, door)
 	srv := rest.HTTPServer()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -747,4 +748,43 @@ func TestTUSDeferredOverLimit(t *testing.T) {
 		require.NoError(t, o.db.Pool.QueryRow(context.Background(), `select count(*) from storage.objects`).Scan(&n))
 		require.Zero(t, n)
 	})
+}
+
+// TestTUSConcurrencyCap: PATCHes hold a database connection of the TUS door's own pool while
+// they stream, at most TUS_MAX_CONCURRENT_UPLOADS of them: past it a PATCH is refused at once
+// (503, Retry-After), and the server's other requests never wait for those connections.
+func TestTUSConcurrencyCap(t *testing.T) {
+	t.Parallel()
+	o := newObjEnv(t, objectBackends[0], func(c *serverConfig) { c.TUS.MaxConcurrent = 1 })
+	src := blobtestBytes(1<<20, 5)
+	first := o.tusCreate(t, o.service, "b", "one", len(src))
+	second := o.tusCreate(t, o.service, "b", "two", 4)
+	// More than the server reads before its handler runs (64 KiB), less than all.
+	conn := tusRawPatch(t, o.baseURL, first, o.service, 0, len(src), src[:256<<10])
+	defer conn.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		require.NoError(t, o.db.Pool.QueryRow(context.Background(), `select count(*) from pg_locks where locktype = 'advisory'
+			and granted and database = (select oid from pg_database where datname = current_database())`).Scan(&n))
+		if n > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the stalled PATCH never took its lock")
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := o.tusPatch(t, second, o.service, 0, []byte("wxyz"))
+	requireTUS(t, r, 503, "Too many uploads in progress; retry later")
+	require.Equal(t, "1", r.Header.Get("Retry-After"))
+	require.Equal(t, 200, o.do(t, "GET", "/bucket", o.service, "").Status, "other requests go on")
+	require.Equal(t, 200, o.tusDo(t, "HEAD", second, o.service, nil).Status, "HEAD holds no lock")
+
+	_, err := conn.Write(src[256<<10:])
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(time.Minute)))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 204, resp.StatusCode)
+	requireTUS(t, o.tusPatch(t, second, o.service, 0, []byte("wxyz")), 204, "")
 }

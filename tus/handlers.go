@@ -528,6 +528,7 @@ func (m *meter) Read(p []byte) (int, error) {
 
 // lockHold is an upload's advisory lock, on a connection held for it.
 type lockHold struct {
+	s    *Server
 	held *proxy.Held
 	key  int64
 }
@@ -535,21 +536,40 @@ type lockHold struct {
 // lock takes the upload's advisory lock, retrying for Config.LockTimeout while another
 // request (on any server) holds it: 503 "acquiring lock timeout" past it.
 func (s *Server) lock(c *call, id uploadID) (*lockHold, *Error) {
-	held, err := s.db.Hold(ctxOf(c))
+	// A slot first, failing fast like the transfer caps: every slot taken means as many
+	// uploads streaming, and a queue would only hold more clients longer.
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		return nil, errTooManyUploads
+	}
+	held, err := s.locks.Hold(ctxOf(c))
 	if err != nil {
+		<-s.slots
 		return nil, fromCall(err)
 	}
-	key := id.lockKey()
+	l := &lockHold{s: s, held: held, key: id.lockKey()}
+	if e := s.acquire(c, id, l); e != nil {
+		return nil, e
+	}
+	return l, nil
+}
+
+// acquire takes the upload's advisory lock on l's connection, retrying while another request
+// holds it; on failure l's connection and slot are given back.
+func (s *Server) acquire(c *call, id uploadID, l *lockHold) *Error {
+	held, key := l.held, l.key
 	deadline := time.Now().Add(s.cfg.LockTimeout)
 	var asked time.Time
 	for {
 		var ok bool
 		if err := held.QueryRow(ctxOf(c), `select pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
 			held.Destroy()
-			return nil, fromCall(err)
+			<-s.slots
+			return fromCall(err)
 		}
 		if ok {
-			return &lockHold{held: held, key: key}, nil
+			return nil
 		}
 		if time.Since(asked) >= askEvery {
 			// Whoever holds it, on any server, is asked to let go (release.go).
@@ -560,7 +580,8 @@ func (s *Server) lock(c *call, id uploadID) (*lockHold, *Error) {
 		}
 		if time.Now().After(deadline) {
 			held.Release()
-			return nil, errLockTimeout
+			<-s.slots
+			return errLockTimeout
 		}
 		time.Sleep(lockRetry)
 	}
@@ -572,6 +593,7 @@ const lockRetry = 100 * time.Millisecond
 // release unlocks and gives the connection back; a connection whose unlock failed is closed,
 // which releases the lock too.
 func (l *lockHold) release() {
+	defer func() { <-l.s.slots }()
 	var ok bool
 	if err := l.held.QueryRow(blobCtx, `select pg_advisory_unlock($1)`, l.key).Scan(&ok); err != nil || !ok {
 		l.held.Destroy()

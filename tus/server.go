@@ -25,6 +25,9 @@ const (
 	DefaultURLPath     = "/upload/resumable"
 	DefaultExpiry      = 24 * time.Hour
 	DefaultLockTimeout = 5 * time.Second
+	// DefaultMaxConcurrent keeps the lock pool well inside PostgreSQL's default 100
+	// connections with a few servers.
+	DefaultMaxConcurrent = 16
 )
 
 // Config is what the TUS door needs beyond the proxy (cmd/storage documents the environment
@@ -45,6 +48,10 @@ type Config struct {
 	// LockTimeout is how long a request waits for another request's hold on the same upload
 	// before 503 "acquiring lock timeout"; 0 means DefaultLockTimeout.
 	LockTimeout time.Duration
+	// MaxConcurrent (TUS_MAX_CONCURRENT_UPLOADS) is how many PATCHes (and DELETEs) may hold an
+	// upload's lock at once on this server: each holds a database connection of a pool of its
+	// own while its body streams. Past it, 503 and Retry-After. 0 means DefaultMaxConcurrent.
+	MaxConcurrent int
 	Logger      *slog.Logger
 }
 
@@ -52,7 +59,9 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	p        *proxy.Server
-	db       *proxy.DB
+	db       *proxy.DB     // requests' calls, on the server's pool
+	locks    *proxy.DB     // connections held for upload locks, a pool of their own
+	slots    chan struct{} // one per connection of locks: taken before one is held
 	verifier *identity.Verifier
 	blobs    blob.Resumable
 	log      *slog.Logger
@@ -74,12 +83,22 @@ func New(p *proxy.Server, blobs blob.Store, cfg Config) (*Server, error) {
 	if cfg.LockTimeout <= 0 {
 		cfg.LockTimeout = DefaultLockTimeout
 	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{cfg: cfg, p: p, db: p.DB(), verifier: p.Verifier(), blobs: rb, log: cfg.Logger,
-		listening: make(chan struct{})}, nil
+	locks, err := p.DB().Sibling(int32(cfg.MaxConcurrent))
+	if err != nil {
+		return nil, fmt.Errorf("tus: lock pool: %w", err)
+	}
+	return &Server{cfg: cfg, p: p, db: p.DB(), locks: locks, slots: make(chan struct{}, cfg.MaxConcurrent),
+		verifier: p.Verifier(), blobs: rb, log: cfg.Logger, listening: make(chan struct{})}, nil
 }
+
+// Close closes the lock pool. Call it after the server stopped serving.
+func (s *Server) Close() { s.locks.Close() }
 
 // Operation ids (storage.operation), as the reference names them.
 const (

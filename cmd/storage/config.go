@@ -116,6 +116,9 @@ type Config struct {
 	// TUS_URL_EXPIRY_MS: an unfinished resumable upload expires this long after its last
 	// append (milliseconds). Default 86400000 (24 h).
 	TUSExpiry time.Duration
+	// TUS_MAX_CONCURRENT_UPLOADS: resumable PATCHes that may stream at once on this server,
+	// each holding a connection of a pool of their own (its upload's lock). Default 16.
+	TUSMaxConcurrent int
 	// STORAGE_PUBLIC_URL: when set, the scheme and host of resumable uploads' Location.
 	PublicURL *url.URL
 	// REQUEST_ALLOW_X_FORWARDED_PATH: prefix Location's path with X-Forwarded-Prefix.
@@ -249,6 +252,7 @@ var envVars = []envVar{
 		c.TUSExpiry = time.Duration(n) * time.Millisecond
 		return nil
 	}},
+	{"TUS_MAX_CONCURRENT_UPLOADS", "16", "resumable PATCHes streaming at once on this server, each holding a database connection of its own (then 503)", intVar(func(c *Config, n int) { c.TUSMaxConcurrent = n }, 1, 10000)},
 	{"STORAGE_PUBLIC_URL", "", "scheme://host[:port] clients reach this server by, for resumable uploads' Location (default: from Host and X-Forwarded-*)", func(c *Config, v string) error {
 		if v == "" {
 			return nil

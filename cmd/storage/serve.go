@@ -114,10 +114,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		EmptyQueued:         emptyQueued,
 	}, db.pool)
 	resumable, err := tus.New(rest, blobs, tus.Config{URLPath: cfg.TUSURLPath, Expiry: cfg.TUSExpiry,
-		PublicURL: cfg.PublicURL, AllowForwardedPath: cfg.AllowForwardedPath, Logger: log})
+		PublicURL: cfg.PublicURL, AllowForwardedPath: cfg.AllowForwardedPath, MaxConcurrent: cfg.TUSMaxConcurrent, Logger: log})
 	if err != nil {
 		return err
 	}
+	defer resumable.Close() // after serving stopped (deferred later, run earlier)
 	rest.Mount(resumable)
 	srv := rest.HTTPServer()
 
