@@ -52,7 +52,7 @@ type Config struct {
 	// upload's lock at once on this server: each holds a database connection of a pool of its
 	// own while its body streams. Past it, 503 and Retry-After. 0 means DefaultMaxConcurrent.
 	MaxConcurrent int
-	Logger      *slog.Logger
+	Logger        *slog.Logger
 }
 
 // Server is the TUS door. Mount it on the proxy (proxy.Server.Mount).
