@@ -1,6 +1,7 @@
 package tus
 
 import (
+	"context"
 	"crypto/md5"
 	"encoding"
 	"encoding/hex"
@@ -183,7 +184,7 @@ func (s *Server) head(c *call) *Error {
 	}
 	var u upload
 	found := false
-	err := s.db.Call(ctxOf(c), s.settings(c), `select `+uploadColumns+` from storage_internal.resumable_get($1)`,
+	err := s.db.Call(ctxOf(c), s.settings(c), `select `+uploadColumns("")+` from storage_internal.resumable_get($1)`,
 		[]any{id.Version}, func(rows pgx.Rows) error {
 			if rows.Next() {
 				found = true
@@ -313,19 +314,13 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 	var limit *int64
 	found := false
 	err := l.held.Call(ctx, s.settings(c),
-		`select (c.upload).*, c.size_limit from storage_internal.resumable_check(version => $1, upsert => $2) c`,
+		`select `+uploadColumns("(c.upload).")+`, c.size_limit from storage_internal.resumable_check(version => $1, upsert => $2) c`,
 		[]any{id.Version, c.upsert}, func(rows pgx.Rows) error {
 			if !rows.Next() {
 				return nil
 			}
 			found = true
-			var um *string
-			err := rows.Scan(&u.Version, &u.Bucket, &u.Name, &u.OwnerID, &u.Length, &u.Offset, &u.SizeLimit, &u.Mimetype,
-				&u.CacheControl, &um, &u.Metadata, &u.BlobState, &u.MD5State, &u.CreatedAt, &u.ExpiresAt, &u.CompletedAt, &limit)
-			if um != nil {
-				u.UserMetadata = []byte(*um)
-			}
-			return err
+			return u.scan(rows, &limit)
 		})
 	if err != nil {
 		return nil, fromCall(err)
@@ -604,4 +599,4 @@ func (l *lockHold) release() {
 
 // blobCtx is the context of blob store calls: not the request's, which fasthttp recycles
 // (a dropped client is seen by the body reads failing).
-var blobCtx = contextBackground()
+var blobCtx = context.Background()

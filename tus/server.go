@@ -3,7 +3,6 @@ package tus
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -304,13 +303,23 @@ type upload struct {
 	CompletedAt  *time.Time
 }
 
-const uploadColumns = `version, bucket_id, name, owner_id, upload_length, upload_offset, size_limit, mimetype,
-  cache_control, user_metadata::text, metadata, blob_state, md5_state, created_at, expires_at, completed_at`
+// uploadColumns lists the columns upload.scan reads, each after prefix (a row or a composite).
+func uploadColumns(prefix string) string {
+	cols := []string{"version", "bucket_id", "name", "owner_id", "upload_length", "upload_offset", "size_limit",
+		"mimetype", "cache_control", "user_metadata", "metadata", "blob_state", "md5_state", "created_at",
+		"expires_at", "completed_at"}
+	for i, c := range cols {
+		cols[i] = prefix + c
+	}
+	return strings.Join(cols, ", ")
+}
 
-func (u *upload) scan(row interface{ Scan(...any) error }) error {
+// scan reads the columns of uploadColumns, then into extra the columns after them.
+func (u *upload) scan(row interface{ Scan(...any) error }, extra ...any) error {
 	var um *string
-	err := row.Scan(&u.Version, &u.Bucket, &u.Name, &u.OwnerID, &u.Length, &u.Offset, &u.SizeLimit, &u.Mimetype,
-		&u.CacheControl, &um, &u.Metadata, &u.BlobState, &u.MD5State, &u.CreatedAt, &u.ExpiresAt, &u.CompletedAt)
+	dest := append([]any{&u.Version, &u.Bucket, &u.Name, &u.OwnerID, &u.Length, &u.Offset, &u.SizeLimit, &u.Mimetype,
+		&u.CacheControl, &um, &u.Metadata, &u.BlobState, &u.MD5State, &u.CreatedAt, &u.ExpiresAt, &u.CompletedAt}, extra...)
+	err := row.Scan(dest...)
 	if um != nil {
 		u.UserMetadata = []byte(*um)
 	}
@@ -330,8 +339,3 @@ func writeExpires(ctx *fasthttp.RequestCtx, at time.Time) {
 
 // ctxOf is the context of the request's database calls and blob appends.
 func ctxOf(c *call) context.Context { return c.ctx }
-
-// errIs reports whether err (or what it wraps) is target.
-var errIs = errors.Is
-
-func contextBackground() context.Context { return context.Background() }
