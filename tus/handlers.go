@@ -372,13 +372,17 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 		return nil, errSizeExceeded
 	}
 
-	h := md5.New()
-	if len(u.MD5State) > 0 {
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(u.MD5State); err != nil {
-			return nil, &Error{Status: 500, Body: errInternal.Body, cause: err}
-		}
+	h, err := resumeHash(u.MD5State)
+	if err != nil {
+		return nil, &Error{Status: 500, Body: errInternal.Body, cause: err}
 	}
 	newOffset, state := offset, u.BlobState
+	// rewind forgets this append: nothing of it is recorded, the client sends it again from
+	// the recorded offset (whatever the store kept past it is overwritten then).
+	rewind := func() {
+		newOffset, state = offset, u.BlobState
+		h, _ = resumeHash(u.MD5State)
+	}
 	var appendErr error
 	if !empty {
 		// Another request may ask for the lock while this body streams: it is then cut.
@@ -400,9 +404,7 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 			c.ctx.SetConnectionClose()
 		}
 		if appendErr != nil && newOffset > offset && newOffset-offset != m.n {
-			// The store kept a different amount than was hashed: record nothing, the
-			// client resends from the recorded offset.
-			newOffset, state = offset, u.BlobState
+			rewind() // the store kept a different amount than was hashed
 		}
 		if appendErr == nil && cl >= 0 && m.n != cl {
 			appendErr = io.ErrUnexpectedEOF
@@ -412,7 +414,10 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 	complete := appendErr == nil && u.Length != nil && newOffset == *u.Length
 	if complete {
 		if err := s.blobs.Finish(blobCtx, u.blobKey(), state, newOffset); err != nil {
+			// Recording the last bytes without the object would make HEAD report the upload
+			// whole: a client would stop there. Unrecorded, it sends them again.
 			appendErr, complete = err, false
+			rewind()
 		}
 	}
 	if complete {
@@ -480,6 +485,17 @@ func (s *Server) appendError(err error) *Error {
 		return &Error{Status: 400, Body: "The request body ended before its Content-Length\n", cause: err}
 	}
 	return &Error{Status: errWriteFailed.Status, Body: errWriteFailed.Body, cause: err}
+}
+
+// resumeHash is an MD5 that has hashed what state says (a new one for no state).
+func resumeHash(state []byte) (hash.Hash, error) {
+	h := md5.New()
+	if len(state) > 0 {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
 }
 
 // hashState is the MD5 state to resume hashing from.
