@@ -24,14 +24,15 @@ var pieces = sync.Pool{New: func() any { b := make([]byte, pieceSize); return &b
 
 // Async hashes what is written to it with h, on a goroutine of its own: Write copies and
 // returns at once unless depth pieces are waiting, Sum waits for the last byte. One writer at a
-// time, like a hash.Hash. Every Async must end with Sum (it stops the goroutine).
+// time, like a hash.Hash. Every Async must end with Sum (it stops the goroutine, if any).
 type Async struct {
-	h     hash.Hash
-	queue chan piece
-	done  chan struct{}
-	cur   *[]byte
-	n     int
-	ended bool
+	h      hash.Hash
+	queue  chan piece
+	done   chan struct{}
+	cur    *[]byte
+	n      int
+	ended  bool
+	inline int // bytes hashed in line, before the goroutine started
 }
 
 type piece struct {
@@ -39,9 +40,16 @@ type piece struct {
 	n   int
 }
 
-// New starts hashing with h (whatever h has hashed already counts: a resumed hash works).
+// New returns an Async hashing with h (whatever h has hashed already counts: a resumed hash
+// works). Its goroutine starts only once a piece's worth has been written: a small body is
+// hashed in line, without the hand-off.
 func New(h hash.Hash) *Async {
-	a := &Async{h: h, queue: make(chan piece, depth-1), done: make(chan struct{})}
+	return &Async{h: h}
+}
+
+// start moves the hashing to a goroutine of its own.
+func (a *Async) start() {
+	a.queue, a.done = make(chan piece, depth-1), make(chan struct{})
 	go func() {
 		defer close(a.done)
 		for p := range a.queue {
@@ -49,13 +57,19 @@ func New(h hash.Hash) *Async {
 			pieces.Put(p.buf)
 		}
 	}()
-	return a
 }
 
 // Write queues a copy of p to be hashed. It never fails.
 func (a *Async) Write(p []byte) (int, error) {
 	if a.ended {
 		panic("digest: Write after Sum")
+	}
+	if a.queue == nil {
+		if a.inline+len(p) <= pieceSize {
+			a.inline += len(p)
+			return a.h.Write(p)
+		}
+		a.start()
 	}
 	n := len(p)
 	for len(p) > 0 {
@@ -76,6 +90,10 @@ func (a *Async) Write(p []byte) (int, error) {
 // Sum waits until every byte written is hashed and returns h, which the caller may now use
 // (Sum, MarshalBinary). The Async is over: no more writes. Calling Sum again returns h again.
 func (a *Async) Sum() hash.Hash {
+	if a.queue == nil { // never started: all hashed in line
+		a.ended = true
+		return a.h
+	}
 	if !a.ended {
 		a.ended = true
 		if a.cur != nil {

@@ -42,4 +42,9 @@ func TestAsync(t *testing.T) {
 	}
 	empty := digest.New(md5.New())
 	require.Equal(t, md5.New().Sum(nil), empty.Sum().Sum(nil))
+	small := digest.New(md5.New()) // hashed in line, never started
+	_, _ = small.Write(data[:1000])
+	_, _ = small.Write(data[1000:5000])
+	want5k := md5.Sum(data[:5000])
+	require.Equal(t, want5k[:], small.Sum().Sum(nil))
 }
