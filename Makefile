@@ -83,7 +83,7 @@ bench: postgres build ## run the benchmarks (wrk, pgbench); not part of make tes
 
 .PHONY: test/js chromium
 
-test/js: postgres build versitygw chromium ## run the storage-js and supabase-js client suites (tests/js: node --test, file and s3 backends, headless Chromium)
+test/js: postgres build versitygw chromium ## run the storage-js, supabase-js and tus-js-client suites (tests/js: node --test, file and s3 backends, headless Chromium)
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
 	  echo "node and npm (Node >= 20) not found; install Node.js 20 or newer (apt-get install -y nodejs)"; exit 1; }
 	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { \
