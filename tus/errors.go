@@ -67,8 +67,10 @@ func fromCall(err error) *Error {
 		return errOffsetConflict
 	case "EntityTooLarge":
 		return errMaxSize
-	case "NoSuchBucket", "KeyAlreadyExists", "InvalidBucketName", "InvalidKey", "InvalidMimeType",
-		"AccessDenied", "InvalidRequest":
+	case "NoSuchBucket", "KeyAlreadyExists", "ResourceAlreadyExists", "InvalidBucketName", "InvalidKey",
+		"InvalidMimeType", "AccessDenied", "InvalidRequest", "ResourceLocked":
+		// ResourceLocked (423, lock_timeout): tus clients retry it, as the reference's
+		// lock timeouts.
 		return &Error{Status: e.Status, Body: e.Message, cause: err}
 	}
 	if e.Status == 503 || e.Status == 544 {
