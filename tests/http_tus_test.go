@@ -788,3 +788,23 @@ func TestTUSConcurrencyCap(t *testing.T) {
 	require.Equal(t, 204, resp.StatusCode)
 	requireTUS(t, o.tusPatch(t, second, o.service, 0, []byte("wxyz")), 204, "")
 }
+
+// TestTUSLocationConfig: TUS_URL_PATH, STORAGE_PUBLIC_URL and REQUEST_ALLOW_X_FORWARDED_PATH
+// shape Location as documented.
+func TestTUSLocationConfig(t *testing.T) {
+	t.Parallel()
+	public, err := url.Parse("https://files.example.com:8443/ignored")
+	require.NoError(t, err)
+	o := newObjEnv(t, objectBackends[0], func(c *serverConfig) {
+		c.TUS.URLPath, c.TUS.PublicURL, c.TUS.AllowForwardedPath = "/storage/v1/upload/resumable", public, true
+	})
+	r := o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "1",
+		"Upload-Metadata", tusMD("bucketName", "b", "objectName", "x"), "X-Forwarded-Prefix", "/gw/",
+		"X-Forwarded-Host", "other.example.com")
+	requireTUS(t, r, 201, "")
+	loc := r.Header.Get("Location")
+	require.True(t, strings.HasPrefix(loc, "https://files.example.com:8443/gw/storage/v1/upload/resumable/"), loc)
+	raw, err := base64.RawURLEncoding.DecodeString(lastSegment(loc))
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(raw), "b/x/"), string(raw))
+}
