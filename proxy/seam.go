@@ -142,6 +142,13 @@ func Stalled(ctx *fasthttp.RequestCtx) bool { return limits.ConnOf(ctx.Conn()).S
 // the REST routes do), and its HTTP status.
 func RESTErrorBody(e *Error) ([]byte, int) { return errorBody(e), e.httpStatus() }
 
+// BearerToken is the token of an Authorization header, as the REST routes read it.
+func BearerToken(h []byte) string { return tokenFromHeader(h) }
+
+// DrainBody reads what is left of a refused request's body, up to a bound, and reports whether
+// the connection can serve another request (false: close it), as the REST routes do.
+func DrainBody(ctx *fasthttp.RequestCtx) bool { return drainBody(ctx) }
+
 // AuthError renders an identity refusal as the REST routes do.
 func AuthError(err error) *Error { return authError(err, false) }
 

@@ -4,11 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -65,17 +62,8 @@ func TestCLITUSKillResume(t *testing.T) {
 	require.Equal(t, 204, code, "%s", body)
 
 	// The second PATCH sends 3 of its 6 MiB, and the server is killed while it waits for more.
-	u, err := url.Parse(loc)
-	require.NoError(t, err)
-	conn, err := net.Dial("tcp", u.Host)
-	require.NoError(t, err)
+	conn := tusRawPatch(t, s.url, loc, s.service, 4<<20, 6<<20, src[4<<20:7<<20])
 	defer conn.Close()
-	_, err = fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nTus-Resumable: 1.0.0\r\n"+
-		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: %d\r\nContent-Length: %d\r\n\r\n",
-		u.RequestURI(), u.Host, s.service, 4<<20, 6<<20)
-	require.NoError(t, err)
-	_, err = conn.Write(src[4<<20 : 7<<20])
-	require.NoError(t, err)
 	partial := func() int64 {
 		var size int64
 		_ = filepath.WalkDir(filepath.Join(blobsDir, ".tmp", "partial"), func(p string, d os.DirEntry, err error) error {
@@ -95,7 +83,7 @@ func TestCLITUSKillResume(t *testing.T) {
 	case <-time.After(cliStopTimeout):
 		t.Fatalf("storage serve did not exit within %v of SIGKILL", cliStopTimeout)
 	}
-	_, err = http.ReadResponse(bufio.NewReader(conn), nil)
+	_, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	require.Error(t, err, "the cut PATCH must not have been answered")
 	cliRcWaitFor(t, 30*time.Second, "the embedded postgres to exit after serve was killed", func() bool {
 		return len(cliPostgresOf(pgDir)) == 0

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgstorage/storage/blob"
@@ -96,11 +96,27 @@ func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 	gcDone := make(chan struct{})
 	go func() { defer close(gcDone); collector.Run(gcCtx) }()
 	t.Cleanup(func() { stopGC(); <-gcDone })
-	rest := proxy.New(cfg, db.Pool)
-	if sc.TUS.Logger == nil {
-		sc.TUS.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	base := serveHTTP(t, db.Pool, sc)
+	return &httpBundle{
+		db:      db,
+		baseURL: base,
+		service: mintJWT(t, "service_role"),
+		anon:    mintJWT(t, "anon"),
+		userA:   mintJWT(t, "authenticated", withSub(userA.Sub)),
+		userB:   mintJWT(t, "authenticated", withSub(userB.Sub)),
+		blobs:   cfg.Blobs,
 	}
-	door, err := tus.New(rest, cfg.Blobs, sc.TUS)
+}
+
+// serveHTTP starts the proxy of sc with the TUS door mounted on pool, on a loopback port, until
+// t ends, and returns its base URL.
+func serveHTTP(t *testing.T, pool *pgxpool.Pool, sc serverConfig) string {
+	t.Helper()
+	rest := proxy.New(sc.Config, pool)
+	if sc.TUS.Logger == nil {
+		sc.TUS.Logger = sc.Logger
+	}
+	door, err := tus.New(rest, sc.Blobs, sc.TUS)
 	require.NoError(t, err)
 	rest.Mount(door)
 	t.Cleanup(door.Close) // after the server's shutdown, registered below
@@ -110,15 +126,7 @@ func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 	require.NoError(t, err)
 	go srv.Serve(ln) //nolint:errcheck // returns when Shutdown closes the listener
 	t.Cleanup(func() { _ = srv.Shutdown() })
-	return &httpBundle{
-		db:      db,
-		baseURL: "http://" + ln.Addr().String(),
-		service: mintJWT(t, "service_role"),
-		anon:    mintJWT(t, "anon"),
-		userA:   mintJWT(t, "authenticated", withSub(userA.Sub)),
-		userB:   mintJWT(t, "authenticated", withSub(userB.Sub)),
-		blobs:   cfg.Blobs,
-	}
+	return "http://" + ln.Addr().String()
 }
 
 // runDoor runs the TUS door's listener (release requests) until t ends.

@@ -598,21 +598,6 @@ func TestTUSTwoServers(t *testing.T) {
 		src := blobtestBytes(3<<20, 9)
 		loc := o.tusCreate(t, o.service, "b", "race.bin", len(src))
 		otherLoc := other + strings.TrimPrefix(loc, o.baseURL)
-		locked := func() {
-			t.Helper()
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				var n int
-				require.NoError(t, o.db.Pool.QueryRow(context.Background(),
-					`select count(*) from pg_locks where locktype = 'advisory' and granted
-					  and database = (select oid from pg_database where datname = current_database())`).Scan(&n))
-				if n > 0 {
-					return
-				}
-				require.True(t, time.Now().Before(deadline), "the stalled PATCH never took the lock")
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
 		response := func(conn net.Conn) *http.Response {
 			t.Helper()
 			require.NoError(t, conn.SetReadDeadline(time.Now().Add(time.Minute)))
@@ -625,7 +610,7 @@ func TestTUSTwoServers(t *testing.T) {
 		// Through the first server, 1 of 2 MiB, then the client stalls.
 		conn := tusRawPatch(t, o.baseURL, loc, o.service, 0, 2<<20, src[:1<<20])
 		defer conn.Close()
-		locked()
+		o.waitAdvisoryLock(t)
 		requireTUS(t, o.tusPatch(t, otherLoc, o.service, 0, src[:1<<20]), 503, "acquiring lock timeout")
 		resp := response(conn)
 		require.Equal(t, 204, resp.StatusCode)
@@ -638,7 +623,7 @@ func TestTUSTwoServers(t *testing.T) {
 		// long enough for the release and goes on from the offset the holder stored.
 		conn2 := tusRawPatch(t, other, otherLoc, o.service, 1<<20, 2<<20, src[1<<20:2<<20])
 		defer conn2.Close()
-		locked()
+		o.waitAdvisoryLock(t)
 		r := o.tusPatch(t, loc, o.service, 2<<20, src[2<<20:])
 		requireTUS(t, r, 204, "")
 		require.Equal(t, "1", r.Header.Get("Tus-Complete"))
@@ -658,18 +643,7 @@ func (o *objEnv) secondServer(t *testing.T, opts ...httpOpt) string {
 	for _, opt := range opts {
 		opt(&sc)
 	}
-	rest := proxy.New(sc.Config, o.db.Pool)
-	door, err := tus.New(rest, o.blobs, sc.TUS)
-	require.NoError(t, err)
-	rest.Mount(door)
-	t.Cleanup(door.Close) // after the server's shutdown, registered below
-	runDoor(t, door)
-	srv := rest.HTTPServer()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go srv.Serve(ln) //nolint:errcheck // returns when Shutdown closes the listener
-	t.Cleanup(func() { _ = srv.Shutdown() })
-	return "http://" + ln.Addr().String()
+	return serveHTTP(t, o.db.Pool, sc)
 }
 
 // blobtestBytes is n deterministic pseudo-random bytes.
@@ -762,17 +736,7 @@ func TestTUSConcurrencyCap(t *testing.T) {
 	// More than the server reads before its handler runs (64 KiB), less than all.
 	conn := tusRawPatch(t, o.baseURL, first, o.service, 0, len(src), src[:256<<10])
 	defer conn.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var n int
-		require.NoError(t, o.db.Pool.QueryRow(context.Background(), `select count(*) from pg_locks where locktype = 'advisory'
-			and granted and database = (select oid from pg_database where datname = current_database())`).Scan(&n))
-		if n > 0 {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the stalled PATCH never took its lock")
-		time.Sleep(20 * time.Millisecond)
-	}
+	o.waitAdvisoryLock(t)
 	r := o.tusPatch(t, second, o.service, 0, []byte("wxyz"))
 	requireTUS(t, r, 503, "Too many uploads in progress; retry later")
 	require.Equal(t, "1", r.Header.Get("Retry-After"))
@@ -807,4 +771,20 @@ func TestTUSLocationConfig(t *testing.T) {
 	raw, err := base64.RawURLEncoding.DecodeString(lastSegment(loc))
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(string(raw), "b/x/"), string(raw))
+}
+
+// waitAdvisoryLock waits until a request holds an advisory lock (an upload's) in o's database.
+func (o *objEnv) waitAdvisoryLock(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		require.NoError(t, o.db.Pool.QueryRow(context.Background(), `select count(*) from pg_locks where locktype = 'advisory'
+			and granted and database = (select oid from pg_database where datname = current_database())`).Scan(&n))
+		if n > 0 {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "no request took an upload's lock within 30 s")
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -1,6 +1,7 @@
 package tus
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding"
@@ -389,7 +390,7 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 		streaming := s.holders.add(u.Version, c.ctx)
 		var body io.Reader = c.ctx.RequestBodyStream()
 		if body == nil {
-			body = strings.NewReader(string(c.ctx.PostBody()))
+			body = bytes.NewReader(c.ctx.PostBody())
 		}
 		if cl >= 0 {
 			body = io.LimitReader(body, cl)

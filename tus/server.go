@@ -1,10 +1,8 @@
 package tus
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -162,7 +160,8 @@ func (s *Server) handle(op string, signed bool, h func(*call) *Error) fasthttp.R
 		c := &call{ctx: ctx, op: op, signed: signed, id: identity.Anonymous}
 		s.setCORS(ctx)
 		if !signed {
-			id, err := s.verifier.Verify(bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)))
+			// A missing header is an empty token: "Invalid Compact JWS", as the reference.
+			id, err := s.verifier.Verify(proxy.BearerToken(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)))
 			if err != nil {
 				s.writeREST(ctx, proxy.AuthError(err))
 				return
@@ -179,16 +178,6 @@ func (s *Server) handle(op string, signed bool, h func(*call) *Error) fasthttp.R
 			s.writeError(c, e)
 		}
 	}
-}
-
-// bearer strips a leading "Bearer " (any case); a missing header is an empty token, which
-// fails as the reference's "Invalid Compact JWS".
-func bearer(h []byte) string {
-	h = bytes.TrimSpace(h)
-	if len(h) > 6 && strings.EqualFold(string(h[:6]), "bearer") && (h[6] == ' ' || h[6] == '\t') {
-		h = bytes.TrimSpace(h[7:])
-	}
-	return string(h)
 }
 
 // verifySigned checks the signed route's x-signature against the upload's object and makes the
@@ -232,7 +221,7 @@ func (s *Server) writeError(c *call, e *Error) {
 	if e.Status == 500 {
 		s.log.Error("tus request failed", "operation", c.op, "status", e.Status, "error", e.cause, "body", strings.TrimSpace(e.Body))
 	}
-	if e.Status == 408 || !drain(ctx) {
+	if e.Status == 408 || !proxy.DrainBody(ctx) {
 		ctx.SetConnectionClose()
 	}
 	for _, h := range e.Headers {
@@ -248,7 +237,7 @@ func (s *Server) writeError(c *call, e *Error) {
 // writeREST answers like the REST routes (the JWT failures of TUS.md §3), with CORS.
 func (s *Server) writeREST(ctx *fasthttp.RequestCtx, e *proxy.Error) {
 	body, status := proxy.RESTErrorBody(e)
-	if !drain(ctx) {
+	if !proxy.DrainBody(ctx) {
 		ctx.SetConnectionClose()
 	}
 	ctx.SetStatusCode(status)
@@ -260,18 +249,6 @@ func (s *Server) writeREST(ctx *fasthttp.RequestCtx, e *proxy.Error) {
 	}
 	ctx.SetContentType("application/json; charset=utf-8")
 	ctx.SetBody(body)
-}
-
-// drainLimit is how much of an unread body an error still reads before closing instead.
-const drainLimit = 16 << 20
-
-func drain(ctx *fasthttp.RequestCtx) bool {
-	if stream := ctx.RequestBodyStream(); stream != nil {
-		if n, err := io.CopyN(io.Discard, stream, drainLimit); n == drainLimit || err != nil && err != io.EOF {
-			return false
-		}
-	}
-	return true
 }
 
 // pathID is the upload id of the request: the last segment of its path. A segment that is
