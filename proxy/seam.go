@@ -151,6 +151,3 @@ func DrainBody(ctx *fasthttp.RequestCtx) bool { return drainBody(ctx) }
 
 // AuthError renders an identity refusal as the REST routes do.
 func AuthError(err error) *Error { return authError(err, false) }
-
-// URLAuthError renders an identity refusal of a signed-URL token as the signed routes do.
-func URLAuthError(err error) *Error { return authError(err, true) }
