@@ -96,6 +96,7 @@ func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 	gcDone := make(chan struct{})
 	go func() { defer close(gcDone); collector.Run(gcCtx) }()
 	t.Cleanup(func() { stopGC(); <-gcDone })
+	sc.Config = cfg // with the defaults filled in above
 	base := serveHTTP(t, db.Pool, sc)
 	return &httpBundle{
 		db:      db,
