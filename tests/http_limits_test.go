@@ -500,6 +500,9 @@ func TestHTTPPoolExhausted(t *testing.T) {
 	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
+	// Its one connection is made now: on a loaded machine connecting can take longer than the
+	// acquire timeout, and the request meant to block would be refused instead.
+	require.NoError(t, pool.Ping(context.Background()))
 	srv := proxy.New(proxy.Config{JWTSecret: httpJWTSecret, Version: httpVersion, Blobs: b.blobs,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PoolAcquireTimeout: 300 * time.Millisecond}, pool).HTTPServer()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
