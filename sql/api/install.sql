@@ -44,5 +44,6 @@
 {{ template "url_sign.sql" . }}
 {{ template "object_list.sql" . }}
 {{ template "object_move_copy.sql" . }}
+{{ template "s3.sql" . }}
 {{ template "blob_collect.sql" . }}
 {{ template "collector_lease.sql" . }}

@@ -143,13 +143,28 @@ begin
   if not found then
     raise exception using errcode = 'ST002', message = 'Object not found';
   end if;
-  -- Copying an object onto itself changes nothing (as moving does); without upsert the key
-  -- exists.
+  -- Copying an object onto itself keeps its bytes (as moving does); without upsert the key
+  -- exists. With copy_metadata false it rewrites the metadata in place (S3's CopyObject with
+  -- a REPLACE directive), as the caller (RLS: UPDATE and SELECT).
   if _dest_bucket = object_copy.bucket_id and object_copy.destination_key = object_copy.source_key then
     if not object_copy.upsert then
       raise exception using errcode = 'ST004', message = 'The resource already exists';
     end if;
-    return src;
+    if coalesce(object_copy.copy_metadata, true) then
+      return src;
+    end if;
+    update storage.objects o
+      set metadata = coalesce(o.metadata, '{}'::jsonb) || jsonb_strip_nulls(jsonb_build_object(
+            'cacheControl', object_copy.metadata ->> 'cacheControl',
+            'mimetype', object_copy.metadata ->> 'mimetype'))
+          || jsonb_build_object('lastModified', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+          user_metadata = object_copy.user_metadata
+      where o.id = src.id
+      returning o.* into dst;
+    if not found then
+      raise exception using errcode = '42501', message = 'new row violates row-level security policy';
+    end if;
+    return dst;
   end if;
   -- Lock the source, then take its version and metadata as they are now (an overwrite may
   -- have committed since it was read).
