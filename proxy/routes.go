@@ -14,7 +14,30 @@ const gatewayPrefix = "/storage/v1"
 // Handler returns the router with every route of the server, wrapped in CORS (which answers
 // every preflight, whatever the path).
 func (s *Server) Handler() fasthttp.RequestHandler {
-	return s.cors(s.router().Handler)
+	h := s.router().Handler
+	var owners []Prefixed
+	for _, d := range s.doors {
+		if p, ok := d.(Prefixed); ok {
+			owners = append(owners, p)
+		}
+	}
+	if len(owners) == 0 {
+		return s.cors(h)
+	}
+	return s.cors(func(ctx *fasthttp.RequestCtx) {
+		path := ctx.Request.URI().PathOriginal()
+		if len(path) > len(gatewayPrefix) && string(path[:len(gatewayPrefix)]) == gatewayPrefix && path[len(gatewayPrefix)] == '/' {
+			path = path[len(gatewayPrefix):]
+		}
+		for _, o := range owners {
+			p := o.Prefix()
+			if len(path) >= len(p) && string(path[:len(p)]) == p && (len(path) == len(p) || path[len(p)] == '/') &&
+				o.ServePrefix(ctx, path[len(p):]) {
+				return
+			}
+		}
+		h(ctx)
+	})
 }
 
 // Routes lists the registered paths by method, each route at both shapes, for tests and tools

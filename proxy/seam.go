@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"io"
+	"log/slog"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -132,6 +134,17 @@ type Door interface {
 	Preflight(ctx *fasthttp.RequestCtx, path []byte) bool
 }
 
+// Prefixed is a door that owns a whole path prefix (S3 addresses buckets and keys by path,
+// trailing slashes included, which route patterns cannot express): a request whose raw path
+// is Prefix or under it, at / or under /storage/v1, goes to ServePrefix first, with the raw
+// path after the prefix ("", "/", "/b", "/b/k"…). It reports false to leave the request to
+// the routes (whose 404 then answers).
+type Prefixed interface {
+	Door
+	Prefix() string
+	ServePrefix(ctx *fasthttp.RequestCtx, rest []byte) bool
+}
+
 // Mount adds a door. Call it before Handler.
 func (s *Server) Mount(d Door) { s.doors = append(s.doors, d) }
 
@@ -151,3 +164,68 @@ func DrainBody(ctx *fasthttp.RequestCtx) bool { return drainBody(ctx) }
 
 // AuthError renders an identity refusal as the REST routes do.
 func AuthError(err error) *Error { return authError(err, false) }
+
+// Upload is an object upload from another door (S3's PutObject): the REST upload's steps
+// (prepare, stream to a fresh blob, commit the row), as the caller, with the caller's
+// policies deciding at prepare and again at commit.
+type Upload struct {
+	Bucket, Name           string
+	Upsert                 bool
+	Mimetype, CacheControl string
+	UserMetadata           []byte // JSON object; nil stores {}
+	ContentLength          int64  // declared length; -1 unknown
+	Body                   io.Reader
+	Owner                  string // the sub that owns the row ("" keeps an upsert's owner)
+}
+
+// Stored is what an upload wrote.
+type Stored struct {
+	ID   string // the object's id
+	Size int64
+	MD5  string // hex; the ETag is its quoted form
+}
+
+// Store runs u for a request of another door, as id, running op.
+func (s *Server) Store(ctx *fasthttp.RequestCtx, id Identity, op string, u Upload) (Stored, error) {
+	up := &upload{bucket: u.Bucket, name: u.Name, upsert: u.Upsert, mimetype: u.Mimetype,
+		cacheControl: u.CacheControl, userMetadata: u.UserMetadata, body: u.Body}
+	if up.userMetadata == nil {
+		up.userMetadata = []byte(`{}`)
+	}
+	if u.ContentLength >= 0 {
+		n := u.ContentLength
+		up.contentLength = &n
+	}
+	objID, st, err := s.store(&request{ctx: ctx, id: id, op: op}, up, u.Owner)
+	return Stored{ID: objID, Size: st.size, MD5: st.md5}, err
+}
+
+// Downloads is the gate every download takes a slot from (nil: no cap).
+func (s *Server) Downloads() *limits.Gate { return s.lim.Downloads }
+
+// Precondition applies a read's conditional headers (If-Match, If-Unmodified-Since, then
+// If-None-Match, If-Modified-Since) to an object with this ETag and lastModified (ISO 8601),
+// as the REST downloads do: 0 to serve it, 412 or 304.
+func Precondition(ctx *fasthttp.RequestCtx, etag, lastModified string) int {
+	o := &object{meta: objectMetadata{ETag: etag, LastModified: lastModified}}
+	switch {
+	case preconditionFailed(ctx, o):
+		return fasthttp.StatusPreconditionFailed
+	case notModified(ctx, o):
+		return fasthttp.StatusNotModified
+	}
+	return 0
+}
+
+// ByteRange resolves the request's Range header against size, as the REST downloads do:
+// (offset, length, partial, satisfiable).
+func ByteRange(ctx *fasthttp.RequestCtx, size int64) (int64, int64, bool, bool) {
+	return parseRange(ctx.Request.Header.Peek(fasthttp.HeaderRange), size)
+}
+
+// Sandboxed reports whether a download of type ct must carry Content-Security-Policy:
+// sandbox (see writeObjectHeaders).
+func Sandboxed(ct string) bool { return sandboxed(ct) }
+
+// Logger is the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.log }

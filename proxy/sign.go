@@ -147,7 +147,7 @@ func (s *Server) ObjectUploadSigned(r *request) error {
 	if r.id, err = s.verifier.Uploader(c, token); err != nil {
 		return authError(err, true)
 	}
-	if _, err := s.store(r, u, c.Owner); err != nil {
+	if _, _, err := s.store(r, u, c.Owner); err != nil {
 		return err
 	}
 	return writeJSON(r.ctx, append(appendJSONString([]byte(`{"Key":`), u.bucket+"/"+u.name), '}'))

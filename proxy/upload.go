@@ -51,7 +51,7 @@ func (s *Server) ObjectUpload(r *request) error {
 	if u.userMetadata == nil {
 		u.userMetadata = json.RawMessage(`{}`) // an upload without metadata stores {}, not NULL
 	}
-	id, err := s.store(r, u, r.id.Sub)
+	id, _, err := s.store(r, u, r.id.Sub)
 	if err != nil {
 		return err
 	}
@@ -60,13 +60,19 @@ func (s *Server) ObjectUpload(r *request) error {
 	return writeJSON(r.ctx, append(b, '}'))
 }
 
+// stored is what an upload wrote: the blob's size and MD5 (hex, the ETag's digest).
+type stored struct {
+	size int64
+	md5  string
+}
+
 // store runs the three steps of an upload and returns the object's id. owner is the sub the
 // row is owned by ("" keeps the current owner on an upsert). Every step runs as the uploader
 // (r.id): the commit too, so the uploader's policies decide on the row as it is when it is
 // written, not only on the dry-run made before the bytes moved.
-func (s *Server) store(r *request, u *upload, owner string) (string, error) {
+func (s *Server) store(r *request, u *upload, owner string) (string, stored, error) {
 	if err := u.validate(); err != nil {
-		return "", err
+		return "", stored{}, err
 	}
 	ctx := ctxOf(r)
 	settings := s.settings(r)
@@ -75,7 +81,7 @@ func (s *Server) store(r *request, u *upload, owner string) (string, error) {
 		ContentLength: u.contentLength, UserMetadata: u.userMetadata,
 	})
 	if err != nil {
-		return "", err
+		return "", stored{}, err
 	}
 	hashing := digest.New(md5.New()) // beside the copy: see package digest
 	m := &meter{r: newClientBody(u.body, u.contentLength), limit: limit, md5: hashing}
@@ -88,13 +94,14 @@ func (s *Server) store(r *request, u *upload, owner string) (string, error) {
 	if err != nil {
 		_ = s.db.ObjectUploadAbort(ctx, settings, version)
 		if errors.Is(err, errTooLarge) {
-			return "", ErrEntityTooLarge
+			return "", stored{}, ErrEntityTooLarge
 		}
-		return "", internalError(err)
+		return "", stored{}, internalError(err)
 	}
+	st := stored{size: m.n, md5: hex.EncodeToString(sum)}
 	p := uploadCommitParams{
-		Bucket: u.bucket, Name: u.name, Version: version, Upsert: u.upsert, Size: m.n,
-		MD5: hex.EncodeToString(sum), Mimetype: u.mimetype, CacheControl: u.cacheControl,
+		Bucket: u.bucket, Name: u.name, Version: version, Upsert: u.upsert, Size: st.size,
+		MD5: st.md5, Mimetype: u.mimetype, CacheControl: u.cacheControl,
 		UserMetadata: u.userMetadata, XRobotsTag: u.xRobotsTag,
 	}
 	if owner != "" {
@@ -103,9 +110,9 @@ func (s *Server) store(r *request, u *upload, owner string) (string, error) {
 	id, err := s.db.ObjectUploadCommit(ctx, settings, p)
 	if err != nil {
 		_ = s.db.ObjectUploadAbort(ctx, settings, version)
-		return "", err
+		return "", stored{}, err
 	}
-	return id, nil
+	return id, st, nil
 }
 
 // parseUpload reads the upload's parameters: from the headers for a raw body, or from the

@@ -109,3 +109,23 @@ func fromCall(err error) *Error {
 	}
 	return &Error{Status: e.Status, Code: e.Code, Message: e.Message, Headers: e.Headers, cause: err}
 }
+
+// Refusals of the request's shape.
+var (
+	// errNoOperation: a route shape whose query and headers name no operation; the reference
+	// answers with an empty 404 (writeError sends no body for it).
+	errNoOperation = s3err(404, "NotFound", "")
+	// errFormData: a multipart/form-data body anywhere but a browser POST upload.
+	errFormData = s3err(400, "InvalidRequest", "Multipart form data not supported")
+	// errBodyTooLarge: an XML request body above maxXMLBody.
+	errBodyTooLarge = s3err(413, "InvalidRequest", "Request body is too large")
+	// errMissingCopySource: x-amz-copy-source without a key.
+	errMissingCopySource = s3err(400, "MissingParameter", "Missing Required Parameter CopySource")
+	// errTooManyKeys: a DeleteObjects of more keys than allowed.
+	errTooManyKeys = s3err(400, "InvalidRequest", "Bulk object requests are limited to 1000 objects per request.")
+	// errInvalidArgument: a header whose value S3 does not accept.
+	errInvalidArgument = s3err(400, "InvalidArgument", "Invalid argument")
+)
+
+var errTooManyDownloads = &Error{Status: 503, Code: "SlowDown", Message: "Too many downloads in progress; retry later",
+	Headers: [][2]string{{"Retry-After", strconv.Itoa(int(limits.RetryAfter.Seconds()))}}}

@@ -23,6 +23,7 @@ import (
 	"github.com/pgstorage/storage/lifecycle"
 	"github.com/pgstorage/storage/proxy"
 	"github.com/pgstorage/storage/tests/testdb"
+	"github.com/pgstorage/storage/s3"
 	"github.com/pgstorage/storage/tus"
 )
 
@@ -49,7 +50,19 @@ type httpBundle struct {
 type serverConfig struct {
 	proxy.Config
 	TUS tus.Config
+	S3  s3.Config
 }
+
+// The S3 door's key pair and region in tests; its session-token secret is the bundle's anon
+// key and its access key id s3.DefaultTenantID.
+const (
+	s3TestAccessKey = "test-access-key"
+	s3TestSecretKey = "test-secret-key"
+	s3TestRegion    = "us-east-1"
+)
+
+// withS3 adjusts the S3 door's configuration.
+func withS3(f func(*s3.Config)) httpOpt { return func(c *serverConfig) { f(&c.S3) } }
 
 // httpOpt adjusts the configuration setupHTTP starts the proxy with.
 type httpOpt func(*serverConfig)
@@ -65,12 +78,13 @@ func withUploadLimit(n int64) httpOpt { return func(c *serverConfig) { c.UploadF
 func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 	t.Helper()
 	db := testdb.New(t)
+	anon := mintJWT(t, "anon")
 	sc := serverConfig{Config: proxy.Config{
 		JWTSecret:           httpJWTSecret,
 		Version:             httpVersion,
 		UploadFileSizeLimit: httpUploadLimit,
 		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}}
+	}, S3: s3.Config{AccessKeyID: s3TestAccessKey, SecretKey: s3TestSecretKey, Region: s3TestRegion, AnonKey: anon}}
 	for _, o := range opts {
 		o(&sc)
 	}
@@ -102,7 +116,7 @@ func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 		db:      db,
 		baseURL: base,
 		service: mintJWT(t, "service_role"),
-		anon:    mintJWT(t, "anon"),
+		anon:    anon,
 		userA:   mintJWT(t, "authenticated", withSub(userA.Sub)),
 		userB:   mintJWT(t, "authenticated", withSub(userB.Sub)),
 		blobs:   cfg.Blobs,
@@ -122,6 +136,12 @@ func serveHTTP(t *testing.T, pool *pgxpool.Pool, sc serverConfig) string {
 	rest.Mount(door)
 	t.Cleanup(door.Close) // after the server's shutdown, registered below
 	runDoor(t, door)
+	if sc.S3.Logger == nil {
+		sc.S3.Logger = sc.Logger
+	}
+	s3door, err := s3.New(rest, sc.Blobs, sc.S3)
+	require.NoError(t, err)
+	rest.Mount(s3door)
 	srv := rest.HTTPServer()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -135,6 +135,30 @@ type Config struct {
 	// interrupted uploads (the file store's temporary files, unfinished S3 multipart uploads)
 	// by itself (Go duration, > 0). Longer than any live upload stays idle. Default 1h.
 	LeftoverGrace time.Duration
+	// S3_PROTOCOL_ENABLED: serve the S3 protocol at /s3 (and /storage/v1/s3). Default true;
+	// only "false" turns it off (as the reference reads it).
+	S3Enabled bool
+	// S3_PROTOCOL_ACCESS_KEY_ID, S3_PROTOCOL_ACCESS_KEY_SECRET: the server-wide S3 key pair;
+	// requests signed with it run as SERVICE_KEY's role (service_role). Unset: only
+	// session-token requests (x-amz-security-token: a user's JWT) authenticate.
+	S3ProtocolKeyID, S3ProtocolSecret string
+	// S3_PROTOCOL_PREFIX: prepended to the path S3 signatures cover (behind a path-rewriting
+	// proxy). Default empty.
+	S3Prefix string
+	// S3_PROTOCOL_ENFORCE_REGION: require the signature's region to be REGION.
+	S3EnforceRegion bool
+	// REGION: the region the S3 protocol reports and verifies; default STORAGE_S3_REGION.
+	Region string
+	// S3_ALLOW_FORWARDED_HEADER, S3_PROTOCOL_NON_CANONICAL_HOST_HEADER: where the host an S3
+	// signature covers comes from behind proxies (Forwarded's host=, or a header of that name).
+	S3AllowForwardedHeader   bool
+	S3NonCanonicalHostHeader string
+	// PROJECT_REF (or TENANT_ID; default storage-single-tenant) and ANON_KEY (default: the anon
+	// key `storage keys` prints): the access key id and secret of S3 session-token mode.
+	TenantID, AnonKey string
+	// SERVICE_KEY: the JWT requests signed with the S3 key pair run as; default role
+	// service_role without a sub.
+	ServiceKey string
 	// STORAGE_PPROF_ADDR: host:port for Go's profiling endpoints (/debug/pprof/); empty (the
 	// default) serves none. Profiles expose internals: bind it to loopback.
 	PprofAddr string
@@ -283,6 +307,17 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"STORAGE_PPROF_ADDR", "", "host:port serving /debug/pprof/ (CPU and heap profiles); empty = off; keep it on loopback", func(c *Config, v string) error { c.PprofAddr = v; return nil }},
+	{"S3_PROTOCOL_ENABLED", "true", "serve the S3 protocol at /s3 and /storage/v1/s3 (only false turns it off)", func(c *Config, v string) error { c.S3Enabled = v != "false"; return nil }},
+	{"S3_PROTOCOL_ACCESS_KEY_ID", "", "S3 access key id of the server-wide key pair (requests run as SERVICE_KEY's role); empty = session tokens only", func(c *Config, v string) error { c.S3ProtocolKeyID = v; return nil }},
+	{"S3_PROTOCOL_ACCESS_KEY_SECRET", "", "S3 secret access key of the server-wide key pair", func(c *Config, v string) error { c.S3ProtocolSecret = v; return nil }},
+	{"S3_PROTOCOL_PREFIX", "", "path prefix S3 signatures cover before the request path (behind a path-rewriting proxy)", func(c *Config, v string) error { c.S3Prefix = v; return nil }},
+	{"S3_PROTOCOL_ENFORCE_REGION", "false", "true: refuse S3 signatures scoped to another region than REGION", boolVar(func(c *Config, b bool) { c.S3EnforceRegion = b })},
+	{"REGION", "", "region the S3 protocol reports (GetBucketLocation, HeadBucket) and verifies; empty = STORAGE_S3_REGION", func(c *Config, v string) error { c.Region = v; return nil }},
+	{"S3_ALLOW_FORWARDED_HEADER", "false", "true: S3 signatures cover the host of the Forwarded header", boolVar(func(c *Config, b bool) { c.S3AllowForwardedHeader = b })},
+	{"S3_PROTOCOL_NON_CANONICAL_HOST_HEADER", "", "name of a header whose value S3 signatures cover as the host", func(c *Config, v string) error { c.S3NonCanonicalHostHeader = v; return nil }},
+	{"PROJECT_REF", "", "S3 session-token mode's access key id (alias TENANT_ID; empty = storage-single-tenant)", func(c *Config, v string) error { c.TenantID = v; return nil }},
+	{"ANON_KEY", "", "S3 session-token mode's secret access key; empty = the anon key `storage keys` prints", func(c *Config, v string) error { c.AnonKey = v; return nil }},
+	{"SERVICE_KEY", "", "JWT that S3 key-pair requests run as; empty = role service_role, no sub", func(c *Config, v string) error { c.ServiceKey = v; return nil }},
 	{"CORS_ALLOWED_ORIGINS", "*", "comma-separated origins browsers may call from (* = any)", func(c *Config, v string) error {
 		c.CORSAllowedOrigins = nil
 		for _, o := range strings.Split(v, ",") {
@@ -308,6 +343,17 @@ func intVar(set func(*Config, int), bounds ...int) func(*Config, string) error {
 	}
 }
 
+func boolVar(set func(*Config, bool)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		set(c, b)
+		return nil
+	}
+}
+
 func durationVar(set func(*Config, time.Duration)) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
@@ -326,6 +372,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		val := getenv(v.name)
 		if val == "" && v.name == "AUTH_JWT_SECRET" {
 			val = getenv("PGRST_JWT_SECRET")
+		}
+		if val == "" && v.name == "PROJECT_REF" {
+			val = getenv("TENANT_ID")
 		}
 		if val == "" {
 			val = v.def
@@ -349,6 +398,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c.DataDir = abs
 	if c.FileBackendPath == "" {
 		c.FileBackendPath = filepath.Join(c.DataDir, "blobs")
+	}
+	if c.Region == "" {
+		c.Region = c.S3Region
 	}
 	if c.Backend == "s3" && c.S3Bucket == "" {
 		return c, errors.New("STORAGE_S3_BUCKET is required when STORAGE_BACKEND=s3")

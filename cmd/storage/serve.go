@@ -16,6 +16,7 @@ import (
 	"github.com/pgstorage/storage/identity"
 	"github.com/pgstorage/storage/lifecycle"
 	"github.com/pgstorage/storage/proxy"
+	"github.com/pgstorage/storage/s3"
 	"github.com/pgstorage/storage/tus"
 )
 
@@ -120,6 +121,23 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	defer resumable.Close() // after serving stopped (deferred later, run earlier)
 	rest.Mount(resumable)
+	if cfg.S3Enabled {
+		anonKey := cfg.AnonKey
+		if anonKey == "" && secret != "" {
+			if anonKey, _, err = apiKeys(secret, cfg.JWTAlgorithm); err != nil {
+				return err
+			}
+		}
+		door, err := s3.New(rest, blobs, s3.Config{AccessKeyID: cfg.S3ProtocolKeyID, SecretKey: cfg.S3ProtocolSecret,
+			ServiceKey: cfg.ServiceKey, TenantID: cfg.TenantID, AnonKey: anonKey, Region: cfg.Region,
+			EnforceRegion: cfg.S3EnforceRegion, Prefix: cfg.S3Prefix, AllowForwardedPrefix: cfg.AllowForwardedPath,
+			PublicURL: cfg.PublicURL, AllowForwardedHeader: cfg.S3AllowForwardedHeader,
+			NonCanonicalHostHeader: cfg.S3NonCanonicalHostHeader, Logger: log})
+		if err != nil {
+			return err
+		}
+		rest.Mount(door)
+	}
 	srv := rest.HTTPServer()
 
 	// The port actually bound: SERVER_PORT=0 picks a free one. The banner is written at once,
