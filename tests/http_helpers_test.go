@@ -22,8 +22,8 @@ import (
 	"github.com/pgstorage/storage/blob/file"
 	"github.com/pgstorage/storage/lifecycle"
 	"github.com/pgstorage/storage/proxy"
-	"github.com/pgstorage/storage/tests/testdb"
 	"github.com/pgstorage/storage/s3"
+	"github.com/pgstorage/storage/tests/testdb"
 	"github.com/pgstorage/storage/tus"
 )
 
