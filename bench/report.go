@@ -133,9 +133,13 @@ func (r *report) markdown() string {
 			continue
 		}
 		res := o.res
-		p("| %s | %s | %s | %s | %s | %.1f× (%s) | %s | %s | %s | %s |\n",
+		ratio := "—"
+		if o.w.ref > 0 {
+			ratio = fmt.Sprintf("%.1f×", res.rps/o.w.ref)
+		}
+		p("| %s | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s |\n",
 			o.w.name, thousands(res.rps), latency(res.p50), latency(res.p99), errorsCell(res),
-			res.rps/o.w.ref, o.w.refText, r.fraction(res.rps, r.hello != nil, func() float64 { return r.hello.rps }),
+			ratio, o.w.refText, r.fraction(res.rps, r.hello != nil, func() float64 { return r.hello.rps }),
 			r.fraction(res.rps, r.pg != nil, func() float64 { return r.pg.tps }), smallTarget(res, o.w.ref), share(o.others))
 	}
 	p("\nServer peak RSS over the small-request workloads: %s.\n", rssCell(r.smallRSS))
