@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -289,6 +290,7 @@ func allDigits(s string) bool {
 // canonicalRequest builds the canonical request of §2.6.
 func canonicalRequest(ctx *fasthttp.RequestCtx, cfg *authConfig, sr *sigRequest, q query) string {
 	var b strings.Builder
+	b.Grow(512)
 	b.Write(ctx.Method())
 	b.WriteByte('\n')
 
@@ -367,6 +369,9 @@ func canonicalHeaderValue(ctx *fasthttp.RequestCtx, cfg *authConfig, name string
 // headers with ','. Collapsing is AWS's rule and what every SDK signs; the reference keeps
 // inner runs, so clients that collapse (all of them) fail there on such values.
 func joinHeaderValues(values [][]byte) string {
+	if len(values) == 1 && !bytes.Contains(values[0], []byte("  ")) {
+		return string(bytes.TrimSpace(values[0])) // the usual header: one value, single spaces
+	}
 	var b strings.Builder
 	for i, v := range values {
 		if i > 0 {
@@ -499,28 +504,65 @@ func (q query) canonical() string {
 // uriEncode percent-encodes everything but RFC 3986's unreserved characters, uppercase hex.
 func uriEncode(s string) string {
 	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
+	escapes := 0
+	for i := 0; i < len(s); i++ {
+		if !unreserved(s[i]) {
+			escapes++
+		}
+	}
+	if escapes == 0 { // most names and values: nothing to encode, nothing to allocate
+		return s
+	}
+	b := make([]byte, 0, len(s)+2*escapes)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '_' || c == '.' || c == '~' {
-			b.WriteByte(c)
+		if unreserved(c) {
+			b = append(b, c)
 			continue
 		}
-		b.WriteByte('%')
-		b.WriteByte(hexDigits[c>>4])
-		b.WriteByte(hexDigits[c&15])
+		b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
 	}
-	return b.String()
+	return string(b)
+}
+
+func unreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '_' || c == '.' || c == '~'
 }
 
 // deriveSigningKey is SigV4's key chain: "AWS4"+secret → date → region → service → request.
+// A key serves every request of its day: the chain's four HMACs run once per (secret, date,
+// region), not per request.
 func deriveSigningKey(secret, date, region string) []byte {
-	k := hmacSHA256([]byte("AWS4"+secret), date)
+	id := signingKeyID{secret, date, region}
+	signingKeys.Lock()
+	k, ok := signingKeys.m[id]
+	signingKeys.Unlock()
+	if ok {
+		return k
+	}
+	k = hmacSHA256([]byte("AWS4"+secret), date)
 	k = hmacSHA256(k, region)
 	k = hmacSHA256(k, "s3")
-	return hmacSHA256(k, "aws4_request")
+	k = hmacSHA256(k, "aws4_request")
+	signingKeys.Lock()
+	if len(signingKeys.m) >= maxSigningKeys { // dates and regions clients choose: bounded
+		clear(signingKeys.m)
+	}
+	signingKeys.m[id] = k
+	signingKeys.Unlock()
+	return k
 }
+
+type signingKeyID struct{ secret, date, region string }
+
+// maxSigningKeys bounds the cache: a few secrets × a few regions × today and yesterday.
+const maxSigningKeys = 64
+
+var signingKeys = struct {
+	sync.Mutex
+	m map[signingKeyID][]byte
+}{m: map[signingKeyID][]byte{}}
 
 func hmacSHA256(key []byte, data string) []byte {
 	m := hmac.New(sha256.New, key)
