@@ -120,6 +120,7 @@ create or replace function storage.s3_delete_objects(bucket_id text, names text[
 #variable_conflict use_column
 declare
   _gone text[];
+  _rest text[];
   _kept text[];
 begin
   perform storage_internal.bucket_id_check(s3_delete_objects.bucket_id);
@@ -128,8 +129,10 @@ begin
     where o.bucket_id = s3_delete_objects.bucket_id and o.name collate "C" = any (s3_delete_objects.names)
     returning o.name
   ) select coalesce(array_agg(d.name), '{}') into _gone from d;
-  _kept := storage_internal.objects_existing(s3_delete_objects.bucket_id,
-    array(select n from unnest(s3_delete_objects.names) n where n <> all (_gone)));
+  _rest := array(select n from unnest(s3_delete_objects.names) n where n <> all (_gone));
+  -- The helper's arguments are plain variables: an expression holding a subquery runs as a
+  -- statement of its own, a stack frame storage_internal.called_by would refuse.
+  _kept := storage_internal.objects_existing(s3_delete_objects.bucket_id, _rest);
   if cardinality(_gone) = 0 and cardinality(_kept) = 0 then
     perform storage_internal.bucket_lookup(s3_delete_objects.bucket_id);
   end if;
