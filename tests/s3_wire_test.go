@@ -373,6 +373,11 @@ func TestS3WireAuth(t *testing.T) {
 			r.at = now.AddDate(-20, 0, 0)
 			return r.send(t)
 		}, 403, "", "RequestTimeTooSkewed", "The difference between the request time and the server's time is too large."),
+		errCase("09 dated 20 minutes ahead", func(t *testing.T) httpResponse {
+			r := b.s3("GET", "/s3/")
+			r.at = now.Add(20 * time.Minute)
+			return r.send(t)
+		}, 403, "", "RequestTimeTooSkewed", "The difference between the request time and the server's time is too large."),
 		errCase("10 user-agent signed", func(t *testing.T) httpResponse {
 			r := b.s3("GET", "/s3/")
 			// The SDK never signs User-Agent; a lower-case map key slips past its rule, and the
@@ -459,34 +464,92 @@ func TestS3WireAuth(t *testing.T) {
 	require.False(t, b.objectRow(t, "b", "new.txt"))
 }
 
-// TestS3WirePayload: §8 assertions 14 and 15, what a PUT stores of its body.
+// TestS3WirePayload: §8 assertions 14 and 15, what a PUT stores of its body, and refusals of
+// requests changed after signing, which store nothing. One step after another: the store's
+// blob count tells what each refusal left behind.
 func TestS3WirePayload(t *testing.T) {
 	t.Parallel()
 	b := setupHTTP(t)
 	b.s3Bucket(t, "b")
 
-	t.Run("14 presigned PUT", func(t *testing.T) {
-		t.Parallel()
-		body := strings.Repeat("0123456789abcdef", 128) // 2 KiB
-		r := b.s3("PUT", "/s3/b/presigned.bin").with(body).presigned(t)
-		requireS3Empty(t, r, 200)
-		require.Equal(t, `"`+md5Hex(body)+`"`, r.Header.Get("ETag"))
-		got := b.s3("GET", "/s3/b/presigned.bin").send(t)
-		require.Equal(t, 200, got.Status)
-		require.Equal(t, body, string(got.Body))
-	})
+	// 14: a presigned PUT (UNSIGNED-PAYLOAD, no hash in the URL).
+	body := strings.Repeat("0123456789abcdef", 128) // 2 KiB
+	r := b.s3("PUT", "/s3/b/presigned.bin").with(body).presigned(t)
+	requireS3Empty(t, r, 200)
+	require.Equal(t, `"`+md5Hex(body)+`"`, r.Header.Get("ETag"))
+	got := b.s3("GET", "/s3/b/presigned.bin").send(t)
+	require.Equal(t, 200, got.Status)
+	require.Equal(t, body, string(got.Body))
+	blobs := b.blobCount(t)
+	require.Equal(t, 1, blobs)
 
 	// 15, deliberately not the reference (which stores the body whatever hash it declares):
 	// a declared SHA-256 that the bytes do not match stores nothing.
-	t.Run("15 payload hash mismatch", func(t *testing.T) {
-		t.Parallel()
-		r := b.s3("PUT", "/s3/b/mismatch.txt").with("abc")
-		r.payload = sha256Hex("xyz")
-		requireS3Error(t, r.send(t), 400, "b/mismatch.txt", "XAmzContentSHA256Mismatch",
-			"The provided 'x-amz-content-sha256' header does not match what was computed.")
-		requireS3Empty(t, b.s3("HEAD", "/s3/b/mismatch.txt").send(t), 404)
-		require.False(t, b.objectRow(t, "b", "mismatch.txt"))
-	})
+	pr := b.s3("PUT", "/s3/b/mismatch.txt").with("abc")
+	pr.payload = sha256Hex("xyz")
+	requireS3Error(t, pr.send(t), 400, "b/mismatch.txt", "XAmzContentSHA256Mismatch",
+		"The provided 'x-amz-content-sha256' header does not match what was computed.")
+	requireS3Empty(t, b.s3("HEAD", "/s3/b/mismatch.txt").send(t), 404)
+	require.False(t, b.objectRow(t, "b", "mismatch.txt"))
+	require.Equal(t, blobs, b.blobCount(t))
+
+	// A signed header changed in transit.
+	pr = b.s3("PUT", "/s3/b/changed.txt").with("abc").h("Content-Type", "text/plain")
+	pr.tamper = func(req *http.Request) { req.Header.Set("Content-Type", "text/html") }
+	requireS3Error(t, pr.send(t), 403, "b/changed.txt", "SignatureDoesNotMatch", msgSigMismatch)
+	// A presigned URL whose query was changed.
+	pr = b.s3("PUT", "/s3/b/query.txt").with("abc")
+	pr.tamper = func(req *http.Request) {
+		req.URL.RawQuery = strings.Replace(req.URL.RawQuery, "X-Amz-Expires=100", "X-Amz-Expires=101", 1)
+	}
+	requireS3Error(t, pr.presigned(t), 403, "b/query.txt", "SignatureDoesNotMatch", msgSigMismatch)
+	// A presigned GET used for a PUT.
+	pr = b.s3("GET", "/s3/b/method.txt").with("abc")
+	pr.tamper = func(req *http.Request) { req.Method = "PUT" }
+	requireS3Error(t, pr.presigned(t), 403, "b/method.txt", "SignatureDoesNotMatch", msgSigMismatch)
+	// A body other than the one signed (its hash declared in the header).
+	pr = b.s3("PUT", "/s3/b/body.txt").with("abc")
+	pr.tamper = func(req *http.Request) { req.Body = io.NopCloser(strings.NewReader("abd")) }
+	requireS3Error(t, pr.send(t), 400, "b/body.txt", "XAmzContentSHA256Mismatch",
+		"The provided 'x-amz-content-sha256' header does not match what was computed.")
+	for _, k := range []string{"changed.txt", "query.txt", "method.txt", "body.txt"} {
+		require.False(t, b.objectRow(t, "b", k), k)
+	}
+	require.Equal(t, blobs, b.blobCount(t))
+}
+
+// TestS3WireSessionUser: session-token mode as an authenticated user whose policies allow one
+// folder (the positive side of §8 assertion 20): the request runs as that user under RLS and
+// the rows it writes are the user's.
+func TestS3WireSessionUser(t *testing.T) {
+	t.Parallel()
+	b := setupHTTP(t)
+	b.s3Bucket(t, "b")
+	admin(t, b.db, `create policy s3user_ins on storage.objects for insert to authenticated
+			with check (bucket_id = 'b' and (storage.foldername(name))[1] = (select auth.uid())::text);
+		create policy s3user_sel on storage.objects for select to authenticated
+			using (bucket_id = 'b' and (storage.foldername(name))[1] = (select auth.uid())::text)`)
+	user := b.s3Session(b.userA)
+	own := userA.Sub + "/note.txt"
+
+	r := b.s3("PUT", "/s3/b/"+own).with("mine").as(user).send(t)
+	requireS3Empty(t, r, 200)
+	var owner string
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(),
+		`select owner_id from storage.objects where bucket_id = 'b' and name = $1`, own).Scan(&owner))
+	require.Equal(t, userA.Sub, owner)
+	got := b.s3("GET", "/s3/b/"+own).as(user).send(t)
+	require.Equal(t, 200, got.Status)
+	require.Equal(t, "mine", string(got.Body))
+	requireS3XML(t, b.s3("GET", "/s3/b?list-type=2&delimiter=%2F").as(user).send(t), 200, s3Doc("ListBucketResult",
+		`<Name>b</Name><Prefix/><IsTruncated>false</IsTruncated><MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter>`+
+			`<KeyCount>1</KeyCount>`+`<CommonPrefixes><Prefix>`+userA.Sub+`/</Prefix></CommonPrefixes>`))
+
+	// Elsewhere, refused; another user sees nothing of it.
+	requireS3Error(t, b.s3("PUT", "/s3/b/elsewhere.txt").with("x").as(user).send(t), 403, "b/elsewhere.txt",
+		"AccessDenied", "new row violates row-level security policy")
+	require.False(t, b.objectRow(t, "b", "elsewhere.txt"))
+	requireS3Error(t, b.s3("GET", "/s3/b/"+own).as(b.s3Session(b.userB)).send(t), 404, "b/"+own, "NoSuchKey", "Object not found")
 }
 
 // TestS3WireBuckets: §8 assertions 29–38, one step after another on one server (each step
