@@ -51,6 +51,7 @@ var (
 	// Multipart uploads and browser POST uploads are not served yet: NotImplemented rather
 	// than the reference's fall-through to another operation.
 	multipartPending = &operation{opMultipartPending, func(*Server, *request) error { return errNotImplemented }}
+	postObject       = &operation{opPostObject, func(*Server, *request) error { return errNotImplemented }}
 )
 
 // Sub-resources S3 defines on buckets and objects that this server does not implement. The
@@ -116,7 +117,7 @@ func (s *Server) dispatch(r *request) *operation {
 		case fasthttp.MethodPost:
 			switch {
 			case isForm(ctx):
-				return multipartPending
+				return postObject
 			case q.Has("delete"):
 				return deleteObjects
 			}

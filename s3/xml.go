@@ -26,8 +26,9 @@ const (
 // xmlDoc writes one S3 XML document: the declaration, then the root carrying the namespace,
 // without whitespace between elements (S3.md §3.1).
 type xmlDoc struct {
-	b    []byte
-	root string
+	b     []byte
+	root  string
+	empty int // len(b) right after the root's start tag: nothing written inside yet
 }
 
 func newXML(root string) *xmlDoc {
@@ -36,6 +37,7 @@ func newXML(root string) *xmlDoc {
 	d.b = append(d.b, '<')
 	d.b = append(d.b, root...)
 	d.b = append(d.b, ` xmlns="`+xmlNS+`">`...)
+	d.empty = len(d.b)
 	return d
 }
 
@@ -54,8 +56,13 @@ func (d *xmlDoc) elem(tag, text string) {
 	d.close(tag)
 }
 
-// bytes ends the document.
+// bytes ends the document; an empty root closes itself (<DeleteResult xmlns="…"/>), as the
+// reference writes it (S3.md §3.1).
 func (d *xmlDoc) bytes() []byte {
+	if len(d.b) == d.empty {
+		d.b = append(d.b[:len(d.b)-1], "/>"...)
+		return d.b
+	}
 	d.close(d.root)
 	return d.b
 }
