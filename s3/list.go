@@ -87,14 +87,12 @@ func (s *Server) list(r *request, p listParams) (page []entry, truncated bool, e
 	return page, truncated, err
 }
 
-// resumeAt is what a page's continuation names: its last entry, a common prefix without its
-// delimiter (which storage.s3_list_objects reads as "skip the whole prefix").
-func resumeAt(e entry, delimiter string) string {
-	if e.isPrefix {
-		return strings.TrimSuffix(e.name, delimiter)
-	}
-	return e.name
-}
+// resumeAt is what a page's continuation (NextMarker, the token's l: line) names: its last
+// entry, a common prefix with its delimiter, as AWS's NextMarker (storage.s3_list_objects
+// resumes past the whole prefix). The reference drops the delimiter, which cannot tell the
+// prefix "c/" from a key "c", and pages after "c/" through keys such as "c.txt" again, forever
+// when max-keys is 1.
+func resumeAt(e entry) string { return e.name }
 
 // listObjects answers GET /s3/{b}: ListObjectsV2 with list-type=2, else ListObjects (v1).
 func (s *Server) listObjects(r *request) error {
@@ -124,7 +122,7 @@ func (s *Server) listObjects(r *request) error {
 	}
 	next := ""
 	if truncated && len(page) > 0 {
-		next = resumeAt(page[len(page)-1], p.delimiter)
+		next = resumeAt(page[len(page)-1])
 	}
 	var w *xmlDoc
 	if v2 {

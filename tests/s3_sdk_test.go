@@ -59,8 +59,8 @@ func (b *httpBundle) s3Service() *awss3.Client {
 	return b.s3Client(s3TestAccessKey, s3TestSecretKey, "")
 }
 
-// s3Session signs in session-token mode: requests run as the JWT token, under RLS.
-func (b *httpBundle) s3Session(token string) *awss3.Client {
+// sdkSession signs in session-token mode: requests run as the JWT token, under RLS.
+func (b *httpBundle) sdkSession(token string) *awss3.Client {
 	return b.s3Client(s3door.DefaultTenantID, b.anon, token)
 }
 
@@ -83,7 +83,7 @@ func sdkFailure(t *testing.T, err error) s3Failure {
 }
 
 // requireS3Error asserts an SDK call failed with exactly this status, code and message.
-func requireS3Error(t *testing.T, err error, want s3Failure) {
+func requireSDKError(t *testing.T, err error, want s3Failure) {
 	t.Helper()
 	require.Equal(t, want, sdkFailure(t, err), "%v", err)
 }
@@ -191,19 +191,19 @@ func TestS3SDKKeyPair(t *testing.T) {
 			require.Equal(t, []string{"b false", "conf false", "plain false", "pub true"},
 				o.column(t, `select id || ' ' || public::text from storage.buckets order by id`))
 			_, err = c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("plain")})
-			requireS3Error(t, err, s3Failure{409, "BucketAlreadyExists", "The resource already exists"})
+			requireSDKError(t, err, s3Failure{409, "BucketAlreadyExists", "The resource already exists"})
 
 			hb, err := c.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String("plain")})
 			require.NoError(t, err)
 			require.Equal(t, s3TestRegion, aws.ToString(hb.BucketRegion))
 			_, err = c.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String("nope")})
-			requireS3Error(t, err, s3HeadNotFound)
+			requireSDKError(t, err, s3HeadNotFound)
 
 			loc, err := c.GetBucketLocation(ctx, &awss3.GetBucketLocationInput{Bucket: aws.String("plain")})
 			require.NoError(t, err)
 			require.Equal(t, s3types.BucketLocationConstraint(s3TestRegion), loc.LocationConstraint)
 			_, err = c.GetBucketLocation(ctx, &awss3.GetBucketLocationInput{Bucket: aws.String("nope")})
-			requireS3Error(t, err, s3NoSuchBucket)
+			requireSDKError(t, err, s3NoSuchBucket)
 
 			ver, err := c.GetBucketVersioning(ctx, &awss3.GetBucketVersioningInput{Bucket: aws.String("pub")})
 			require.NoError(t, err)
@@ -222,7 +222,7 @@ func TestS3SDKKeyPair(t *testing.T) {
 			// A bucket with an object cannot go; empty, it can.
 			s3Put(t, c, "plain", "k", []byte("x"))
 			_, err = c.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String("plain")})
-			requireS3Error(t, err, s3Failure{409, "ResourceNotEmpty", "The bucket you tried to delete is not empty"})
+			requireSDKError(t, err, s3Failure{409, "ResourceNotEmpty", "The bucket you tried to delete is not empty"})
 			require.Equal(t, 1, o.rowCount(t, "plain", "k"))
 			_, err = c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("plain"), Key: aws.String("k")})
 			require.NoError(t, err)
@@ -230,9 +230,9 @@ func TestS3SDKKeyPair(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, []string{"b", "conf", "pub"}, o.column(t, `select id from storage.buckets order by id`))
 			_, err = c.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String("plain")})
-			requireS3Error(t, err, s3HeadNotFound)
+			requireSDKError(t, err, s3HeadNotFound)
 			_, err = c.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String("plain")})
-			requireS3Error(t, err, s3NoSuchBucket)
+			requireSDKError(t, err, s3NoSuchBucket)
 		})
 
 		be.run(t, "PutHeadGet", func(t *testing.T, o *objEnv) {
@@ -310,13 +310,13 @@ func TestS3SDKKeyPair(t *testing.T) {
 			require.Equal(t, "bytes 5242870-5242879/5242880", aws.ToString(tail.ContentRange))
 
 			_, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String(key), Range: aws.String("bytes=5242880-")})
-			requireS3Error(t, err, s3Failure{416, "InvalidRange", "invalid range provided"})
+			requireSDKError(t, err, s3Failure{416, "InvalidRange", "invalid range provided"})
 
 			// Conditionals.
 			_, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String(key), IfNoneMatch: aws.String(etag)})
-			requireS3Error(t, err, s3NotModified)
+			requireSDKError(t, err, s3NotModified)
 			_, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String(key), IfMatch: aws.String(`"0123456789abcdef0123456789abcdef"`)})
-			requireS3Error(t, err, s3Precondition)
+			requireSDKError(t, err, s3Precondition)
 			match, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String(key), IfMatch: aws.String(etag),
 				IfNoneMatch: aws.String(`"0123456789abcdef0123456789abcdef"`)})
 			require.NoError(t, err)
@@ -346,15 +346,15 @@ func TestS3SDKKeyPair(t *testing.T) {
 			require.Empty(t, tags.TagSet)
 			require.NotNil(t, tags.TagSet)
 			_, err = c.GetObjectTagging(ctx, &awss3.GetObjectTaggingInput{Bucket: aws.String("b"), Key: aws.String("missing")})
-			requireS3Error(t, err, s3NoSuchKey)
+			requireSDKError(t, err, s3NoSuchKey)
 
 			// Missing.
 			_, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String("missing")})
-			requireS3Error(t, err, s3NoSuchKey)
+			requireSDKError(t, err, s3NoSuchKey)
 			_, err = c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("b"), Key: aws.String("missing")})
-			requireS3Error(t, err, s3HeadNotFound)
+			requireSDKError(t, err, s3HeadNotFound)
 			_, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("nope"), Key: aws.String(key)})
-			requireS3Error(t, err, s3NoSuchKey)
+			requireSDKError(t, err, s3NoSuchKey)
 			o.requireBlobsAccounted(t)
 		})
 
@@ -486,7 +486,7 @@ func TestS3SDKKeyPair(t *testing.T) {
 			// x-amz-copy-source-if-match.
 			_, err = c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("b"), Key: aws.String("copies/if-match.txt"),
 				CopySource: aws.String("b/" + url.PathEscape(src)), CopySourceIfMatch: aws.String(`"0123456789abcdef0123456789abcdef"`)})
-			requireS3Error(t, err, s3Precondition)
+			requireSDKError(t, err, s3Precondition)
 			require.Equal(t, 0, o.rowCount(t, "b", "copies/if-match.txt"))
 			_, err = c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("b"), Key: aws.String("copies/if-match.txt"),
 				CopySource: aws.String("b/" + url.PathEscape(src)), CopySourceIfMatch: aws.String(etag)})
@@ -496,10 +496,10 @@ func TestS3SDKKeyPair(t *testing.T) {
 			// Missing source, missing destination bucket.
 			_, err = c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("b"), Key: aws.String("copies/none.txt"),
 				CopySource: aws.String("b/missing.txt")})
-			requireS3Error(t, err, s3NoSuchKey)
+			requireSDKError(t, err, s3NoSuchKey)
 			_, err = c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("nope"), Key: aws.String("copies/none.txt"),
 				CopySource: aws.String("b/" + url.PathEscape(src))})
-			requireS3Error(t, err, s3NoSuchBucket)
+			requireSDKError(t, err, s3NoSuchBucket)
 			require.Equal(t, 0, o.rowCount(t, "b", "copies/none.txt"))
 			o.requireBlobsAccounted(t)
 		})
@@ -513,12 +513,12 @@ func TestS3SDKKeyPair(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, 0, o.rowCount(t, "b", "one"))
 			_, err = c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("b"), Key: aws.String("one")})
-			requireS3Error(t, err, s3HeadNotFound)
+			requireSDKError(t, err, s3HeadNotFound)
 			// Deleting what is not there succeeds (S3 deletes are idempotent), in an existing bucket.
 			_, err = c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("b"), Key: aws.String("one")})
 			require.NoError(t, err)
 			_, err = c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("nope"), Key: aws.String("one")})
-			requireS3Error(t, err, s3NoSuchBucket)
+			requireSDKError(t, err, s3NoSuchBucket)
 
 			del := func(quiet bool, keys ...string) *awss3.DeleteObjectsOutput {
 				t.Helper()
@@ -653,7 +653,7 @@ func TestS3SDKKeyPair(t *testing.T) {
 			require.Equal(t, []string{"dir/sub/"}, prefixKeys(v1d.CommonPrefixes))
 
 			_, err = c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String("nope")})
-			requireS3Error(t, err, s3NoSuchBucket)
+			requireSDKError(t, err, s3NoSuchBucket)
 		})
 	})
 }
@@ -683,7 +683,7 @@ func TestS3SDKSessionToken(t *testing.T) {
 			theirs, top := userB.Sub+"/secret.txt", "top.txt"
 			s3Put(t, svc, "b", theirs, []byte("B's secret"))
 			s3Put(t, svc, "b", top, []byte("the service's"))
-			c := o.s3Session(o.userA)
+			c := o.sdkSession(o.userA)
 			mine := userA.Sub + "/notes/a.txt"
 
 			// Inside the folder: everything works, and the rows are the user's.
@@ -744,7 +744,7 @@ func TestS3SDKSessionToken(t *testing.T) {
 			require.NoError(t, err)
 			require.Empty(t, buckets.Buckets)
 			_, err = c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("mine")})
-			requireS3Error(t, err, s3RLSRefused)
+			requireSDKError(t, err, s3RLSRefused)
 			require.Equal(t, []string{"b"}, o.column(t, `select id from storage.buckets`))
 
 			// Presigned with the session token (X-Amz-Security-Token in the URL): the user's
@@ -766,20 +766,20 @@ func TestS3SDKSessionToken(t *testing.T) {
 			// Outside the folder: refused, and nothing changes.
 			for _, key := range []string{"elsewhere.txt", userB.Sub + "/planted.txt", top, theirs} {
 				_, err = c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String(key), Body: bytes.NewReader([]byte("A's"))})
-				requireS3Error(t, err, s3RLSRefused)
+				requireSDKError(t, err, s3RLSRefused)
 			}
 			_, err = c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("b"), Key: aws.String("elsewhere.txt"),
 				CopySource: aws.String("b/" + url.PathEscape(mine))})
-			requireS3Error(t, err, s3RLSRefused)
+			requireSDKError(t, err, s3RLSRefused)
 			_, err = c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("b"), Key: aws.String(userA.Sub + "/stolen.txt"),
 				CopySource: aws.String("b/" + url.PathEscape(theirs))})
-			requireS3Error(t, err, s3NoSuchKey)
+			requireSDKError(t, err, s3NoSuchKey)
 			_, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String(theirs)})
-			requireS3Error(t, err, s3NoSuchKey)
+			requireSDKError(t, err, s3NoSuchKey)
 			_, err = c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("b"), Key: aws.String(top)})
-			requireS3Error(t, err, s3HeadNotFound)
+			requireSDKError(t, err, s3HeadNotFound)
 			_, err = c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("b"), Key: aws.String(theirs)})
-			requireS3Error(t, err, s3DeleteRefused)
+			requireSDKError(t, err, s3DeleteRefused)
 			want := []string{"b/" + mine, "b/" + theirs, "b/" + top}
 			slices.Sort(want)
 			require.Equal(t, want, o.objectNames(t))
@@ -924,7 +924,7 @@ func TestS3SDKRefusals(t *testing.T) {
 		}, s3Failure{403, "AccessDenied", "Invalid Access Key"}},
 		{"ExpiredSessionToken", func(t *testing.T, o *objEnv) s3Failure {
 			expired := mintJWT(t, "service_role", withExp(time.Now().Add(-time.Hour)))
-			_, err := o.s3Session(expired).PutObject(ctx, &awss3.PutObjectInput{
+			_, err := o.sdkSession(expired).PutObject(ctx, &awss3.PutObjectInput{
 				Bucket: aws.String("b"), Key: aws.String("r/expired-token"), Body: bytes.NewReader(body)})
 			return sdkFailure(t, err)
 		}, s3Failure{403, "AccessDenied", `"exp" claim timestamp check failed`}},

@@ -1010,15 +1010,15 @@ func TestS3WireListing(t *testing.T) {
 				s3Prefixes("c/", "d/"))},
 		{name: "64 common prefixes page by page, 1", send: list("/s3/pages?list-type=2&delimiter=%2F&max-keys=1"), status: 200, xml: true,
 			body: v2(`<Name>pages</Name><Prefix/><IsTruncated>true</IsTruncated><MaxKeys>1</MaxKeys><Delimiter>/</Delimiter>` +
-				`<KeyCount>1</KeyCount>` + s3Prefixes("prefix-1/") + `<NextContinuationToken>` + s3Token("l:prefix-1") + `</NextContinuationToken>`)},
+				`<KeyCount>1</KeyCount>` + s3Prefixes("prefix-1/") + `<NextContinuationToken>` + s3Token("l:prefix-1/") + `</NextContinuationToken>`)},
 		{name: "64 common prefixes page by page, 2", send: list("/s3/pages?list-type=2&delimiter=%2F&max-keys=1&continuation-token=" +
-			url.QueryEscape(s3Token("l:prefix-1"))), status: 200, xml: true,
-			body: v2(`<Name>pages</Name><Prefix/><ContinuationToken>` + s3Token("l:prefix-1") + `</ContinuationToken>` +
+			url.QueryEscape(s3Token("l:prefix-1/"))), status: 200, xml: true,
+			body: v2(`<Name>pages</Name><Prefix/><ContinuationToken>` + s3Token("l:prefix-1/") + `</ContinuationToken>` +
 				`<IsTruncated>true</IsTruncated><MaxKeys>1</MaxKeys><Delimiter>/</Delimiter>` +
-				`<KeyCount>1</KeyCount>` + s3Prefixes("prefix-3/") + `<NextContinuationToken>` + s3Token("l:prefix-3\no:asc") + `</NextContinuationToken>`)},
+				`<KeyCount>1</KeyCount>` + s3Prefixes("prefix-3/") + `<NextContinuationToken>` + s3Token("l:prefix-3/\no:asc") + `</NextContinuationToken>`)},
 		{name: "64 common prefixes page by page, 3", send: list("/s3/pages?list-type=2&delimiter=%2F&max-keys=1&continuation-token=" +
-			url.QueryEscape(s3Token("l:prefix-3\no:asc"))), status: 200, xml: true,
-			body: v2(`<Name>pages</Name><Prefix/><ContinuationToken>` + s3Token("l:prefix-3\no:asc") + `</ContinuationToken>` +
+			url.QueryEscape(s3Token("l:prefix-3/\no:asc"))), status: 200, xml: true,
+			body: v2(`<Name>pages</Name><Prefix/><ContinuationToken>` + s3Token("l:prefix-3/\no:asc") + `</ContinuationToken>` +
 				s3Contents("test-1.jpg") + `<IsTruncated>false</IsTruncated><MaxKeys>1</MaxKeys><Delimiter>/</Delimiter><KeyCount>1</KeyCount>`)},
 		{name: "65 start-after inside a common prefix", send: list("/s3/p?list-type=2&delimiter=%2F&prefix=p%2F&start-after=p%2Fa%2Fzzzzz"),
 			status: 200, xml: true,
@@ -1036,16 +1036,67 @@ func TestS3WireListing(t *testing.T) {
 		{name: "67 max-keys=0 is a full page", send: list("/s3/f?list-type=2&max-keys=0"), status: 200, xml: true,
 			body: v2(`<Name>f</Name><Prefix/>` + s3Contents("a.txt", "b.txt", "c/1.txt", "c/2.txt", "d/x/y.txt", "e.txt") +
 				`<IsTruncated>false</IsTruncated><MaxKeys>1000</MaxKeys><KeyCount>6</KeyCount>`)},
+		// 68, deliberately not as the reference: a page that ends on a common prefix names it
+		// with its delimiter (AWS's NextMarker), and that marker resumes past the whole prefix.
+		// The reference's "c" cannot tell the prefix from a key "c" and lists keys between "c"
+		// and "c/" (such as "c.txt") again (TestS3WireListingTerminates).
 		{name: "68 v1 delimiter, marker a.txt", send: list("/s3/f?delimiter=%2F&max-keys=2&marker=a.txt"), status: 200, xml: true,
-			body: v2(`<Name>f</Name><Prefix/><Marker>c</Marker><NextMarker>c</NextMarker><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated>` +
+			body: v2(`<Name>f</Name><Prefix/><Marker>c/</Marker><NextMarker>c/</NextMarker><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated>` +
 				s3Contents("b.txt") + s3Prefixes("c/"))},
-		{name: "68 v1 delimiter, marker c", send: list("/s3/f?delimiter=%2F&max-keys=2&marker=c"), status: 200, xml: true,
+		{name: "68 v1 delimiter, marker c/", send: list("/s3/f?delimiter=%2F&max-keys=2&marker=c%2F"), status: 200, xml: true,
 			body: v2(`<Name>f</Name><Prefix/><MaxKeys>2</MaxKeys><IsTruncated>false</IsTruncated>` + s3Contents("e.txt") + s3Prefixes("d/"))},
+		{name: "68 v1 delimiter, marker c is a key", send: list("/s3/f?delimiter=%2F&max-keys=2&marker=c"), status: 200, xml: true,
+			body: v2(`<Name>f</Name><Prefix/><Marker>d/</Marker><NextMarker>d/</NextMarker><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated>` + s3Prefixes("c/", "d/"))},
 		{name: "68 v1 max-keys=1", send: list("/s3/f?max-keys=1"), status: 200, xml: true,
 			body: v2(`<Name>f</Name><Prefix/><Marker>a.txt</Marker><MaxKeys>1</MaxKeys><IsTruncated>true</IsTruncated>` + s3Contents("a.txt"))},
 		{name: "68 v1 of one key", send: list("/s3/one"), status: 200, xml: true,
 			body: v2(`<Name>one</Name><Prefix/><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>` + s3Contents("only.txt"))},
 	})
+}
+
+// TestS3WireListingTerminates: paging one entry at a time through keys that sort between a
+// common prefix's name and the prefix ("c.txt" between "c" and "c/") visits every entry once
+// and ends, with v2 tokens and with v1 markers (the reference's markers, "c", cycle here).
+func TestS3WireListingTerminates(t *testing.T) {
+	t.Parallel()
+	b := setupHTTP(t)
+	b.s3Bucket(t, "cyc")
+	for _, k := range []string{"c", "c.txt", "c/1.txt", "c/2.txt", "c0"} {
+		b.s3Put(t, "cyc", k, k)
+	}
+	want := []string{"k:c", "k:c.txt", "p:c/", "k:c0"}
+	entries := regexp.MustCompile(`<Key>([^<]*)</Key>|<Prefix>([^<]+/)</Prefix>`)
+	next := regexp.MustCompile(`<(?:NextContinuationToken|NextMarker)>([^<]*)</`)
+	for _, v2 := range []bool{true, false} {
+		var got []string
+		cursor := ""
+		for page := 0; page < 10; page++ {
+			target := "/s3/cyc?delimiter=%2F&max-keys=1"
+			switch {
+			case v2 && cursor != "":
+				target += "&list-type=2&continuation-token=" + url.QueryEscape(cursor)
+			case v2:
+				target += "&list-type=2"
+			case cursor != "":
+				target += "&marker=" + url.QueryEscape(cursor)
+			}
+			r := b.s3("GET", target).send(t)
+			require.Equal(t, 200, r.Status, "%s", r.Body)
+			for _, m := range entries.FindAllStringSubmatch(string(r.Body), -1) {
+				if m[1] != "" {
+					got = append(got, "k:"+m[1])
+				} else {
+					got = append(got, "p:"+m[2])
+				}
+			}
+			n := next.FindStringSubmatch(string(r.Body))
+			if n == nil {
+				break
+			}
+			cursor = n[1]
+		}
+		require.Equal(t, want, got, "v2 %v", v2)
+	}
 }
 
 // TestS3WireNotImplemented: what this door does not serve yet answers 501 NotImplemented and

@@ -118,15 +118,19 @@ func TestSQLS3ListObjects(t *testing.T) {
 		{s3List("f").delim("/").limit(3), []string{"k:a.txt", "k:b.txt", "p:c/"}},
 		{s3List("f").delim("/").in("d/"), []string{"p:d/x/"}},
 		{s3List("f").delim("/").in("c"), []string{"p:c/"}},
-		// 68: resuming after a key, and after a common prefix named without its delimiter
-		// (what the door's markers and tokens carry), which skips the whole group.
+		// 68: resuming after a key, and after a common prefix named with its delimiter (what
+		// the door's markers and tokens carry, as AWS's NextMarker), which skips the whole
+		// group; a name without the delimiter is a key like any other (the reference skips the
+		// group then, which lists keys such as "c.txt" again after the page that ended on "c/").
 		{s3List("f").delim("/").startAt("a.txt").limit(2), []string{"k:b.txt", "p:c/"}},
-		{s3List("f").delim("/").startAt("c").limit(2), []string{"p:d/", "k:e.txt"}},
-		{s3List("f").delim("/").startAt("d"), []string{"k:e.txt"}},
+		{s3List("f").delim("/").startAt("c/").limit(2), []string{"p:d/", "k:e.txt"}},
+		{s3List("f").delim("/").startAt("d/"), []string{"k:e.txt"}},
+		{s3List("f").delim("/").startAt("c").limit(2), []string{"p:c/", "p:d/"}},
 		// 65: a start_after inside a group still lists the groups after it.
 		{s3List("p").delim("/").in("p/").startAt("p/a/zzzzz"), []string{"p:p/b/", "p:p/c/"}},
-		{s3List("p").delim("/").in("p/").startAt("p/a"), []string{"p:p/b/", "p:p/c/"}},
-		{s3List("p").delim("/").in("p/").startAt("p/b"), []string{"p:p/c/"}},
+		{s3List("p").delim("/").in("p/").startAt("p/a"), []string{"p:p/a/", "p:p/b/", "p:p/c/"}},
+		{s3List("p").delim("/").in("p/").startAt("p/a/"), []string{"p:p/b/", "p:p/c/"}},
+		{s3List("p").delim("/").in("p/").startAt("p/b/"), []string{"p:p/c/"}},
 		{s3List("p").delim("/"), []string{"p:p/"}},
 		// '-': common prefixes end in the delimiter itself (the reference's end in '/'), a
 		// key ending in the delimiter is a group of its own, and the prefix is raw.
@@ -135,20 +139,22 @@ func TestSQLS3ListObjects(t *testing.T) {
 		{s3List("dash").delim("-").in("x-1-"), []string{"k:x-1-a", "k:x-1-b"}},
 		{s3List("dash").delim("-").in("x-1"), []string{"p:x-1-"}},
 		{s3List("dash").delim("-").limit(2), []string{"k:x", "p:x-"}},
-		// A start_after naming a group without its delimiter skips the group; one inside the
+		// A start_after naming a group with its delimiter skips the group; one inside the
 		// group lists it again, since keys after start_after fall in it (as S3 does).
-		{s3List("dash").delim("-").startAt("x"), []string{"p:y-", "k:z"}},
-		{s3List("dash").delim("-").in("x-").startAt("x-1"), []string{"k:x-2"}},
+		{s3List("dash").delim("-").startAt("x-"), []string{"p:y-", "k:z"}},
+		{s3List("dash").delim("-").startAt("x"), []string{"p:x-", "p:y-", "k:z"}},
+		{s3List("dash").delim("-").in("x-").startAt("x-1"), []string{"p:x-1-", "k:x-2"}},
+		{s3List("dash").delim("-").in("x-").startAt("x-1-"), []string{"k:x-2"}},
 		{s3List("dash").delim("-").startAt("x-1-a"), []string{"p:x-", "p:y-", "k:z"}},
 		{s3List("dash").delim("-").startAt("x-2"), []string{"p:y-", "k:z"}},
-		{s3List("dash").delim("-").startAt("y"), []string{"k:z"}},
+		{s3List("dash").delim("-").startAt("y-"), []string{"k:z"}},
 		// '.': groups end in '.'.
 		{s3List("dot").delim("."), []string{"p:a.", "k:b", "p:c."}},
 		{s3List("dot").delim(".").in("a."), []string{"p:a.b.", "k:a.txt"}},
 		// A delimiter of several characters.
 		{s3List("multi").delim("::"), []string{"p:a::", "k:a:e", "k:b"}},
 		{s3List("multi").delim("::").in("a::"), []string{"p:a::b::", "k:a::d"}},
-		{s3List("multi").delim("::").startAt("a"), []string{"k:a:e", "k:b"}},
+		{s3List("multi").delim("::").startAt("a::"), []string{"k:a:e", "k:b"}},
 		// An empty delimiter is none.
 		{s3List("dash").delim(""), []string{"k:x", "k:x-1-a", "k:x-1-b", "k:x-2", "k:y-", "k:z"}},
 		{s3List("empty").delim("/"), []string{}},
@@ -189,7 +195,7 @@ func TestSQLS3ListObjectsRLS(t *testing.T) {
 	require.Equal(t, []string{"k:mixed/shown"}, s3ListAs(t, db, asAnon, s3List("r").in("mixed/")))
 	require.Equal(t, []string{}, s3ListAs(t, db, asAnon, s3List("r").in("secret/")))
 	require.Equal(t, []string{}, s3ListAs(t, db, asAnon, s3List("r").in("secret/").delim("/")))
-	require.Equal(t, []string{"p:open/", "k:top-shown"}, s3ListAs(t, db, asAnon, s3List("r").delim("/").startAt("mixed")))
+	require.Equal(t, []string{"p:open/", "k:top-shown"}, s3ListAs(t, db, asAnon, s3List("r").delim("/").startAt("mixed/")))
 	// A page is counted in visible entries.
 	require.Equal(t, []string{"p:mixed/", "p:open/"}, s3ListAs(t, db, asAnon, s3List("r").delim("/").limit(2)))
 
@@ -239,7 +245,7 @@ func TestSQLS3ListObjectsFlatCost(t *testing.T) {
 		{"keys, deep page", s3List("big").limit(101).startAt("dir-150/file-049"), "k:dir-150/file-050"},
 		{"keys under a prefix", s3List("big").in("dir-120/").limit(101), "k:dir-120/file-000"},
 		{"folders, first page", s3List("big").delim("/").limit(101), "p:dir-000/"},
-		{"folders, deep page", s3List("big").delim("/").limit(101).startAt("dir-098"), "p:dir-099/"},
+		{"folders, deep page", s3List("big").delim("/").limit(101).startAt("dir-098/"), "p:dir-099/"},
 		{"folders under a prefix", s3List("big").in("dir-1").delim("/").limit(101), "p:dir-100/"},
 	} {
 		for _, id := range []proxy.Identity{asService, asAnon} {

@@ -10,9 +10,9 @@
 -- than its page to learn whether the listing is truncated). With a delimiter (any string),
 -- every key with the delimiter after the prefix is folded into its common prefix (prefix +
 -- the text through the first delimiter), listed once at its sort position (is_prefix true,
--- updated_at and metadata NULL). A start_after that names a common prefix without its
--- delimiter (what the S3 door's markers and tokens carry, as the reference's do) skips that
--- whole prefix. Cost: one index range scan without a delimiter; with one, one index probe
+-- updated_at and metadata NULL). A start_after that is a common prefix itself (it ends with
+-- the delimiter, its first after the prefix: what the S3 door's markers and tokens carry after
+-- a page that ended on one, as AWS's NextMarker does) resumes past that whole prefix. Cost: one index range scan without a delimiter; with one, one index probe
 -- per entry, skipping over each common prefix, so a page costs the same whatever the bucket
 -- holds. The bucket is looked up whatever the caller's RLS, as the reference does (ST001
 -- missing); ST006 invalid bucket id.
@@ -32,7 +32,7 @@ declare
   _d text := nullif(s3_list_objects.delimiter, '');
   _want int := least(greatest(coalesce(s3_list_objects.max_keys, 1001), 0), 10001);
   _lo text := coalesce(s3_list_objects.prefix, '');
-  _skip text;
+  _after text := s3_list_objects.start_after;
   _rel text;
   _pos int;
   _n int := 0;
@@ -41,12 +41,18 @@ begin
   perform storage_internal.bucket_id_check(s3_list_objects.bucket_id);
   perform storage_internal.bucket_lookup(s3_list_objects.bucket_id);
   -- Resume strictly after start_after (keys never hold control characters, so the key
-  -- followed by \x01 is the first string after it).
-  if s3_list_objects.start_after is not null and s3_list_objects.start_after || E'\x01' > _lo collate "C" then
-    _lo := s3_list_objects.start_after || E'\x01';
-    if _d is not null and starts_with(s3_list_objects.start_after, _p)
-       and position(_d in substr(s3_list_objects.start_after, length(_p) + 1)) = 0 then
-      _skip := s3_list_objects.start_after || _d;
+  -- followed by \x01 is the first string after it), or past every key of the common prefix it
+  -- names.
+  if _after is not null then
+    _rel := substr(_after, length(_p) + 1);
+    if _d is not null and starts_with(_after, _p) and _rel <> ''
+       and position(_d in _rel) = length(_rel) - length(_d) + 1 then
+      _after := storage_internal.prefix_successor(_after);
+    else
+      _after := _after || E'\x01';
+    end if;
+    if _after collate "C" > _lo then
+      _lo := _after;
     end if;
   end if;
 
@@ -67,11 +73,6 @@ begin
       and (_upper is null or x.name collate "C" < _upper)
     order by x.name collate "C" limit 1;
     exit when not found;
-    if _skip is not null and starts_with(o.name, _skip) then
-      _lo := storage_internal.prefix_successor(_skip);
-      _skip := null;
-      continue;
-    end if;
     _rel := substr(o.name, length(_p) + 1);
     _pos := position(_d in _rel);
     if _pos > 0 then
