@@ -75,7 +75,8 @@ grant execute on function storage_internal.blob_collect_failed(text, text) to st
 -- Ends the uploads in flight that started more than age ago and never committed (the server
 -- writing them crashed or was killed), or only the one of version when given: their entries
 -- move to the queue, so the collector deletes whatever part of the blob was written. Returns
--- their versions. Resumable uploads are not ended here but by storage_internal.resumable_expire.
+-- their versions. Resumable and S3 multipart uploads are not ended here but by their own
+-- expiry (storage_internal.resumable_expire, storage_internal.s3_multipart_expire).
 -- A later commit of such an upload is refused (storage_internal.object_upload_commit
 -- requires the entry).
 create or replace function storage_internal.blob_upload_expire(age interval, version text default null) returns setof text
@@ -87,8 +88,10 @@ create or replace function storage_internal.blob_upload_expire(age interval, ver
       delete from storage.blob_uploads u
       where u.started_at < now() - blob_upload_expire.age
         and (blob_upload_expire.version is null or u.version = blob_upload_expire.version)
-        -- Resumable uploads live until their own expiry (storage_internal.resumable_expire).
+        -- Resumable and S3 multipart uploads live until their own expiry
+        -- (storage_internal.resumable_expire, storage_internal.s3_multipart_expire).
         and not exists (select from storage.resumable_uploads r where r.version = u.version)
+        and not exists (select from storage.s3_multipart_uploads m where m.version = u.version)
       returning u.version, u.bucket_id
     )
     insert into storage.blobs_freed (version, bucket_id)

@@ -22,9 +22,9 @@ declare
   _version text;
 begin
   if not storage_internal.called_by('storage_internal.object_upload_prepare', 'storage_internal.object_write_check',
-                                    'storage_internal.resumable_create') then
+                                    'storage_internal.resumable_create', 'storage_internal.s3_multipart_create') then
     raise exception using errcode = '42501',
-      message = 'storage_internal.blob_upload_begin may only be called by storage_internal.object_upload_prepare and storage_internal.resumable_create';
+      message = 'storage_internal.blob_upload_begin may only be called by storage_internal.object_upload_prepare, storage_internal.resumable_create and storage_internal.s3_multipart_create';
   end if;
   insert into storage.blob_uploads (version, bucket_id, name)
   values (replace(gen_random_uuid()::text, '-', ''), blob_upload_begin.bucket_id, blob_upload_begin.name)
@@ -108,6 +108,7 @@ declare
   u storage.blob_uploads;
 begin
   delete from storage.resumable_uploads r where r.version = object_upload_abort.version;
+  delete from storage.s3_multipart_uploads m where m.version = object_upload_abort.version;
   delete from storage.blob_uploads x where x.version = object_upload_abort.version returning * into u;
   if found and not exists (select from storage.objects o where o.version = u.version) then
     insert into storage.blobs_freed (version, bucket_id) values (u.version, u.bucket_id);

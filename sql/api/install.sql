@@ -18,7 +18,9 @@
 --   ST007 InvalidKey          ST008 EntityTooLarge       ST009 InvalidMimeType
 --   ST010 InvalidRequest      ST011 AccessDenied         ST012 InvalidParameter
 --   ST013 EmptyBucketTooLarge ST014 FeatureNotEnabled
---   ST015 UploadOffsetConflict
+--   ST015 UploadOffsetConflict  ST016 NoSuchUpload         ST017 InvalidPart
+--   ST018 InvalidPartOrder      ST019 EntityTooSmall       ST020 ResourceReferenced
+--   ST021 OperationAborted
 -- plus PostgreSQL's own 42501 (RLS or privilege denial, and the SECURITY DEFINER helpers
 -- refusing a caller) and 23503 (foreign key).
 
@@ -45,5 +47,6 @@
 {{ template "object_list.sql" . }}
 {{ template "object_move_copy.sql" . }}
 {{ template "s3.sql" . }}
+{{ template "s3_multipart.sql" . }}
 {{ template "blob_collect.sql" . }}
 {{ template "collector_lease.sql" . }}
