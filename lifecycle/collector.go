@@ -163,6 +163,13 @@ func (c *Collector) RunOnce(ctx context.Context) (Stats, error) {
 		return st, fmt.Errorf("expire resumable uploads: %w", err)
 	}
 	st.Expired += resumable
+	// So do S3 multipart uploads; their parts are discarded here (the store knows them by the
+	// upload's state), and anything a failed discard leaves is a leftover like any other.
+	n, err := c.expireMultipart(ctx, conn)
+	if err != nil {
+		return st, err
+	}
+	st.Expired += n
 	c.removeLeftovers(ctx, conn)
 	for {
 		n, err := c.collectBatch(ctx, conn, &st)
@@ -170,6 +177,24 @@ func (c *Collector) RunOnce(ctx context.Context) (Stats, error) {
 			return st, err
 		}
 	}
+}
+
+// expireMultipart ends the S3 multipart uploads whose expiry passed and discards their parts.
+func (c *Collector) expireMultipart(ctx context.Context, conn *pgx.Conn) (int, error) {
+	rows, _ := conn.Query(ctx, `select version, blob_state from storage_internal.s3_multipart_expire()`)
+	type upload struct{ Version, State string }
+	gone, err := pgx.CollectRows(rows, pgx.RowToStructByPos[upload])
+	if err != nil {
+		return 0, fmt.Errorf("expire multipart uploads: %w", err)
+	}
+	if mp, ok := c.Blobs.(blob.Multipart); ok {
+		for _, u := range gone {
+			if err := mp.AbortMultipart(ctx, blob.VersionKey(u.Version), u.State); err != nil {
+				c.log().Warn("collector: discard the parts of an expired multipart upload", "version", u.Version, "error", err)
+			}
+		}
+	}
+	return len(gone), nil
 }
 
 // holder names this collector in the lease: unique per process and collector.

@@ -34,6 +34,10 @@ type Report struct {
 	// Resumable uploads in progress (reported; they expire on their own) and the bytes they hold.
 	Resumable      int
 	ResumableBytes int64
+	// S3 multipart uploads in progress (reported; they expire on their own) and the bytes of
+	// their parts.
+	Multipart      int
+	MultipartBytes int64
 	Errors         int
 }
 
@@ -71,6 +75,9 @@ func Reconcile(ctx context.Context, db *pgxpool.Pool, store blob.Store, o Reconc
 		inFlight[blob.VersionKey(v)] = true
 	}
 	if err := reconcileUploads(ctx, db, store, o, out, &r); err != nil {
+		return r, err
+	}
+	if err := reconcileMultipart(ctx, db, out, &r); err != nil {
 		return r, err
 	}
 	if err := reconcileResumable(ctx, db, out, &r); err != nil {
@@ -111,10 +118,12 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // Apply they are expired through SQL (their entries move to the blob queue) and their blobs
 // deleted at once: no row ever referenced them, so no restore can need them.
 func reconcileUploads(ctx context.Context, db *pgxpool.Pool, store blob.Store, o ReconcileOptions, out io.Writer, r *Report) error {
-	// Resumable uploads stay in flight until they complete or expire (reconcileResumable).
+	// Resumable and S3 multipart uploads stay in flight until they complete or expire
+	// (reconcileResumable, reconcileMultipart).
 	rows, _ := db.Query(ctx, `select version, bucket_id, name, started_at from storage.blob_uploads u
 		where started_at < now() - $1::interval
 		  and not exists (select from storage.resumable_uploads r where r.version = u.version)
+		  and not exists (select from storage.s3_multipart_uploads m where m.version = u.version)
 		order by started_at`, o.Grace)
 	type upload struct {
 		Version, BucketID, Name string
@@ -128,6 +137,30 @@ func reconcileUploads(ctx context.Context, db *pgxpool.Pool, store blob.Store, o
 		r.StaleUploads++
 		fmt.Fprintf(out, "stale upload  %s/%s version %s started %s%s\n", u.BucketID, u.Name, u.Version, stamp(u.StartedAt),
 			r.apply(o, func() error { return expireUpload(ctx, db, store, u.Version, o.Grace) }, "ended, its blob deleted"))
+	}
+	return nil
+}
+
+// reconcileMultipart reports the S3 multipart uploads in progress: each is in flight (its
+// parts are no leftovers) until it completes, is aborted, or expires, when the collector ends it.
+func reconcileMultipart(ctx context.Context, db *pgxpool.Pool, out io.Writer, r *Report) error {
+	rows, _ := db.Query(ctx, `select u.version, u.bucket_id, u.name, count(p.part_number), coalesce(sum(p.size), 0)::bigint, u.expires_at
+		from storage.s3_multipart_uploads u left join storage.s3_multipart_parts p on p.version = u.version
+		group by u.version order by u.created_at`)
+	var (
+		version, bucket, name string
+		parts                 int
+		size                  int64
+		expires               time.Time
+	)
+	_, err := pgx.ForEachRow(rows, []any{&version, &bucket, &name, &parts, &size, &expires}, func() error {
+		r.Multipart++
+		r.MultipartBytes += size
+		fmt.Fprintf(out, "multipart     %s/%s upload %s: %d parts, %d bytes, expires %s\n", bucket, name, version, parts, size, stamp(expires))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read multipart uploads: %w", err)
 	}
 	return nil
 }
@@ -301,6 +334,13 @@ func (r Report) Summary(applied bool) string {
 			n = fmt.Sprintf("%d resumable uploads", r.Resumable)
 		}
 		s += fmt.Sprintf("; %s in progress (%d bytes; they expire on their own)", n, r.ResumableBytes)
+	}
+	if r.Multipart > 0 {
+		n := "1 S3 multipart upload"
+		if r.Multipart > 1 {
+			n = fmt.Sprintf("%d S3 multipart uploads", r.Multipart)
+		}
+		s += fmt.Sprintf("; %s in progress (%d bytes; they expire on their own)", n, r.MultipartBytes)
 	}
 	return s
 }

@@ -129,6 +129,12 @@ var sqlStates = map[string]sqlError{
 	"ST013": {Error: Error{Status: 409, Code: "InvalidRequest"}, keepMessage: true},
 	"ST014": {Error: Error{Status: 409, Code: "FeatureNotEnabled"}, keepMessage: true},
 	"ST015": {Error: Error{Status: 409, Code: "UploadOffsetConflict", Label: "Conflict"}, keepMessage: true},
+	"ST016": {Error: Error{Status: 404, Code: "NoSuchUpload", Label: "Not found", Message: "Upload not found"}},
+	"ST017": {Error: Error{Status: 400, Code: "InvalidPart"}, keepMessage: true},
+	"ST018": {Error: Error{Status: 400, Code: "InvalidPartOrder"}, keepMessage: true},
+	"ST019": {Error: Error{Status: 400, Code: "EntityTooSmall"}, keepMessage: true},
+	"ST020": {Error: Error{Status: 409, Code: "ResourceReferenced", Label: "ResourceReferenced"}, keepMessage: true},
+	"ST021": {Error: Error{Status: 409, Code: "OperationAborted", Label: "Conflict"}, keepMessage: true},
 	// 42501 is both an RLS refusal and a missing privilege; the reference words both as RLS.
 	"42501": {Error: Error{Status: 403, Code: "AccessDenied", Label: "Unauthorized", Message: "new row violates row-level security policy"}},
 	"23505": {Error: Error{Status: 409, Code: "ResourceAlreadyExists", Label: "Duplicate", Message: "The resource already exists"}},

@@ -24,6 +24,31 @@ func (db *DB) Call(ctx context.Context, settings []any, query string, args []any
 	return db.call(ctx, settings, query, args, scan)
 }
 
+// ServerCall runs query as the server itself: the connection's own role (a member of
+// storage_server), without a request's settings, for the bookkeeping only the servers may do
+// (what a store did with an upload's pieces), after the request's own call checked the
+// caller. Errors are *Error (AsError).
+func (db *DB) ServerCall(ctx context.Context, query string, args []any, scan func(pgx.Rows) error) error {
+	conn, err := db.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	rows, err := conn.Query(ctx, query, args...)
+	if err != nil {
+		return interpretError(err)
+	}
+	defer rows.Close()
+	if scan != nil {
+		if err := scan(rows); err != nil {
+			return interpretError(err)
+		}
+	}
+	for rows.Next() {
+	}
+	return interpretError(rows.Err())
+}
+
 // Held is a pooled connection a request keeps across several calls, for a session-level lock
 // (a resumable upload's advisory lock, held while its body streams). Release gives it back.
 type Held struct {

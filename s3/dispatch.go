@@ -13,45 +13,62 @@ type operation struct {
 
 // Operation ids.
 const (
-	opListBuckets      = "storage.s3.bucket.list"
-	opCreateBucket     = "storage.s3.bucket.create"
-	opDeleteBucket     = "storage.s3.bucket.delete"
-	opHeadBucket       = "storage.s3.bucket.head"
-	opGetLocation      = "storage.s3.bucket.get_location"
-	opGetVersioning    = "storage.s3.bucket.get_versioning"
-	opListObjects      = "storage.s3.object.list"
-	opPutObject        = "storage.s3.upload"
-	opPostObject       = "storage.s3.upload.post"
-	opGetObject        = "storage.s3.object.get"
-	opHeadObject       = "storage.s3.object.info"
-	opGetTagging       = "storage.s3.object.get_tagging"
-	opCopyObject       = "storage.s3.object.copy"
-	opDeleteObject     = "storage.s3.object.delete"
-	opDeleteObjects    = "storage.s3.object.delete_many"
-	opNotImplemented   = "storage.s3.not_implemented"
-	opMultipartPending = "storage.s3.upload.multipart"
+	opListBuckets       = "storage.s3.bucket.list"
+	opCreateBucket      = "storage.s3.bucket.create"
+	opDeleteBucket      = "storage.s3.bucket.delete"
+	opHeadBucket        = "storage.s3.bucket.head"
+	opGetLocation       = "storage.s3.bucket.get_location"
+	opGetVersioning     = "storage.s3.bucket.get_versioning"
+	opListObjects       = "storage.s3.object.list"
+	opPutObject         = "storage.s3.upload"
+	opPostObject        = "storage.s3.upload.post"
+	opGetObject         = "storage.s3.object.get"
+	opHeadObject        = "storage.s3.object.info"
+	opGetTagging        = "storage.s3.object.get_tagging"
+	opCopyObject        = "storage.s3.object.copy"
+	opDeleteObject      = "storage.s3.object.delete"
+	opDeleteObjects     = "storage.s3.object.delete_many"
+	opNotImplemented    = "storage.s3.not_implemented"
+	opCreateMultipart   = "storage.s3.upload.create_multipart"
+	opUploadPart        = "storage.s3.upload.part"
+	opUploadPartCopy    = "storage.s3.upload.part_copy"
+	opCompleteMultipart = "storage.s3.upload.complete_multipart"
+	opAbortMultipart    = "storage.s3.upload.abort_multipart"
+	opListParts         = "storage.s3.upload.list_parts"
+	opListMultipart     = "storage.s3.upload.list_multipart"
+	opBadPart           = "storage.s3.upload.part_invalid"
 )
 
 var (
-	listBuckets    = &operation{opListBuckets, (*Server).listBuckets}
-	createBucket   = &operation{opCreateBucket, (*Server).createBucket}
-	deleteBucket   = &operation{opDeleteBucket, (*Server).deleteBucket}
-	headBucket     = &operation{opHeadBucket, (*Server).headBucket}
-	getLocation    = &operation{opGetLocation, (*Server).getLocation}
-	getVersioning  = &operation{opGetVersioning, (*Server).getVersioning}
-	listObjects    = &operation{opListObjects, (*Server).listObjects}
-	putObject      = &operation{opPutObject, (*Server).putObject}
-	getObject      = &operation{opGetObject, (*Server).getObject}
-	headObject     = &operation{opHeadObject, (*Server).headObject}
-	getTagging     = &operation{opGetTagging, (*Server).getTagging}
-	copyObject     = &operation{opCopyObject, (*Server).copyObject}
-	deleteObject   = &operation{opDeleteObject, (*Server).deleteObject}
-	deleteObjects  = &operation{opDeleteObjects, (*Server).deleteObjects}
-	notImplemented = &operation{opNotImplemented, func(*Server, *request) error { return errNotImplemented }}
-	// Multipart uploads and browser POST uploads are not served yet: NotImplemented rather
-	// than the reference's fall-through to another operation.
-	multipartPending = &operation{opMultipartPending, func(*Server, *request) error { return errNotImplemented }}
-	postObject       = &operation{opPostObject, func(*Server, *request) error { return errNotImplemented }}
+	listBuckets       = &operation{opListBuckets, (*Server).listBuckets}
+	createBucket      = &operation{opCreateBucket, (*Server).createBucket}
+	deleteBucket      = &operation{opDeleteBucket, (*Server).deleteBucket}
+	headBucket        = &operation{opHeadBucket, (*Server).headBucket}
+	getLocation       = &operation{opGetLocation, (*Server).getLocation}
+	getVersioning     = &operation{opGetVersioning, (*Server).getVersioning}
+	listObjects       = &operation{opListObjects, (*Server).listObjects}
+	putObject         = &operation{opPutObject, (*Server).putObject}
+	getObject         = &operation{opGetObject, (*Server).getObject}
+	headObject        = &operation{opHeadObject, (*Server).headObject}
+	getTagging        = &operation{opGetTagging, (*Server).getTagging}
+	copyObject        = &operation{opCopyObject, (*Server).copyObject}
+	deleteObject      = &operation{opDeleteObject, (*Server).deleteObject}
+	deleteObjects     = &operation{opDeleteObjects, (*Server).deleteObjects}
+	notImplemented    = &operation{opNotImplemented, func(*Server, *request) error { return errNotImplemented }}
+	createMultipart   = &operation{opCreateMultipart, (*Server).createMultipart}
+	uploadPart        = &operation{opUploadPart, (*Server).uploadPart}
+	uploadPartCopy    = &operation{opUploadPartCopy, (*Server).uploadPartCopy}
+	completeMultipart = &operation{opCompleteMultipart, (*Server).completeMultipart}
+	abortMultipart    = &operation{opAbortMultipart, (*Server).abortMultipart}
+	listParts         = &operation{opListParts, (*Server).listParts}
+	listMultipart     = &operation{opListMultipart, (*Server).listMultipartUploads}
+	// A part upload needs both partNumber and uploadId (the reference stores the body as the
+	// object when one is missing).
+	badPart = &operation{opBadPart, func(*Server, *request) error {
+		return errInvalidRequest.with("A part upload needs both partNumber and uploadId")
+	}}
+	// Browser POST uploads are not served yet: NotImplemented.
+	postObject = &operation{opPostObject, func(*Server, *request) error { return errNotImplemented }}
 )
 
 // Sub-resources S3 defines on buckets and objects that this server does not implement. The
@@ -93,7 +110,7 @@ func (s *Server) dispatch(r *request) *operation {
 		case fasthttp.MethodGet:
 			switch {
 			case q.Has("uploads"):
-				return multipartPending
+				return listMultipart
 			case q.Has("location"):
 				return getLocation
 			case q.Has("versioning"):
@@ -128,7 +145,7 @@ func (s *Server) dispatch(r *request) *operation {
 	case fasthttp.MethodGet:
 		switch {
 		case q.Has("uploadId"):
-			return multipartPending
+			return listParts
 		case q.Has("tagging"):
 			return getTagging
 		case hasAny(q, objectSubresources):
@@ -139,8 +156,12 @@ func (s *Server) dispatch(r *request) *operation {
 		return headObject
 	case fasthttp.MethodPut:
 		switch {
+		case q.Has("uploadId") && q.Has("partNumber") && copySource:
+			return uploadPartCopy
+		case q.Has("uploadId") && q.Has("partNumber"):
+			return uploadPart
 		case q.Has("uploadId") || q.Has("partNumber"):
-			return multipartPending
+			return badPart
 		case q.Has("tagging") || hasAny(q, objectSubresources):
 			return notImplemented
 		case copySource:
@@ -148,8 +169,11 @@ func (s *Server) dispatch(r *request) *operation {
 		}
 		return putObject
 	case fasthttp.MethodPost:
-		if q.Has("uploadId") || q.Has("uploads") {
-			return multipartPending
+		switch {
+		case q.Has("uploadId"):
+			return completeMultipart
+		case q.Has("uploads"):
+			return createMultipart
 		}
 		if hasAny(q, objectSubresources) {
 			return notImplemented
@@ -158,7 +182,7 @@ func (s *Server) dispatch(r *request) *operation {
 	case fasthttp.MethodDelete:
 		switch {
 		case q.Has("uploadId"):
-			return multipartPending
+			return abortMultipart
 		case q.Has("tagging") || hasAny(q, objectSubresources):
 			return notImplemented
 		}

@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/xml"
@@ -288,22 +287,15 @@ func userMetadata(ctx *fasthttp.RequestCtx) []byte {
 }
 
 // putObject answers PUT /s3/{b}/{k}: the REST upload's steps (upsert), the body streamed and
-// checked against its declared SHA-256 and Content-MD5 on the way.
+// checked on the way (uploadBody).
 func (s *Server) putObject(r *request) error {
 	ctx := r.ctx
-	if strings.HasPrefix(r.sig.PayloadHash, "STREAMING-") {
-		return errNotImplemented.with("aws-chunked payloads (" + r.sig.PayloadHash + ") are not supported yet")
-	}
-	pv, err := newVerifier(r)
+	body, err := newUploadBody(r)
 	if err != nil {
 		return err
 	}
-	length := int64(ctx.Request.Header.ContentLength())
-	if length < 0 {
-		length = -1 // chunked transfer: the limit applies while streaming
-	}
 	key := r.key
-	if strings.HasSuffix(key, "/") && length == 0 {
+	if strings.HasSuffix(key, "/") && body.length == 0 {
 		key += ".emptyFolderPlaceholder"
 	}
 	mimetype := string(ctx.Request.Header.ContentType())
@@ -320,19 +312,12 @@ func (s *Server) putObject(r *request) error {
 		}
 		defer gate.Release()
 	}
-	var body io.Reader = ctx.RequestBodyStream()
-	if body == nil {
-		body = bytes.NewReader(ctx.PostBody())
-	}
 	st, err := s.p.Store(ctx, r.id, r.op, proxy.Upload{
 		Bucket: r.bucket, Name: key, Upsert: true, Mimetype: mimetype, CacheControl: cache,
-		UserMetadata: userMetadata(ctx), ContentLength: length, Body: pv.reader(body), Owner: r.id.Sub,
+		UserMetadata: userMetadata(ctx), ContentLength: body.length, Body: body, Owner: r.id.Sub,
 	})
-	if pv.failed != nil {
-		return pv.failed
-	}
 	if err != nil {
-		return err
+		return body.result(err)
 	}
 	ctx.Response.Header.Set(fasthttp.HeaderETag, `"`+st.MD5+`"`)
 	ctx.SetStatusCode(fasthttp.StatusOK)

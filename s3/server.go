@@ -45,12 +45,19 @@ type Config struct {
 	NonCanonicalHostHeader string
 	// MaxDeleteObjects caps the keys of one DeleteObjects (AWS: 1000); 0 means 1000.
 	MaxDeleteObjects int
-	Logger           *slog.Logger
+	// MultipartExpiry (S3_MULTIPART_EXPIRY) is how long a multipart upload lives after its
+	// creation or its last part; the collector then removes it and its parts. 0 means
+	// DefaultMultipartExpiry.
+	MultipartExpiry time.Duration
+	Logger          *slog.Logger
 }
 
 // DefaultTenantID is the session-token mode's access key id when PROJECT_REF and TENANT_ID
 // are unset, as in the reference.
 const DefaultTenantID = "storage-single-tenant"
+
+// DefaultMultipartExpiry is how long an idle multipart upload lives by default.
+const DefaultMultipartExpiry = 24 * time.Hour
 
 // Server is the S3 door. Mount it on the proxy (proxy.Server.Mount).
 type Server struct {
@@ -71,6 +78,9 @@ func New(p *proxy.Server, blobs blob.Store, cfg Config) (*Server, error) {
 	}
 	if cfg.TenantID == "" {
 		cfg.TenantID = DefaultTenantID
+	}
+	if cfg.MultipartExpiry <= 0 {
+		cfg.MultipartExpiry = DefaultMultipartExpiry
 	}
 	if cfg.MaxDeleteObjects <= 0 {
 		cfg.MaxDeleteObjects = 1000

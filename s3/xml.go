@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
-	"errors"
 	"hash"
 	"io"
 	"unicode/utf8"
@@ -131,7 +130,6 @@ type payload struct {
 	sha, md5 hash.Hash
 	wantSHA  []byte
 	wantMD5  []byte
-	failed   error
 }
 
 // newVerifier reads the declarations; a malformed one is refused before any byte is read.
@@ -158,8 +156,6 @@ func newVerifier(r *request) (*payload, error) {
 	return p, nil
 }
 
-func (p *payload) active() bool { return p.sha != nil || p.md5 != nil }
-
 func (p *payload) sum(b []byte) {
 	if p.sha != nil {
 		p.sha.Write(b)
@@ -177,32 +173,6 @@ func (p *payload) check() error {
 		return errBadDigest
 	}
 	return nil
-}
-
-// reader passes body through, hashing it, and fails instead of ending when the body does not
-// match: the blob store then discards what it had and no row is written.
-func (p *payload) reader(body io.Reader) io.Reader {
-	if !p.active() {
-		return body
-	}
-	return &checkedReader{r: body, p: p}
-}
-
-type checkedReader struct {
-	r io.Reader
-	p *payload
-}
-
-func (c *checkedReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.p.sum(b[:n])
-	if errors.Is(err, io.EOF) {
-		if cerr := c.p.check(); cerr != nil {
-			c.p.failed = cerr
-			return n, cerr
-		}
-	}
-	return n, err
 }
 
 // xmlWellFormed checks a request document the way the reference's parser does: one root, no

@@ -159,6 +159,9 @@ type Config struct {
 	// SERVICE_KEY: the JWT requests signed with the S3 key pair run as; default role
 	// service_role without a sub.
 	ServiceKey string
+	// S3_MULTIPART_EXPIRY: an S3 multipart upload expires this long after its creation or its
+	// last part; the collector then removes it and its parts. Default 24h.
+	S3MultipartExpiry time.Duration
 	// STORAGE_PPROF_ADDR: host:port for Go's profiling endpoints (/debug/pprof/); empty (the
 	// default) serves none. Profiles expose internals: bind it to loopback.
 	PprofAddr string
@@ -318,6 +321,14 @@ var envVars = []envVar{
 	{"PROJECT_REF", "", "S3 session-token mode's access key id (alias TENANT_ID; empty = storage-single-tenant)", func(c *Config, v string) error { c.TenantID = v; return nil }},
 	{"ANON_KEY", "", "S3 session-token mode's secret access key; empty = the anon key `storage keys` prints", func(c *Config, v string) error { c.AnonKey = v; return nil }},
 	{"SERVICE_KEY", "", "JWT that S3 key-pair requests run as; empty = role service_role, no sub", func(c *Config, v string) error { c.ServiceKey = v; return nil }},
+	{"S3_MULTIPART_EXPIRY", "24h", "an S3 multipart upload expires this long after its creation or last part; the collector removes its parts", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute {
+			return errors.New("must be a Go duration of at least 1m, such as 24h")
+		}
+		c.S3MultipartExpiry = d
+		return nil
+	}},
 	{"CORS_ALLOWED_ORIGINS", "*", "comma-separated origins browsers may call from (* = any)", func(c *Config, v string) error {
 		c.CORSAllowedOrigins = nil
 		for _, o := range strings.Split(v, ",") {

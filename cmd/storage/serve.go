@@ -132,7 +132,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			ServiceKey: cfg.ServiceKey, TenantID: cfg.TenantID, AnonKey: anonKey, Region: cfg.Region,
 			EnforceRegion: cfg.S3EnforceRegion, Prefix: cfg.S3Prefix, AllowForwardedPrefix: cfg.AllowForwardedPath,
 			PublicURL: cfg.PublicURL, AllowForwardedHeader: cfg.S3AllowForwardedHeader,
-			NonCanonicalHostHeader: cfg.S3NonCanonicalHostHeader, Logger: log})
+			NonCanonicalHostHeader: cfg.S3NonCanonicalHostHeader, MultipartExpiry: cfg.S3MultipartExpiry, Logger: log})
 		if err != nil {
 			return err
 		}
