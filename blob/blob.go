@@ -3,6 +3,7 @@ package blob
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -70,8 +71,9 @@ type Info struct {
 type Leftover struct {
 	// ID names the leftover to RemoveLeftover. It is opaque; its form is the store's own.
 	ID string
-	// Key is the key the Put was writing, when the store knows it: "" for the file store,
-	// whose temporary files do not record it.
+	// Key is the key the write was for, when the store knows it: "" for the file store's
+	// temporary files of Puts, which do not record it; set for the pieces of resumable and
+	// multipart uploads.
 	Key string
 	// Started is when the Put began, as near as the store can tell. The file store takes the
 	// temporary file's modification time, which is that of its last write: a Put that is
@@ -79,7 +81,9 @@ type Leftover struct {
 	Started time.Time
 }
 
-// ErrNotFound is returned by Get and Size for a key that holds no blob.
+// ErrNotFound is returned by Get and Size for a key that holds no blob, and by the methods of
+// Resumable and Multipart for an upload that is gone (discarded, aborted, completed, or removed
+// as a leftover).
 var ErrNotFound = errors.New("blob: not found")
 
 // ErrInvalidKey is returned for a key the store refuses (empty, NUL, "..", absolute paths…).
@@ -134,4 +138,103 @@ type Resumable interface {
 	// Discard removes key's partial blob (state as last recorded). One already gone is not
 	// an error.
 	Discard(ctx context.Context, key, state string) error
+}
+
+// Multipart is implemented by stores that can build a blob from numbered parts uploaded
+// independently: in any order, concurrently, by many servers, over hours (S3 multipart
+// uploads). The caller keeps the upload's state and its parts (number, etag, size) in the
+// database. A multipart upload is not a blob: Get, Size and List do not see it until
+// CompleteMultipart; Leftovers reports its pieces (Key set, Started = last write as near as the
+// store can tell), so that the collector removes those of uploads the database no longer has.
+//
+// Unlike Resumable, the caller need not serialise calls per key: parts of one upload may be
+// put at the same time (the caller orders CompleteMultipart and AbortMultipart after them).
+// Every method refuses a key that CheckKey refuses, with ErrInvalidKey, and answers an upload
+// that is gone (aborted, completed, removed as a leftover) with ErrNotFound.
+type Multipart interface {
+	// CreateMultipart begins a multipart upload that will become the blob under key and
+	// returns its opaque state ("" is allowed: the file store needs none).
+	CreateMultipart(ctx context.Context, key string) (state string, err error)
+	// PutPart streams r, exactly size bytes (size >= 0, known), as part number n (1..10000) of
+	// key's upload, replacing any earlier part n (last writer wins). It returns the part's
+	// store ETag, opaque, to be given back to CompleteMultipart. The part is durable when
+	// PutPart returns. r failing (or ctx ending) fails the PutPart and leaves no part n, or the
+	// earlier part n intact. Memory stays bounded (no whole part in memory: spool to disk like
+	// Resumable does for S3 when the SDK needs a seekable body, or stream with a known length).
+	//
+	// Both stores return the hex MD5 of the part's bytes, without the double quotes an HTTP
+	// ETag header puts around it (an S3 service that encrypts with KMS returns something else:
+	// still a valid ETag to give back, but no MD5).
+	PutPart(ctx context.Context, key, state string, n int, r io.Reader, size int64) (etag string, err error)
+	// CopyPart is PutPart from a range of an existing blob (S3's UploadPartCopy): length
+	// bytes of src from offset. Stores may copy server-side (S3: UploadPartCopy). A src that
+	// holds no blob is ErrNotFound; the caller checks the range against src's size beforehand
+	// (a range past its end fails).
+	CopyPart(ctx context.Context, key, state string, n int, src string, offset, length int64) (etag string, err error)
+	// CompleteMultipart makes the blob under key from parts (ascending Number, each with the
+	// ETag its PutPart/CopyPart returned), as Put would: complete and durable, visible at once,
+	// never overwriting (ErrExists). Afterwards the upload's pieces are gone. The S3 store
+	// completes natively (no byte copied); the file store assembles the part files once into
+	// the blob (temp file, fsync, link, directory fsync, as Put). A part that is missing or
+	// whose ETag differs → ErrInvalidPart (new error value). The caller has checked sizes
+	// (S3's 5 MiB minimum for every part but the last): the store does not need to.
+	//
+	// parts that CheckParts refuses are ErrInvalidPart too, before the store is asked. A part
+	// S3 finds too small is ErrPartTooSmall. After ErrInvalidPart, ErrPartTooSmall or
+	// ErrExists the upload stays as it was, for the caller to complete with other parts or to
+	// abort. ErrExists is checked first, so a CompleteMultipart run again after one whose
+	// result was not recorded says ErrExists (keys being fresh per upload, that blob is the
+	// earlier run's); an upload that is gone is ErrNotFound.
+	CompleteMultipart(ctx context.Context, key, state string, parts []Part) error
+	// AbortMultipart removes the upload's pieces. One already gone is not an error.
+	AbortMultipart(ctx context.Context, key, state string) error
+}
+
+// Part is one part of a multipart upload, as CompleteMultipart takes it.
+type Part struct {
+	Number int
+	// ETag is what PutPart or CopyPart returned for the part. Double quotes around it (as
+	// S3 clients send ETags back) are ignored.
+	ETag string
+}
+
+// MaxPartNumber is the highest part number of a multipart upload (S3's limit): parts are
+// numbered 1..MaxPartNumber.
+const MaxPartNumber = 10000
+
+// ErrInvalidPart is returned by CompleteMultipart when a listed part is missing, its ETag is
+// not the part's, or the list itself is not one CheckParts accepts.
+var ErrInvalidPart = errors.New("blob: invalid part")
+
+// ErrPartTooSmall is returned by CompleteMultipart when the backing store refuses a part other
+// than the last for being smaller than its minimum (S3: 5 MiB). Callers check sizes first; this
+// is the safety net.
+var ErrPartTooSmall = errors.New("blob: part too small")
+
+// CheckParts returns nil if CompleteMultipart can take parts, else an error wrapping
+// ErrInvalidPart: at least one part, numbers within 1..MaxPartNumber, strictly ascending (S3
+// refuses any other order, so the file store does too, and both stores answer alike).
+func CheckParts(parts []Part) error {
+	if len(parts) == 0 {
+		return fmt.Errorf("%w: no parts", ErrInvalidPart)
+	}
+	prev := 0
+	for _, p := range parts {
+		switch {
+		case p.Number < 1 || p.Number > MaxPartNumber:
+			return fmt.Errorf("%w: part number %d is outside 1..%d", ErrInvalidPart, p.Number, MaxPartNumber)
+		case p.Number <= prev:
+			return fmt.Errorf("%w: part %d listed after part %d: parts must be in ascending order", ErrInvalidPart, p.Number, prev)
+		}
+		prev = p.Number
+	}
+	return nil
+}
+
+// CheckPartNumber returns nil if n is a part number PutPart and CopyPart take (1..MaxPartNumber).
+func CheckPartNumber(n int) error {
+	if n < 1 || n > MaxPartNumber {
+		return fmt.Errorf("blob: part number %d is outside 1..%d", n, MaxPartNumber)
+	}
+	return nil
 }

@@ -9,4 +9,9 @@
 // Resumable uploads (blob.Resumable) append to one file per upload, root/.tmp/partial/key,
 // fsynced after each Append and linked under key by Finish; until then it is a Leftover with
 // its Key.
+//
+// Multipart uploads (blob.Multipart) keep their parts as files in one directory per upload,
+// root/.tmp/multipart/key, each written to a temporary file, fsynced and renamed into place;
+// CompleteMultipart copies them once, in order, into a new blob the way Put makes one. Until
+// then the upload is a Leftover with its Key. See multipart.go.
 package file

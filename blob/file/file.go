@@ -129,11 +129,33 @@ func copyBody(w io.Writer, r io.Reader) (int64, error) {
 // Put writes r to a temporary file, fsyncs it, and hard-links it under key. os.Link fails
 // with EEXIST instead of replacing an existing file, so two Puts racing for one key cannot
 // clobber each other: exactly one wins, the other gets blob.ErrExists.
-func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (err error) {
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	final, err := s.path(key)
 	if err != nil {
 		return err
 	}
+	return s.commit("put", key, final, func(f *os.File) error {
+		src := r
+		if size >= 0 {
+			// One byte more than promised is enough to tell that the reader is too long,
+			// without reading (and storing) an unbounded excess.
+			src = io.LimitReader(r, size+1)
+		}
+		n, err := copyBody(f, blob.ContextReader(ctx, src))
+		if err != nil {
+			return err
+		}
+		if size >= 0 && n != size {
+			return fmt.Errorf("reader yielded %s bytes, size says %d", countString(n, size), size)
+		}
+		return nil
+	})
+}
+
+// commit makes a new blob under key (whose file is final): write fills a temporary file in
+// TempDir, which is then fsynced and hard-linked under key, and the link's directory fsynced.
+// Put and CompleteMultipart share it, so a blob becomes visible one way only.
+func (s *Store) commit(op, key, final string, write func(f *os.File) error) (err error) {
 	// Cheap early refusal so a duplicate does not cost a whole upload; the link below is
 	// the authoritative check.
 	if _, err := os.Lstat(final); err == nil {
@@ -154,43 +176,33 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 		os.Remove(tmp)
 	}()
 
-	src := r
-	if size >= 0 {
-		// One byte more than promised is enough to tell that the reader is too long,
-		// without reading (and storing) an unbounded excess.
-		src = io.LimitReader(r, size+1)
-	}
-	n, err := copyBody(f, blob.ContextReader(ctx, src))
-	if err != nil {
-		return fmt.Errorf("blob/file: put %q: %w", key, err)
-	}
-	if size >= 0 && n != size {
-		return fmt.Errorf("blob/file: put %q: reader yielded %s bytes, size says %d", key, countString(n, size), size)
+	if err := write(f); err != nil {
+		return fmt.Errorf("blob/file: %s %q: %w", op, key, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("blob/file: put %q: %w", key, err)
+		return fmt.Errorf("blob/file: %s %q: %w", op, key, err)
 	}
 	err = f.Close()
 	f = nil
 	if err != nil {
-		return fmt.Errorf("blob/file: put %q: %w", key, err)
+		return fmt.Errorf("blob/file: %s %q: %w", op, key, err)
 	}
 
 	dir := filepath.Dir(final)
 	if err := s.mkdirs(dir); err != nil {
-		return fmt.Errorf("blob/file: put %q: %w", key, err)
+		return fmt.Errorf("blob/file: %s %q: %w", op, key, err)
 	}
 	if err := os.Link(tmp, final); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%w: %q", blob.ErrExists, key)
 		}
-		return fmt.Errorf("blob/file: put %q: %w", key, err)
+		return fmt.Errorf("blob/file: %s %q: %w", op, key, err)
 	}
 	// The new directory entry is durable only once its directory is fsynced. If that fails,
 	// take the blob back out: Put must not leave a blob under key when it reports failure.
 	if err := syncDir(dir); err != nil {
 		os.Remove(final)
-		return fmt.Errorf("blob/file: put %q: %w", key, err)
+		return fmt.Errorf("blob/file: %s %q: %w", op, key, err)
 	}
 	return nil
 }
@@ -412,10 +424,12 @@ func readDir(dir string) ([]string, error) {
 const leftoverPrefix = "put-"
 
 // Leftovers lists the temporary files of Puts in TempDir, then the partial blobs of resumable
-// uploads under TempDir/PartialDir in byte order of their keys. A Put's temporary file has its
-// name as ID and Key "" (it does not record its key); a partial blob has ID "partial/<key>"
-// and its key. Started is the file's modification time, which an upload in progress keeps
-// moving forward as it writes.
+// uploads under TempDir/PartialDir in byte order of their keys, then the multipart uploads
+// under TempDir/MultipartDir. A Put's temporary file has its name as ID and Key "" (it does
+// not record its key); a partial blob has ID "partial/<key>" and its key; a multipart upload
+// (all its pieces: one leftover) has ID "multipart/<key>" and its key. Started is the file's
+// modification time (a multipart upload's: the latest of its pieces'), which an upload in
+// progress keeps moving forward as it writes.
 func (s *Store) Leftovers(ctx context.Context, fn func(blob.Leftover) error) error {
 	des, err := os.ReadDir(s.tmp)
 	if err != nil {
@@ -443,14 +457,19 @@ func (s *Store) Leftovers(ctx context.Context, fn func(blob.Leftover) error) err
 		}
 	}
 	// The partial blobs' tree is laid out like root's, so List's walk lists it.
-	return s.list(ctx, filepath.Join(s.tmp, PartialDir), "", func(info blob.Info) error {
+	err = s.list(ctx, filepath.Join(s.tmp, PartialDir), "", func(info blob.Info) error {
 		return fn(blob.Leftover{ID: partialIDPrefix + info.Key, Key: info.Key, Started: info.Modified})
 	})
+	if err != nil {
+		return err
+	}
+	return s.multipartLeftovers(ctx, filepath.Join(s.tmp, MultipartDir), "", fn)
 }
 
-// RemoveLeftover removes the temporary file TempDir/id, or for an id "partial/<key>" the
-// partial blob TempDir/PartialDir/key. The id must be a name Leftovers can report (put-*, no
-// separator, NUL or ".."; or "partial/" and a key blob.CheckKey accepts), so it cannot reach
+// RemoveLeftover removes the temporary file TempDir/id, for an id "partial/<key>" the partial
+// blob TempDir/PartialDir/key, or for "multipart/<key>" the multipart upload of key (as
+// AbortMultipart does). The id must be a name Leftovers can report (put-*, no separator, NUL or
+// ".."; or "partial/" or "multipart/" and a key blob.CheckKey accepts), so it cannot reach
 // outside TempDir. A temporary file or partial blob that a crash left linked under its key too
 // is only a second name of that blob: removing it leaves the blob whole.
 func (s *Store) RemoveLeftover(ctx context.Context, id string) error {
@@ -463,6 +482,9 @@ func (s *Store) RemoveLeftover(ctx context.Context, id string) error {
 			return fmt.Errorf("blob/file: remove leftover: %w", err)
 		}
 		return nil
+	}
+	if key, ok := strings.CutPrefix(id, multipartIDPrefix); ok {
+		return s.removeMultipartLeftover(id, key)
 	}
 	if !strings.HasPrefix(id, leftoverPrefix) || strings.ContainsAny(id, "/\\\x00") || strings.Contains(id, "..") {
 		return fmt.Errorf("%w: leftover id %q", blob.ErrInvalidKey, id)

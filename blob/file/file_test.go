@@ -49,6 +49,7 @@ func TestStore(t *testing.T) {
 	blobtest.Run(t, func(t *testing.T) blob.Store { return newStore(t) })
 	// Here, so that its memory check runs before the suites' parallel subtests.
 	blobtest.RunResumable(t, func(t *testing.T) blob.Store { return newStore(t) })
+	blobtest.RunMultipart(t, func(t *testing.T) blob.Store { return newStore(t) })
 }
 
 // TestLayout pins the mapping key → root/key that the documentation (and `reconcile`) rely on.

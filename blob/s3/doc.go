@@ -12,4 +12,8 @@
 // each spooling one part at a time to a temporary file on local disk (os.TempDir, $TMPDIR),
 // never to memory; bytes that do not yet make a part wait in a tail object under
 // PartialPrefix, which no key reaches. See resumable.go.
+//
+// Multipart uploads (blob.Multipart) are native multipart uploads of the blob's object: parts
+// stream to UploadPart (or are copied with UploadPartCopy), and CompleteMultipartUpload joins
+// them in S3, conditionally like every write. See multipart.go.
 package s3

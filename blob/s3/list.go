@@ -83,9 +83,10 @@ func (s *Store) eachObject(ctx context.Context, prefix string, fn func(o types.O
 
 // Leftovers pages through ListMultipartUploads under Prefix, then through the tails of
 // resumable uploads (objects under Prefix+PartialPrefix). Every unfinished upload there is
-// reported, whoever started it: the prefix is the store's own. An upload's Key is its key
-// without Prefix, Started its Initiated time, and ID encodes both upload id and key (see
-// leftoverID). A tail's Key is the key of its upload, Started its LastModified, and ID its
+// reported, whoever started it (a Put, a resumable upload, a blob.Multipart upload): the prefix
+// is the store's own. An upload's Key is its key without Prefix, Started its Initiated time
+// (the time of its last part would take a ListParts per upload: the caller keeps the uploads
+// in flight by Key anyway), and ID encodes both upload id and key (see leftoverID). A tail's Key is the key of its upload, Started its LastModified, and ID its
 // name under Prefix (PartialPrefix + key + "/" + end), which no upload's ID starts like.
 func (s *Store) Leftovers(ctx context.Context, fn func(blob.Leftover) error) error {
 	err := s.eachUpload(ctx, s.prefix, func(u types.MultipartUpload, k string) error {

@@ -175,8 +175,9 @@ func (s *Store) MaxPutBuffer() int64 {
 // IncompleteBody. A reset is a read error on every server. The hole that remains: over TLS
 // the close starts with a close_notify alert, which such a server also takes for a normal
 // end, so a lax server must not be used over https with bodies that can fail midway.
-// Multipart uploads are not affected: their parts go out from complete buffers, and parts
-// appear only through a completed upload.
+// Put's own multipart uploads are not affected: their parts go out from complete buffers. The
+// parts of blob.Multipart (PutPart) stream like putObject, and the reset protects them the
+// same way: a truncated part would replace the earlier part of its number.
 func abortiveClose(tr *http.Transport) {
 	dial := tr.DialContext
 	if dial == nil {
@@ -254,12 +255,15 @@ func (s *Store) putObject(ctx context.Context, k *string, body io.Reader, size i
 		}
 		in.Body = nil
 	}
-	_, err := s.client.PutObject(ctx, in, func(o *awss3.Options) {
-		o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
-		// A stream cannot be replayed: a retry would send a truncated body.
-		o.RetryMaxAttempts = 1
-	})
+	_, err := s.client.PutObject(ctx, in, unsignedStream)
 	return err
+}
+
+// unsignedStream sends a request's body as a stream: unsigned (UNSIGNED-PAYLOAD, see putObject)
+// and never retried, since a stream cannot be replayed: a retry would send a truncated body.
+func unsignedStream(o *awss3.Options) {
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+	o.RetryMaxAttempts = 1
 }
 
 // Get reads the object, with a Range header unless the whole blob is wanted.

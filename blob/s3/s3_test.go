@@ -95,7 +95,7 @@ func multipartUploads(t *testing.T, prefix string) []string {
 	return keys
 }
 
-// TestStore runs the conformance suites (blob.Store, blob.Resumable) with the default part
+// TestStore runs the conformance suites (blob.Store, blob.Resumable, blob.Multipart) with the default part
 // size, then with the smallest parts S3 allows and more of them in flight, so part boundaries
 // fall elsewhere in the suites' blobs. The two runs are sequential so that each one's memory
 // checks run alone.
@@ -105,9 +105,10 @@ func TestStore(t *testing.T) {
 		name        string
 		partSize    int64
 		concurrency int
+		multipart   bool // blob.Multipart does not use the part size: once is enough
 	}{
-		{"DefaultParts", s3.DefaultPartSize, s3.DefaultConcurrency},
-		{"SmallParts", s3.MinPartSize, 3},
+		{"DefaultParts", s3.DefaultPartSize, s3.DefaultConcurrency, true},
+		{"SmallParts", s3.MinPartSize, 3, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The part buffers plus slack for the SDK's per-request garbage.
@@ -120,6 +121,9 @@ func TestStore(t *testing.T) {
 			blobtest.RunWith(t, newStore, blobtest.Options{MaxPutAlloc: limit})
 			// Here, so that its memory check runs before the suites' parallel subtests.
 			blobtest.RunResumable(t, newStore)
+			if tc.multipart {
+				blobtest.RunMultipart(t, newStore)
+			}
 		})
 	}
 }
