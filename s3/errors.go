@@ -18,7 +18,13 @@ type Error struct {
 	cause   error // logged, never sent
 }
 
-func (e *Error) Error() string { return strconv.Itoa(e.Status) + " " + e.Code + ": " + e.Message }
+func (e *Error) Error() string {
+	s := strconv.Itoa(e.Status) + " " + e.Code + ": " + e.Message
+	if e.cause != nil {
+		s += ": " + e.cause.Error()
+	}
+	return s
+}
 
 func (e *Error) Unwrap() error { return e.cause }
 

@@ -216,6 +216,7 @@ create or replace function storage_internal.s3_multipart_part_record(version tex
   security definer
   set search_path = pg_catalog, pg_temp
   as $$
+#variable_conflict use_column
 begin
   update storage.s3_multipart_uploads u
   set expires_at = greatest(u.expires_at, now() + s3_multipart_part_record.expires_in)
