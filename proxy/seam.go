@@ -201,6 +201,9 @@ type Upload struct {
 	ContentLength          int64  // declared length; -1 unknown
 	Body                   io.Reader
 	Owner                  string // the sub that owns the row ("" keeps an upsert's owner)
+	// Check, when set, decides on the stored bytes (their size) before the row is written: an
+	// error refuses the upload (the blob is queued for collection) and is returned as is.
+	Check func(size int64) error
 }
 
 // Stored is what an upload wrote.
@@ -221,6 +224,7 @@ func (s *Server) Store(ctx *fasthttp.RequestCtx, id Identity, op string, u Uploa
 		n := u.ContentLength
 		up.contentLength = &n
 	}
+	up.check = u.Check
 	objID, st, err := s.store(&request{ctx: ctx, id: id, op: op}, up, u.Owner)
 	return Stored{ID: objID, Size: st.size, MD5: st.md5}, err
 }

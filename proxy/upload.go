@@ -36,8 +36,9 @@ type upload struct {
 	cacheControl  string
 	userMetadata  json.RawMessage
 	xRobotsTag    *string
-	contentLength *int64    // declared by a raw upload; nil when unknown or multipart
-	body          io.Reader // the object's bytes
+	contentLength *int64                 // declared by a raw upload; nil when unknown or multipart
+	body          io.Reader              // the object's bytes
+	check         func(size int64) error // another door's last word on the bytes (Upload.Check)
 }
 
 // ObjectUpload answers POST and PUT /object/{bucket}/{key}: authorize (prepare), stream the
@@ -99,6 +100,12 @@ func (s *Server) store(r *request, u *upload, owner string) (string, stored, err
 		return "", stored{}, internalError(err)
 	}
 	st := stored{size: m.n, md5: hex.EncodeToString(sum)}
+	if u.check != nil {
+		if err := u.check(st.size); err != nil {
+			_ = s.db.ObjectUploadAbort(ctx, settings, version)
+			return "", stored{}, err
+		}
+	}
 	p := uploadCommitParams{
 		Bucket: u.bucket, Name: u.name, Version: version, Upsert: u.upsert, Size: st.size,
 		MD5: st.md5, Mimetype: u.mimetype, CacheControl: u.cacheControl,

@@ -171,28 +171,17 @@ func (s *Server) serve(r *request) error {
 	}
 	op := s.dispatch(r)
 	if op == postObject {
-		// A browser form signs itself in its policy fields, which are not read yet: whatever
-		// else it carries, the answer is that the operation is missing, not that the
-		// signature is.
-		return errNotImplemented
+		// A browser form signs itself in its fields (policy.go).
+		r.op = op.name
+		return s.postObject(r)
 	}
 	sig, aerr := verify(ctx, &s.auth)
 	if aerr != nil {
 		return aerr
 	}
 	r.sig = sig
-	if sig.Session {
-		id, err := s.verifier.Verify(sig.Token)
-		if err != nil {
-			var ie *identity.Error
-			if errors.As(err, &ie) {
-				return errAccessDenied.with(ie.Message)
-			}
-			return errAccessDenied
-		}
-		r.id = id
-	} else {
-		r.id = s.service
+	if err := s.identify(r); err != nil {
+		return err
 	}
 	if op == nil {
 		return errNoOperation
@@ -202,6 +191,25 @@ func (s *Server) serve(r *request) error {
 		return errFormData
 	}
 	return op.run(s, r)
+}
+
+// identify sets who a verified request runs as: the session token's JWT, or the key pair's
+// service identity.
+func (s *Server) identify(r *request) error {
+	if !r.sig.Session {
+		r.id = s.service
+		return nil
+	}
+	id, err := s.verifier.Verify(r.sig.Token)
+	if err != nil {
+		var ie *identity.Error
+		if errors.As(err, &ie) {
+			return errAccessDenied.with(ie.Message)
+		}
+		return errAccessDenied
+	}
+	r.id = id
+	return nil
 }
 
 // unescape percent-decodes a path segment once ('+' stays '+').

@@ -120,52 +120,21 @@ func verify(ctx *fasthttp.RequestCtx, cfg *authConfig) (signed, *Error) {
 		return signed{}, err
 	}
 
-	// 2. The credential mode (§2.2): a session token means tenant id + anon key.
-	key, secret, mismatch := cfg.AccessKeyID, cfg.SecretKey, errSignatureMismatch
-	if sr.token != "" {
-		if cfg.AnonKey == "" {
-			return signed{}, errMissingAnonKey
-		}
-		key, secret, mismatch = cfg.TenantID, cfg.AnonKey, errSessionMismatch
-	} else if cfg.AccessKeyID == "" || cfg.SecretKey == "" {
-		return signed{}, errKeysNotConfigured
-	}
-
-	// 3. Credential-scope checks (§2.7).
-	if sr.accessKey != key {
-		return signed{}, errInvalidAccessKey
-	}
-	if cfg.EnforceRegion && sr.region != cfg.Region {
-		return signed{}, errInvalidRegion
-	}
-	if sr.service != "s3" {
-		return signed{}, errInvalidService
-	}
-	region := sr.region
-	switch region {
-	case "auto", "us-east-1", "", cfg.Region:
-	default:
-		// The reference signs with its own region instead, so the client's signature (over
-		// its region) does not match: a mismatch, not an Invalid Region.
-		region = cfg.Region
-	}
-	// AWS rejects a scope date that is not x-amz-date's day as a bad signature.
-	if sr.scopeDate != sr.amzDate[:8] {
-		return signed{}, mismatch
+	// 2 and 3. The credential mode and the scope.
+	c, err := cfg.credentials(&sr)
+	if err != nil {
+		return signed{}, err
 	}
 
 	// 4. The signature (§2.6).
-	scope := sr.scopeDate + "/" + region + "/s3/aws4_request"
 	canonical := canonicalRequest(ctx, cfg, &sr, query)
 	sum := sha256.Sum256([]byte(canonical))
-	stringToSign := sigAlgorithm + "\n" + sr.amzDate + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
-	signingKey := deriveSigningKey(secret, sr.scopeDate, region)
-	expected := hex.EncodeToString(hmacSHA256(signingKey, stringToSign))
-	// Constant time, so response timing tells nothing about how much of a forged signature is
-	// right; a signature of another length just fails.
-	if subtle.ConstantTimeCompare([]byte(expected), []byte(sr.signature)) != 1 {
-		return signed{}, mismatch
+	stringToSign := sigAlgorithm + "\n" + sr.amzDate + "\n" + c.scope + "\n" + hex.EncodeToString(sum[:])
+	expected, err := c.check(stringToSign, sr.signature)
+	if err != nil {
+		return signed{}, err
 	}
+	signingKey, scope := c.key, c.scope
 	return signed{
 		Session:     sr.token != "",
 		Token:       sr.token,
@@ -176,6 +145,62 @@ func verify(ctx *fasthttp.RequestCtx, cfg *authConfig) (signed, *Error) {
 		Date:        sr.amzDate,
 		Scope:       scope,
 	}, nil
+}
+
+// signingCreds are the key a signature must have been made with, once its credential scope
+// passed.
+type signingCreds struct {
+	key      []byte // the SigV4 signing key
+	scope    string // <date>/<region>/s3/aws4_request, with the region the signature is checked with
+	mismatch *Error // what a wrong signature answers (the session variant names the token)
+}
+
+// credentials picks the credential mode (§2.2: a session token means tenant id + anon key) and
+// checks the scope (§2.7).
+func (cfg *authConfig) credentials(sr *sigRequest) (signingCreds, *Error) {
+	key, secret, mismatch := cfg.AccessKeyID, cfg.SecretKey, errSignatureMismatch
+	if sr.token != "" {
+		if cfg.AnonKey == "" {
+			return signingCreds{}, errMissingAnonKey
+		}
+		key, secret, mismatch = cfg.TenantID, cfg.AnonKey, errSessionMismatch
+	} else if cfg.AccessKeyID == "" || cfg.SecretKey == "" {
+		return signingCreds{}, errKeysNotConfigured
+	}
+	if sr.accessKey != key {
+		return signingCreds{}, errInvalidAccessKey
+	}
+	if cfg.EnforceRegion && sr.region != cfg.Region {
+		return signingCreds{}, errInvalidRegion
+	}
+	if sr.service != "s3" {
+		return signingCreds{}, errInvalidService
+	}
+	region := sr.region
+	switch region {
+	case "auto", "us-east-1", "", cfg.Region:
+	default:
+		// The reference signs with its own region instead, so the client's signature (over
+		// its region) does not match: a mismatch, not an Invalid Region.
+		region = cfg.Region
+	}
+	// AWS rejects a scope date that is not x-amz-date's day as a bad signature.
+	if len(sr.amzDate) < 8 || sr.scopeDate != sr.amzDate[:8] {
+		return signingCreds{}, mismatch
+	}
+	return signingCreds{key: deriveSigningKey(secret, sr.scopeDate, region),
+		scope: sr.scopeDate + "/" + region + "/s3/aws4_request", mismatch: mismatch}, nil
+}
+
+// check compares signature with the one stringToSign has under c, in constant time (response
+// timing tells nothing about how much of a forged signature is right; a signature of another
+// length just fails), and returns the expected one.
+func (c signingCreds) check(stringToSign, signature string) (string, *Error) {
+	expected := hex.EncodeToString(hmacSHA256(c.key, stringToSign))
+	if subtle.ConstantTimeCompare([]byte(expected), []byte(signature)) != 1 {
+		return "", c.mismatch
+	}
+	return expected, nil
 }
 
 // parseAuthHeader parses the Authorization header after "AWS4-HMAC-SHA256 " (§2.4).
