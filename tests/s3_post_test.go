@@ -121,7 +121,7 @@ func TestS3PostPolicy(t *testing.T) {
 			}},
 		{name: "a field the policy does not cover", file: "x", code: 403, errCode: "AccessDenied",
 			message: `Policy condition failed: field "x-amz-meta-extra" is not covered by the policy`, key: "extra.txt",
-			extra: [][2]string{{"x-amz-meta-extra", "1"}},
+			extra:  [][2]string{{"x-amz-meta-extra", "1"}},
 			fields: func() (string, map[string]string) { return presign(b.s3Service(), "forms", "extra.txt") }},
 		{name: "a policy for another bucket", file: "x", code: 403, errCode: "AccessDenied",
 			message: `Policy condition failed: "bucket" does not match`, key: "k.txt",
