@@ -156,11 +156,15 @@ func (s *Server) putPart(r *request, mp blob.Multipart, version, state string, n
 	if m.n != size {
 		return "", errIncompleteBody
 	}
-	err = s.db.ServerCall(r.ctx,
+	return sum, s.recordPart(r, version, n, size, sum, blobETag)
+}
+
+// recordPart records, as the server, a part the store now holds.
+func (s *Server) recordPart(r *request, version string, n int, size int64, etag, blobETag string) error {
+	return s.db.ServerCall(r.ctx,
 		`select storage_internal.s3_multipart_part_record(version => $1, part_number => $2, size => $3, etag => $4,
 		   blob_etag => $5, expires_in => $6)`,
-		[]any{version, n, size, sum, blobETag, s.cfg.MultipartExpiry}, nil)
-	return sum, err
+		[]any{version, n, size, etag, blobETag, s.cfg.MultipartExpiry}, nil)
 }
 
 // countingReader counts and hashes what passes.
@@ -237,8 +241,9 @@ func copyRange(h []byte, size int64) (int64, int64, error) {
 }
 
 // uploadPartCopy answers PUT /s3/{b}/{k}?partNumber=N&uploadId=U with x-amz-copy-source: the
-// source, read as the caller, streams through the server into the part (its MD5 is the
-// part's ETag, as for any part).
+// source row is read as the caller, then the store copies the range into the part itself (S3:
+// UploadPartCopy; no byte passes through the server). The part's ETag is the store's (the
+// MD5 of the range, as both stores compute it).
 func (s *Server) uploadPartCopy(r *request) error {
 	ctx := r.ctx
 	n, err := partNumber(ctx)
@@ -280,15 +285,14 @@ func (s *Server) uploadPartCopy(r *request) error {
 	if err != nil {
 		return err
 	}
-	body, err := s.blobs.Get(blobCtx, blob.VersionKey(o.version), offset, length)
+	etag, err := mp.CopyPart(blobCtx, blob.VersionKey(version), state, n, blob.VersionKey(o.version), offset, length)
 	if errors.Is(err, blob.ErrNotFound) {
 		return errNoSuchKey
 	}
-	if err != nil {
-		return storeError(err)
+	if err == nil {
+		etag = strings.Trim(etag, `"`)
+		err = s.recordPart(r, version, n, length, etag, etag)
 	}
-	defer body.Close()
-	etag, err := s.putPart(r, mp, version, state, n, body, length)
 	if err != nil {
 		return storeError(err)
 	}
