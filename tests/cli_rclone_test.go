@@ -19,6 +19,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -146,6 +147,28 @@ func rcloneETag(t *testing.T, p string, size int64) string {
 	return fmt.Sprintf(`"%x-%d"`, md5.Sum(sums), n)
 }
 
+// rcloneListed is what `rclone lsjson` should list for a tree: sizes, MD5s, times.
+func rcloneListed(tree map[string]rcloneLocalFile) map[string]rcloneLocalFile {
+	l := map[string]rcloneLocalFile{}
+	for p, f := range tree {
+		l[p] = rcloneLocalFile{Size: f.Size, MD5: f.MD5, MTime: f.MTime}
+	}
+	return l
+}
+
+// rcloneChangeRE matches what `rclone sync -v` logs for each file it changed.
+var rcloneChangeRE = regexp.MustCompile(`(?m)^\S+ \S+ INFO  : (.*: (?:Copied|Deleted|Updated).*)$`)
+
+// rcloneChanges lists what `rclone sync -v` changed, sorted.
+func rcloneChanges(log string) []string {
+	var changes []string
+	for _, m := range rcloneChangeRE.FindAllStringSubmatch(log, -1) {
+		changes = append(changes, m[1])
+	}
+	slices.Sort(changes)
+	return changes
+}
+
 // rclone runs rclone with the test's configuration file and a clean environment: none of the
 // developer's RCLONE_* settings, nor AWS_* ones (the AWS SDK inside rclone reads them even with
 // env_auth off: AWS_CA_BUNDLE, for one, breaks its HTTP client), HOME in the test's directory.
@@ -162,6 +185,25 @@ func (r rclone) run(args ...string) string {
 	stdout, stderr, err := r.exec(args...)
 	require.NoError(r.t, err, "rclone %s\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), stdout, cliTail(stderr))
 	return stdout
+}
+
+// listing is `rclone lsjson -R` of remote: per file its size, MD5 and modification time.
+func (r rclone) listing(remote string) map[string]rcloneLocalFile {
+	r.t.Helper()
+	var listed []struct {
+		Path    string
+		Size    int64
+		ModTime time.Time
+		IsDir   bool
+		Hashes  map[string]string
+	}
+	require.NoError(r.t, json.Unmarshal([]byte(r.run("lsjson", "-R", "--files-only", "--hash", "--hash-type", "md5", remote)), &listed))
+	got := map[string]rcloneLocalFile{}
+	for _, o := range listed {
+		require.False(r.t, o.IsDir)
+		got[o.Path] = rcloneLocalFile{Size: o.Size, MD5: o.Hashes["md5"], MTime: o.ModTime.UTC()}
+	}
+	return got
 }
 
 func (r rclone) exec(args ...string) (stdout, stderr string, err error) {
@@ -190,10 +232,11 @@ func (r rclone) exec(args ...string) (stdout, stderr string, err error) {
 
 // TestCLIRclone: `rclone sync --checksum` of a tree of mixed sizes up to a bucket (the
 // bucket created by rclone, the large files as multipart uploads of 5 MiB parts), the bucket's
-// listing (sizes, MD5s, modification times) equal to the tree, a second sync that finds
-// nothing to do, `rclone check`, then a sync down into an empty directory: the same files,
-// byte for byte, with their modification times. File backend at <url>/s3, S3 backend
-// (versitygw) at <url>/storage/v1/s3.
+// listing (sizes, MD5s, modification times) equal to the tree, the ETags of single and
+// multipart uploads, a second sync that finds nothing to do, `rclone check`, a sync of a
+// changed tree (one file replaced, one deleted), then a sync down into an empty directory
+// (the large file in ranged parallel GETs): the same files, byte for byte, with their
+// modification times. File backend at <url>/s3, S3 backend (versitygw) at <url>/storage/v1/s3.
 func TestCLIRclone(t *testing.T) {
 	bin := cliBinary(t)
 	t.Parallel()
@@ -245,24 +288,7 @@ force_path_style = true
 
 			// The listing: every file with its size, MD5 (for the multipart ones rclone reads
 			// the MD5 it stored in the metadata) and modification time, nothing else.
-			var listed []struct {
-				Path    string
-				Size    int64
-				ModTime time.Time
-				IsDir   bool
-				Hashes  map[string]string
-			}
-			require.NoError(t, json.Unmarshal([]byte(rc.run("lsjson", "-R", "--files-only", "--hash", "--hash-type", "md5", "storage:tree")), &listed))
-			got := map[string]rcloneLocalFile{}
-			for _, o := range listed {
-				require.False(t, o.IsDir)
-				got[o.Path] = rcloneLocalFile{Size: o.Size, MD5: o.Hashes["md5"], MTime: o.ModTime.UTC()}
-			}
-			wantListed := map[string]rcloneLocalFile{}
-			for p, f := range want {
-				wantListed[p] = rcloneLocalFile{Size: f.Size, MD5: f.MD5, MTime: f.MTime}
-			}
-			require.Equal(t, wantListed, got)
+			require.Equal(t, rcloneListed(want), rc.listing("storage:tree"))
 
 			// How rclone stored them: single PutObjects up to the cutoff, multipart uploads of
 			// 5 MiB parts above it (the ETags say which, and how many parts).
@@ -294,10 +320,29 @@ force_path_style = true
 			require.Contains(t, stderr, fmt.Sprintf(": %d matching files\n", len(rcloneTree)))
 			require.NotContains(t, stderr, "could not be checked")
 
-			// Down into an empty directory: the same bytes and times.
+			// A changed tree: a file rewritten with other bytes of the same size and time (only
+			// its checksum tells), another removed. The sync replaces the one, deletes the other.
+			changed := filepath.Join(src, "docs", "kilo (1)!.bin")
+			info, err := os.Stat(changed)
+			require.NoError(t, err)
+			b := make([]byte, info.Size())
+			_, _ = rand.NewChaCha8([32]byte{99}).Read(b)
+			require.NoError(t, os.WriteFile(changed, b, 0o644))
+			require.NoError(t, os.Chtimes(changed, info.ModTime(), info.ModTime()))
+			require.NoError(t, os.Remove(filepath.Join(src, "one byte.txt")))
+			want = rcloneReadTree(t, src)
+			_, stderr, err = rc.exec(append([]string{"sync", "--checksum", "-v", src, "storage:tree"}, sizes...)...)
+			require.NoError(t, err, stderr)
+			require.Equal(t, []string{"docs/kilo (1)!.bin: Copied (replaced existing)", "one byte.txt: Deleted"}, rcloneChanges(stderr))
+			require.Equal(t, rcloneListed(want), rc.listing("storage:tree"))
+
+			// Down into an empty directory: the same bytes and times. The 70 MiB file comes in
+			// 4 streams of ranged GETs (rclone's multi-thread download, above 10 MiB here).
 			dst := filepath.Join(dir, "dst")
 			require.NoError(t, os.Mkdir(dst, 0o755))
-			rc.run("sync", "--checksum", "storage:tree", dst)
+			_, stderr, err = rc.exec("sync", "--checksum", "-vv", "--multi-thread-cutoff", "10M", "--multi-thread-streams", "4", "storage:tree", dst)
+			require.NoError(t, err, cliTail(stderr))
+			require.Contains(t, stderr, "media/deep/er/seventy MiB.bin: Starting multi-thread copy with 4 parts", cliTail(stderr))
 			require.Equal(t, want, rcloneReadTree(t, dst))
 			require.Equal(t, 0, s.stop(syscall.SIGTERM), "exit code after SIGTERM")
 		})
