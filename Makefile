@@ -18,11 +18,11 @@ build: ## build bin/storage
 run: postgres build ## build and start `storage serve` on the embedded default (data in ./data)
 	STORAGE_DATA_DIR=$${STORAGE_DATA_DIR:-$(DATA)} ./$(BIN) serve
 
-test: postgres versitygw ## run every test against real PostgreSQL (ephemeral cluster unless TEST_DATABASE_URL)
+test: postgres versitygw rclone ## run every test against real PostgreSQL (ephemeral cluster unless TEST_DATABASE_URL)
 	$(GO) test $(TEST_FLAGS) ./...
 	$(MAKE) test/js
 
-test/race: postgres versitygw ## the tests with the race detector
+test/race: postgres versitygw rclone ## the tests with the race detector
 	$(GO) test -race $(TEST_FLAGS) ./...
 
 lint: ## gofmt and go vet
@@ -64,6 +64,19 @@ versitygw: ## install the S3 test server (versitygw v1.8.0) into $(GOPATH)/bin
 	else \
 	  echo "installing versitygw $(VERSITYGW_VERSION) into $$gobin (about 1.5 min the first time)"; \
 	  $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); \
+	fi
+
+.PHONY: rclone
+
+rclone: ## make sure rclone exists for tests/cli_rclone_test.go (installs Debian's package with apt when root)
+	@if command -v rclone >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing rclone for the S3 protocol test (apt-get install -y rclone)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q rclone; \
+	else \
+	  echo "rclone (the S3 client tests/cli_rclone_test.go drives) not found. Install it with:"; \
+	  echo "  sudo apt-get install -y rclone"; \
+	  exit 1; \
 	fi
 
 .PHONY: bench
