@@ -812,7 +812,123 @@ func TestS3MultipartConcurrency(t *testing.T) {
 			o.requireNothingStored(t, keys...)
 		})
 
+		be.run(t, "AbortWhilePartStreams", func(t *testing.T, o *objEnv) {
+			// An upload aborted under a part: the part finds no upload, and nothing of it stays.
+			u := o.mpCreate(t, "b", "aborted.bin")
+			u.mustPut(t, 1, string(blobtestBytes(mib5, 400)))
+			r := o.partWhile(t, u, 2, string(blobtestBytes(1<<20, 401)), func() {
+				requireS3Empty(t, u.abort(t), 204)
+			})
+			requireS3Error(t, r, 404, "b/aborted.bin", "NoSuchUpload", "Upload not found")
+			o.requireNoUploads(t)
+			o.requireNothingStored(t)
+		})
+
+		be.run(t, "CompleteWhilePartStreams", func(t *testing.T, o *objEnv) {
+			// An upload completed under a part that would replace one of its parts: the object
+			// has the parts the completion listed, the late part finds no upload.
+			u := o.mpCreate(t, "b", "done.bin")
+			p1, p2 := string(blobtestBytes(mib5, 402)), string(blobtestBytes(1000, 403))
+			doc := completeDoc(mpPart{1, u.mustPut(t, 1, p1)}, mpPart{2, u.mustPut(t, 2, p2)})
+			r := o.partWhile(t, u, 2, string(blobtestBytes(2000, 404)), func() {
+				u.mustComplete(t, doc, p1, p2)
+			})
+			requireS3Error(t, r, 404, "b/done.bin", "NoSuchUpload", "Upload not found")
+			require.True(t, p1+p2 == string(o.s3("GET", "/s3/b/done.bin").send(t).Body))
+			require.Equal(t, multipartETag(p1, p2), o.row(t, "b", "done.bin", `metadata->>'eTag'`))
+			o.requireNoUploads(t)
+			o.requireNothingStored(t, "b/done.bin")
+		})
 	})
+}
+
+// gatedStore is a real blob store whose PutPart holds a part still once its first bytes have
+// reached the store, until the test releases it: a part mid-stream at the moment the test
+// chooses, while other requests (through another server on the ungated store) act on its
+// upload.
+type gatedStore struct {
+	blob.Store
+	blob.Resumable
+	mp        blob.Multipart
+	streaming chan struct{} // closed when the first part's first bytes reached the store
+	release   chan struct{} // closed by the test: the part goes on
+	once      sync.Once
+}
+
+func newGatedStore(t *testing.T, s blob.Store) *gatedStore {
+	t.Helper()
+	mp, ok := s.(blob.Multipart)
+	require.True(t, ok)
+	rs, ok := s.(blob.Resumable)
+	require.True(t, ok)
+	return &gatedStore{Store: s, Resumable: rs, mp: mp, streaming: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (g *gatedStore) CreateMultipart(ctx context.Context, key string) (string, error) {
+	return g.mp.CreateMultipart(ctx, key)
+}
+
+func (g *gatedStore) PutPart(ctx context.Context, key, state string, n int, r io.Reader, size int64) (string, error) {
+	return g.mp.PutPart(ctx, key, state, n, &gatedReader{r: r, g: g}, size)
+}
+
+func (g *gatedStore) CopyPart(ctx context.Context, key, state string, n int, src string, offset, length int64) (string, error) {
+	return g.mp.CopyPart(ctx, key, state, n, src, offset, length)
+}
+
+func (g *gatedStore) CompleteMultipart(ctx context.Context, key, state string, parts []blob.Part) error {
+	return g.mp.CompleteMultipart(ctx, key, state, parts)
+}
+
+func (g *gatedStore) AbortMultipart(ctx context.Context, key, state string) error {
+	return g.mp.AbortMultipart(ctx, key, state)
+}
+
+type gatedReader struct {
+	r     io.Reader
+	g     *gatedStore
+	first bool
+}
+
+func (r *gatedReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 && !r.first {
+		r.first = true
+		r.g.once.Do(func() { close(r.g.streaming) })
+		<-r.g.release
+	}
+	return n, err
+}
+
+// partWhile uploads body as part n of u through a server on a gated store and runs step once
+// the part is mid-stream; it returns the part's answer.
+func (o *objEnv) partWhile(t *testing.T, u *mpUpload, n int, body string, step func()) httpResponse {
+	t.Helper()
+	gate := newGatedStore(t, o.blobs)
+	anon := o.anon
+	gated := *o.httpBundle
+	gated.baseURL = o.secondServer(t, withBlobStore(gate), withS3(func(c *s3door.Config) {
+		*c = s3door.Config{AccessKeyID: s3TestAccessKey, SecretKey: s3TestSecretKey, Region: s3TestRegion, AnonKey: anon}
+	}))
+	var resp httpResponse
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err = u.on(&gated).req("PUT", u.partQuery(n)).with(body).sendAsync()
+	}()
+	select {
+	case <-gate.streaming:
+	case <-done:
+		t.Fatalf("the part was answered before it streamed: %v %s", err, resp)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the part did not reach the store within 30 s")
+	}
+	step()
+	close(gate.release)
+	<-done
+	require.NoError(t, err)
+	return resp
 }
 
 // ---------------------------------------------------------------------------------------------
