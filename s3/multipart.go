@@ -167,6 +167,23 @@ func (s *Server) recordPart(r *request, version string, n int, size int64, etag,
 		[]any{version, n, size, etag, blobETag, s.cfg.MultipartExpiry}, nil)
 }
 
+// partError is the answer to a part that was not stored: the body's own refusal; else, when
+// the upload is no longer there for the caller (aborted, completed or expired while the part
+// streamed: the store then fails the part as it likes, "no such upload" or a dropped
+// connection), the upload's state as a new check says it; else the store's failure.
+func (s *Server) partError(r *request, version string, n int, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if _, cerr := s.partCheck(r, version, n, 0); cerr != nil {
+		if ae := fromCall(cerr); ae.Status < 500 {
+			return ae
+		}
+	}
+	return storeError(err)
+}
+
 // countingReader counts and hashes what passes.
 type countingReader struct {
 	r io.Reader
@@ -216,7 +233,7 @@ func (s *Server) uploadPart(r *request) error {
 	}
 	etag, err := s.putPart(r, mp, version, state, n, body, size)
 	if err != nil {
-		return storeError(body.result(err))
+		return s.partError(r, version, n, body.result(err))
 	}
 	ctx.Response.Header.Set(fasthttp.HeaderETag, `"`+etag+`"`)
 	ctx.Response.Header.Set(fasthttp.HeaderAccessControlExposeHeaders, "etag")
@@ -294,7 +311,7 @@ func (s *Server) uploadPartCopy(r *request) error {
 		err = s.recordPart(r, version, n, length, etag, etag)
 	}
 	if err != nil {
-		return storeError(err)
+		return s.partError(r, version, n, err)
 	}
 	w := newXML("CopyPartResult")
 	w.elem("ETag", `"`+etag+`"`)

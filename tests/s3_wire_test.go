@@ -553,8 +553,8 @@ func TestS3WireSessionUser(t *testing.T) {
 }
 
 // TestS3WireBuckets: §8 assertions 29–38, one step after another on one server (each step
-// sees what the steps before it made). 37 (a pending multipart upload blocks DeleteBucket)
-// belongs to the multipart part of the door, which this one does not serve yet.
+// sees what the steps before it made). 37 (a pending multipart upload blocks DeleteBucket) is
+// in TestS3MultipartWire.
 func TestS3WireBuckets(t *testing.T) {
 	t.Parallel()
 	b := setupHTTP(t)
@@ -1099,11 +1099,11 @@ func TestS3WireListingTerminates(t *testing.T) {
 	}
 }
 
-// TestS3WireNotImplemented: what this door does not serve yet answers 501 NotImplemented and
-// stores nothing, where the reference would serve it (part 2: aws-chunked payloads, §8
-// assertions 22–28; multipart uploads, 69–79; browser POST uploads) or, by S3's definition,
-// does the wrong thing (§1.3: PUT ?tagging and ?acl overwrite the object, GET ?acl lists the
-// bucket).
+// TestS3WireNotImplemented: what this door does not serve answers 501 NotImplemented and
+// stores nothing, where the reference would serve it (browser POST uploads) or, by S3's
+// definition, does the wrong thing (§1.3: PUT ?tagging and ?acl overwrite the object, GET ?acl
+// lists the bucket). Multipart uploads and aws-chunked bodies are served
+// (s3_multipart_test.go).
 func TestS3WireNotImplemented(t *testing.T) {
 	t.Parallel()
 	b := setupHTTP(t)
@@ -1111,57 +1111,10 @@ func TestS3WireNotImplemented(t *testing.T) {
 	etag := b.s3Put(t, "b", "k", "original")
 	blobs := b.blobCount(t)
 	const msg = "A header or query you provided implies functionality that is not implemented"
-	chunked := "7b;chunk-signature=" + strings.Repeat("0", 64) + "\r\n" + strings.Repeat("x", 123) + "\r\n0;chunk-signature=" +
-		strings.Repeat("0", 64) + "\r\n\r\n"
-	streaming := func(algorithm string) func(t *testing.T) httpResponse {
-		return func(t *testing.T) httpResponse {
-			r := b.s3("PUT", "/s3/b/chunked").with(chunked).h("Content-Encoding", "aws-chunked").
-				h("x-amz-decoded-content-length", "123")
-			r.payload = algorithm
-			return r.send(t)
-		}
-	}
 	form := "--XyZ\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nform.txt\r\n" +
 		"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.txt\"\r\nContent-Type: text/plain\r\n\r\nform body\r\n--XyZ--\r\n"
 
 	cases := []s3Case{
-		// Part 2: aws-chunked payloads (22–28), whichever algorithm (27's bare
-		// STREAMING-UNSIGNED-PAYLOAD included, which the reference refuses as invalid).
-		errCase("22 STREAMING-AWS4-HMAC-SHA256-PAYLOAD", streaming("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"), 501, "b/chunked",
-			"NotImplemented", "aws-chunked payloads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) are not supported yet"),
-		errCase("25 STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", streaming("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"), 501, "b/chunked",
-			"NotImplemented", "aws-chunked payloads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER) are not supported yet"),
-		errCase("26 STREAMING-UNSIGNED-PAYLOAD-TRAILER", streaming("STREAMING-UNSIGNED-PAYLOAD-TRAILER"), 501, "b/chunked",
-			"NotImplemented", "aws-chunked payloads (STREAMING-UNSIGNED-PAYLOAD-TRAILER) are not supported yet"),
-		errCase("27 STREAMING-UNSIGNED-PAYLOAD", streaming("STREAMING-UNSIGNED-PAYLOAD"), 501, "b/chunked",
-			"NotImplemented", "aws-chunked payloads (STREAMING-UNSIGNED-PAYLOAD) are not supported yet"),
-		// Part 2: multipart uploads (69–79).
-		errCase("69 CreateMultipartUpload", func(t *testing.T) httpResponse {
-			return b.s3("POST", "/s3/b/mp?uploads").send(t)
-		}, 501, "b/mp", "NotImplemented", msg),
-		errCase("70 UploadPart", func(t *testing.T) httpResponse {
-			return b.s3("PUT", "/s3/b/mp?partNumber=1&uploadId=u1").with("part one").send(t)
-		}, 501, "b/mp", "NotImplemented", msg),
-		errCase("70 PUT with uploadId alone", func(t *testing.T) httpResponse {
-			// The reference stores this as a plain PutObject.
-			return b.s3("PUT", "/s3/b/mp?uploadId=u1").with("part one").send(t)
-		}, 501, "b/mp", "NotImplemented", msg),
-		errCase("71 ListParts", func(t *testing.T) httpResponse {
-			return b.s3("GET", "/s3/b/mp?uploadId=u1").send(t)
-		}, 501, "b/mp", "NotImplemented", msg),
-		errCase("72 CompleteMultipartUpload", func(t *testing.T) httpResponse {
-			return b.s3("POST", "/s3/b/mp?uploadId=u1").h("Content-Type", "application/xml").
-				with(`<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>"x"</ETag></Part></CompleteMultipartUpload>`).send(t)
-		}, 501, "b/mp", "NotImplemented", msg),
-		errCase("75 UploadPartCopy", func(t *testing.T) httpResponse {
-			return b.s3("PUT", "/s3/b/mp?partNumber=1&uploadId=u1").h("x-amz-copy-source", "b/k").send(t)
-		}, 501, "b/mp", "NotImplemented", msg),
-		errCase("77 AbortMultipartUpload", func(t *testing.T) httpResponse {
-			return b.s3("DELETE", "/s3/b/k?uploadId=u1").send(t)
-		}, 501, "b/k", "NotImplemented", msg),
-		errCase("78 ListMultipartUploads", func(t *testing.T) httpResponse {
-			return b.s3("GET", "/s3/b?uploads").send(t)
-		}, 501, "b", "NotImplemented", msg),
 		// Browser POST uploads (§2.5, §4.8): a form signs itself in its policy fields, so it is
 		// answered as not implemented whether or not the request carries another signature.
 		errCase("POST form upload", func(t *testing.T) httpResponse {
@@ -1188,9 +1141,7 @@ func TestS3WireNotImplemented(t *testing.T) {
 		requireS3XML(t, r, c.status, c.body)
 	}
 	require.Equal(t, blobs, b.blobCount(t), "blobs stored by the refused requests")
-	for _, k := range []string{"chunked", "mp", "form.txt"} {
-		require.False(t, b.objectRow(t, "b", k), k)
-	}
+	require.False(t, b.objectRow(t, "b", "form.txt"))
 	got := b.s3("GET", "/s3/b/k").send(t)
 	require.Equal(t, 200, got.Status)
 	require.Equal(t, "original", string(got.Body))
