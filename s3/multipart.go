@@ -16,6 +16,7 @@ import (
 
 	"github.com/pgstorage/storage/blob"
 	"github.com/pgstorage/storage/digest"
+	"github.com/pgstorage/storage/proxy"
 )
 
 // Multipart uploads (S3.md §6): each step is one storage_internal.s3_multipart_* call as the
@@ -102,13 +103,18 @@ func (s *Server) createMultipart(r *request) error {
 }
 
 // storeError is a blob store failure as the S3 door answers it.
+// A refusal of the request (a body that failed its checks, an S3 error the door raised) keeps
+// its answer; a database error (the call that recorded what the store did) is answered as
+// such; anything else is the store's own failure: 500, its cause logged, never worded as the
+// database's (proxy.AsError would call a lost store connection a database outage).
 func storeError(err error) error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
 	}
-	if ae := fromCall(err); ae.Status != 500 {
-		return ae
+	var pe *proxy.Error
+	if errors.As(err, &pe) {
+		return fromCall(err)
 	}
 	return &Error{Status: 500, Code: errInternal.Code, Message: errInternal.Message, cause: err}
 }
