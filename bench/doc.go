@@ -50,7 +50,7 @@
 // BENCH_WARMUP (unmeasured wrk run before each workload, default 1s; 0 skips it), BENCH_KEEP=1
 // (keep the temporary directory: server log, PostgreSQL log, blobs), BENCH_LISTING=0 (skip the
 // listing benchmark), BENCH_PROFILE=0 (no profiles), BENCH_ONLY=<regexp> (run only the
-// workloads, transfers ("upload 1 GiB", "resumable upload 1 GiB, 6 MiB chunks", "download
+// workloads, transfers ("upload 1 GiB", "resumable upload 1 GiB, 6 MiB chunks", "S3 upload 1 GiB …", "download
 // 1 GiB") and "listing" whose names match, and no ceilings but the small upload's; a picked
 // download or resumable upload brings the REST upload with it, since the one reads its object
 // and the other's target is a share of its rate: BENCH_ONLY=resumable measures both uploads,

@@ -275,6 +275,12 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 	if down && rep.upload.err == nil {
 		rep.download = measureTransfer(s, "download "+sizeName(o.bigSize), func() transferResult { return downloadBig(ctx, s, o.bigSize) })
 	}
+	if s3up, s3down := o.s3Transfers(); s3up {
+		rep.s3Upload = measureTransfer(s, s3UploadLabel(o.bigSize), func() transferResult { return uploadS3(ctx, s, o.bigSize) })
+		if s3down && rep.s3Upload.err == nil {
+			rep.s3Download = measureTransfer(s, s3DownloadLabel(o.bigSize), func() transferResult { return downloadS3(ctx, s, o.bigSize) })
+		}
+	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -302,6 +308,13 @@ func (o options) transfers() (upload, resumable, download bool) {
 	download = o.runs("download " + sizeName(o.bigSize))
 	upload = o.runs("upload "+sizeName(o.bigSize)) || resumable || download
 	return upload, resumable, download
+}
+
+// s3Transfers says whether the S3 protocol's transfers run (the download reads what the
+// upload put).
+func (o options) s3Transfers() (upload, download bool) {
+	download = o.runs(s3DownloadLabel(o.bigSize))
+	return o.runs(s3UploadLabel(o.bigSize)) || download, download
 }
 
 // measureTransfer runs one large transfer with the server's CPU split around it.

@@ -56,6 +56,8 @@ type report struct {
 	upload          *transferResult
 	download        *transferResult
 	resumable       *transferResult // the resumable (TUS) upload of bigSize
+	s3Upload        *transferResult // bigSize through the S3 protocol's multipart upload
+	s3Download      *transferResult // and back with GetObject
 	listing         *listingResult  // nil: not run
 	dataDir         string
 	profileDir      string // where the workloads' profiles were saved ("": profiling off)
@@ -164,6 +166,9 @@ func (r *report) markdown() string {
 		"The reference's figure for it on this machine is not known (the issue gives its REST upload and download only): "+
 		"no × reference, and its target is %.0f%% of the REST upload's rate in the same run instead.%s\n",
 		resumableName(r.bigSize), sizeName(resumableChunk), 100*targetResumable, r.resumable.requestsNote())
+	p("- ¹ S3 transfers: the AWS SDK for Go's upload manager (%d parts of %s, %d at a time: a multipart upload, session-token "+
+		"mode) and one GetObject, to and from another key than the REST upload's. The reference's /s3 was not measured on this "+
+		"machine: no × reference; the REST targets stand in.\n", (r.bigSize+s3PartSize-1)/s3PartSize, sizeName(s3PartSize), s3Concurrency)
 	p("- peak RSS: the storage process alone (its PostgreSQL backends are separate processes): %s. Go keeps freed heap "+
 		"for a while, so a phase starts from what the previous one left.\n", peak)
 	p("- where the time goes: CPU time of each part over the measured run (from /proc: the server process alone; "+
@@ -203,7 +208,7 @@ func (r *report) disturbed() int {
 			shares = append(shares, o.others)
 		}
 	}
-	for _, t := range []*transferResult{r.upload, r.resumable, r.download} {
+	for _, t := range []*transferResult{r.upload, r.resumable, r.download, r.s3Upload, r.s3Download} {
 		if t != nil {
 			shares = append(shares, t.others)
 		}
@@ -239,6 +244,10 @@ func (r *report) transferTable(b *strings.Builder) {
 		target: func(t *transferResult) string { return resumableTarget(t, r.upload) }})
 	r.transferRow(b, transferSpec{label: "download " + sizeName(r.bigSize), t: r.download, ref: refDownload, refRSS: true,
 		target: rateTarget(targetDownload)})
+	// The reference's /s3 was not measured on this machine: no × reference; the REST targets
+	// stand in for the issue's (3× the reference both ways, RSS ≤ 64 MiB).
+	r.transferRow(b, transferSpec{label: s3UploadLabel(r.bigSize), t: r.s3Upload, ofDisk: ofDisk, target: rateTarget(targetUpload)})
+	r.transferRow(b, transferSpec{label: s3DownloadLabel(r.bigSize), t: r.s3Download, target: rateTarget(targetDownload)})
 }
 
 // transferSpec is one row of the transfer table: the transfer and what it compares with.

@@ -84,6 +84,7 @@ func TestTransferTable(t *testing.T) {
 		disk:      2000,
 		upload:    &transferResult{bytes: 1 << 30, elapsed: time.Second, rss: peak, cpu: cpu, others: 0.03},
 		resumable: &transferResult{bytes: 1 << 30, elapsed: 1250 * time.Millisecond, rss: peak, cpu: cpu, others: 0.03, requests: 171, conns: 1},
+		s3Upload:  &transferResult{bytes: 1 << 30, elapsed: 2 * time.Second, rss: peak, cpu: cpu, others: 0.03},
 	}
 	var b strings.Builder
 	r.transferTable(&b)
@@ -97,6 +98,8 @@ func TestTransferTable(t *testing.T) {
 		"| resumable upload 1 GiB, 6 MiB chunks | 859 | 1.25 s | 20.0 MiB (10.0 MiB at start) | –¹ | 43% | " +
 			"≥ 90% of the REST upload (≥ 966 of 1,074 MB/s), ≤ 64 MiB: missed: 80% of REST < 90%, RSS 20.0 MiB | 3% | 1.50 / 0.25 / 0.50 |",
 		"| download 1 GiB | not run | | | (183) | | | | |",
+		"| S3 upload 1 GiB (upload manager, 8 × 16 MiB parts) | 537 | 2.00 s | 20.0 MiB (10.0 MiB at start) | –¹ | 27% | ≥ 400 MB/s, ≤ 64 MiB: met | 3% | 1.50 / 0.25 / 0.50 |",
+		"| S3 download 1 GiB (GetObject) | not run | | | –¹ | | | | |",
 		"",
 	}, strings.Split(b.String(), "\n"))
 	require.Equal(t, " This run: 171 PATCHes over one connection.", r.resumable.requestsNote())
