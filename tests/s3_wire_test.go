@@ -1100,10 +1100,10 @@ func TestS3WireListingTerminates(t *testing.T) {
 }
 
 // TestS3WireNotImplemented: what this door does not serve answers 501 NotImplemented and
-// stores nothing, where the reference would serve it (browser POST uploads) or, by S3's
-// definition, does the wrong thing (§1.3: PUT ?tagging and ?acl overwrite the object, GET ?acl
-// lists the bucket). Multipart uploads and aws-chunked bodies are served
-// (s3_multipart_test.go).
+// stores nothing, where the reference, by S3's definition, does the wrong thing (§1.3: PUT
+// ?tagging and ?acl overwrite the object, GET ?acl lists the bucket). Multipart uploads,
+// aws-chunked bodies (s3_multipart_test.go) and browser POST uploads (s3_post_test.go) are
+// served; a form without a policy is refused before anything is stored.
 func TestS3WireNotImplemented(t *testing.T) {
 	t.Parallel()
 	b := setupHTTP(t)
@@ -1115,14 +1115,14 @@ func TestS3WireNotImplemented(t *testing.T) {
 		"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.txt\"\r\nContent-Type: text/plain\r\n\r\nform body\r\n--XyZ--\r\n"
 
 	cases := []s3Case{
-		// Browser POST uploads (§2.5, §4.8): a form signs itself in its policy fields, so it is
-		// answered as not implemented whether or not the request carries another signature.
-		errCase("POST form upload", func(t *testing.T) httpResponse {
+		// Browser POST uploads (§2.5, §4.8) sign themselves in their policy fields: a form
+		// without them is refused whether or not the request carries another signature.
+		errCase("POST form upload without a policy", func(t *testing.T) httpResponse {
 			return b.s3("POST", "/s3/b").h("Content-Type", "multipart/form-data; boundary=XyZ").with(form).unsigned(t)
-		}, 501, "b", "NotImplemented", msg),
-		errCase("POST form upload, header-signed", func(t *testing.T) httpResponse {
+		}, 400, "b", "InvalidSignature", "Invalid signature format"),
+		errCase("POST form upload without a policy, header-signed", func(t *testing.T) httpResponse {
 			return b.s3("POST", "/s3/b").h("Content-Type", "multipart/form-data; boundary=XyZ").with(form).send(t)
-		}, 501, "b", "NotImplemented", msg),
+		}, 400, "b", "InvalidSignature", "Invalid signature format"),
 		// By S3's definition the reference is wrong here: tagging and ACLs are not stored.
 		errCase("PUT ?tagging", func(t *testing.T) httpResponse {
 			return b.s3("PUT", "/s3/b/k?tagging").h("Content-Type", "application/xml").
