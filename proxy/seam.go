@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"io"
-	"log/slog"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -255,6 +254,3 @@ func ByteRange(ctx *fasthttp.RequestCtx, size int64) (int64, int64, bool, bool) 
 // Sandboxed reports whether a download of type ct must carry Content-Security-Policy:
 // sandbox (see writeObjectHeaders).
 func Sandboxed(ct string) bool { return sandboxed(ct) }
-
-// Logger is the server's logger.
-func (s *Server) Logger() *slog.Logger { return s.log }
