@@ -15,7 +15,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/pgstorage/storage/blob"
-	"github.com/pgstorage/storage/digest"
 	"github.com/pgstorage/storage/proxy"
 )
 
@@ -149,20 +148,22 @@ func (s *Server) partCheck(r *request, version string, n int, size int64) (strin
 	return state, err
 }
 
-// putPart streams body (size bytes) as part n, hashing it, and records it as the server.
-// Returns the part's ETag (hex MD5).
+// putPart streams body (size bytes) as part n and records it as the server. Returns the
+// part's ETag (hex MD5).
+//
+// The part's ETag is the store's: both stores give the part's MD5 (the file store computes it
+// as it writes, S3 answers it), so the server does not hash the bytes a second time.
 func (s *Server) putPart(r *request, mp blob.Multipart, version, state string, n int, body io.Reader, size int64) (string, error) {
-	hashing := digest.New(md5.New())
-	m := &countingReader{r: body, h: hashing}
+	m := &countingReader{r: body}
 	blobETag, err := mp.PutPart(blobCtx, blob.VersionKey(version), state, n, m, size)
-	sum := hex.EncodeToString(hashing.Sum().Sum(nil))
 	if err != nil {
 		return "", err
 	}
 	if m.n != size {
 		return "", errIncompleteBody
 	}
-	return sum, s.recordPart(r, version, n, size, sum, blobETag)
+	etag := strings.ToLower(strings.Trim(blobETag, `"`))
+	return etag, s.recordPart(r, version, n, size, etag, blobETag)
 }
 
 // recordPart records, as the server, a part the store now holds.
@@ -190,17 +191,15 @@ func (s *Server) partError(r *request, version string, n int, err error) error {
 	return storeError(err)
 }
 
-// countingReader counts and hashes what passes.
+// countingReader counts what passes.
 type countingReader struct {
 	r io.Reader
-	h io.Writer
 	n int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
-	c.h.Write(p[:n])
 	return n, err
 }
 
