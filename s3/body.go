@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"strings"
-
-	"github.com/valyala/fasthttp"
 )
 
 // uploadBody is the body of a PutObject or UploadPart as the blob store reads it: decoded when
@@ -106,8 +104,8 @@ func (b *uploadBody) result(err error) error {
 	return err
 }
 
-// contentLength is the request's declared body length for parts, which need one.
-func partLength(ctx *fasthttp.RequestCtx, b *uploadBody) (int64, error) {
+// partLength is the body's declared (decoded) length, which a part must have.
+func (b *uploadBody) partLength() (int64, error) {
 	if b.length < 0 {
 		return 0, errMissingLength
 	}

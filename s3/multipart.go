@@ -218,7 +218,7 @@ func (s *Server) uploadPart(r *request) error {
 	if err != nil {
 		return err
 	}
-	size, err := partLength(ctx, body)
+	size, err := body.partLength()
 	if err != nil {
 		return err
 	}
