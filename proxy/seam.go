@@ -228,6 +228,12 @@ func (s *Server) Store(ctx *fasthttp.RequestCtx, id Identity, op string, u Uploa
 	return Stored{ID: objID, Size: st.size, MD5: st.md5}, err
 }
 
+// HoldSlot hands a slot of gate to body, a response's stream, which gives it back when the
+// server closes it (as the REST downloads hold theirs).
+func HoldSlot(gate *limits.Gate, body io.ReadCloser) io.ReadCloser {
+	return &slotStream{ReadCloser: body, slot: gate}
+}
+
 // Downloads is the gate every download takes a slot from (nil: no cap).
 func (s *Server) Downloads() *limits.Gate { return s.lim.Downloads }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/pgstorage/storage/blob"
-	"github.com/pgstorage/storage/limits"
 	"github.com/pgstorage/storage/proxy"
 )
 
@@ -202,7 +200,7 @@ func (s *Server) getObject(r *request) error {
 			"bytes "+strconv.FormatInt(offset, 10)+"-"+strconv.FormatInt(offset+length-1, 10)+"/"+strconv.FormatInt(o.meta.Size, 10))
 	}
 	if gate != nil {
-		body, held = &slotStream{ReadCloser: body, slot: gate}, true
+		body, held = proxy.HoldSlot(gate, body), true
 	}
 	ctx.SetBodyStream(body, int(length))
 	return nil
@@ -211,25 +209,6 @@ func (s *Server) getObject(r *request) error {
 // blobCtx is the context of blob reads: not the request's, which fasthttp recycles while the
 // body still streams.
 var blobCtx = context.Background()
-
-// slotStream is a download's body holding its download slot until the server closes it.
-type slotStream struct {
-	io.ReadCloser
-	slot *limits.Gate
-}
-
-func (h *slotStream) WriteTo(w io.Writer) (int64, error) {
-	if rf, ok := w.(io.ReaderFrom); ok {
-		return rf.ReadFrom(h.ReadCloser)
-	}
-	return io.Copy(w, h.ReadCloser)
-}
-
-func (h *slotStream) Close() error {
-	err := h.ReadCloser.Close()
-	h.slot.Release()
-	return err
-}
 
 // parseExpires reads response-expires: an HTTP date or an ISO 8601 timestamp.
 func parseExpires(v string) (time.Time, error) {
