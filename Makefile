@@ -7,25 +7,25 @@ DATA        ?= ./data
 TEST_FLAGS  ?= -count=1 -timeout 25m
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test/race lint verify migrate db/reset api/snapshot postgres
+.PHONY: help build run test test/race lint verify migrate db/reset api/snapshot postgres libvips
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## build bin/storage
+build: libvips ## build bin/storage
 	$(GO) build -o $(BIN) ./cmd/storage
 
 run: postgres build ## build and start `storage serve` on the embedded default (data in ./data)
 	STORAGE_DATA_DIR=$${STORAGE_DATA_DIR:-$(DATA)} ./$(BIN) serve
 
-test: postgres versitygw rclone ## run every test against real PostgreSQL (ephemeral cluster unless TEST_DATABASE_URL)
+test: postgres libvips versitygw rclone ## run every test against real PostgreSQL (ephemeral cluster unless TEST_DATABASE_URL)
 	$(GO) test $(TEST_FLAGS) ./...
 	$(MAKE) test/js
 
-test/race: postgres versitygw rclone ## the tests with the race detector
+test/race: postgres libvips versitygw rclone ## the tests with the race detector
 	$(GO) test -race $(TEST_FLAGS) ./...
 
-lint: ## gofmt and go vet
+lint: libvips ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
@@ -51,6 +51,17 @@ postgres: ## make sure PostgreSQL server binaries exist (installs them with apt 
 	else \
 	  echo "PostgreSQL server binaries (initdb, postgres) not found. Install them with:"; \
 	  echo "  sudo apt-get install -y postgresql"; \
+	  exit 1; \
+	fi
+
+libvips: ## make sure libvips and its headers exist for the image renderer (installs Debian's libvips-dev with apt when root)
+	@if pkg-config --exists vips 2>/dev/null; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing libvips for /render/image (apt-get install -y libvips-dev pkg-config)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libvips-dev pkg-config; \
+	else \
+	  echo "libvips (the image library /render/image uses, through cgo) not found. Install it with:"; \
+	  echo "  sudo apt-get install -y libvips-dev pkg-config"; \
 	  exit 1; \
 	fi
 

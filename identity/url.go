@@ -14,6 +14,10 @@ type URLClaims struct {
 	Owner  string     `json:"owner"` // upload tokens: the signer's sub
 	Upsert *bool      `json:"upsert"`
 	Signer *URLSigner `json:"signer"` // upload tokens minted by storage.url_sign_upload
+	// Transformations and Format: download tokens for /render/image/sign (storage.url_sign
+	// with a transform): the rendering the token grants, in the reference's string form.
+	Transformations string `json:"transformations"`
+	Format          string `json:"format"`
 	jwt.RegisteredClaims
 }
 

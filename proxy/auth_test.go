@@ -104,7 +104,7 @@ func TestAuthError(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := render(t, authError(tc.err, tc.urlToken))
+			r := writtenError(t, authError(tc.err, tc.urlToken))
 			require.Equal(t, tc.http, r.status)
 			require.Equal(t, tc.body, r.body)
 		})

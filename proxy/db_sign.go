@@ -7,9 +7,10 @@ import (
 )
 
 // URLSign calls storage.url_sign: a download URL for an object the caller can see.
-func (db *DB) URLSign(ctx context.Context, settings []any, bucket, name string, expiresIn int64) (url string, err error) {
-	err = db.call(ctx, settings, `select storage.url_sign(bucket_id => $1, name => $2, expires_in => $3)`,
-		[]any{bucket, name, expiresIn}, func(rows pgx.Rows) error {
+// With transformations (and a format), the URL renders the image as they say.
+func (db *DB) URLSign(ctx context.Context, settings []any, bucket, name string, expiresIn int64, transformations, format *string) (url string, err error) {
+	err = db.call(ctx, settings, `select storage.url_sign(bucket_id => $1, name => $2, expires_in => $3, transformations => $4, format => $5)`,
+		[]any{bucket, name, expiresIn, transformations, format}, func(rows pgx.Rows) error {
 			if rows.Next() {
 				return rows.Scan(&url)
 			}

@@ -34,7 +34,7 @@ type rendered struct {
 	body        string
 }
 
-func render(t *testing.T, err error) rendered {
+func writtenError(t *testing.T, err error) rendered {
 	t.Helper()
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetMethod("GET")
@@ -123,7 +123,7 @@ func TestSQLStatesGolden(t *testing.T) {
 				require.Same(t, pgErr, cause)
 				require.Equal(t, g.http, se.httpStatus())
 				require.Equal(t, g.body, string(errorBody(se)))
-				r := render(t, err)
+				r := writtenError(t, err)
 				require.Equal(t, g.http, r.status)
 				require.Equal(t, "application/json; charset=utf-8", r.contentType)
 				require.Equal(t, g.body, r.body)
@@ -178,7 +178,7 @@ func TestSentinelsGolden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := render(t, tc.err)
+			r := writtenError(t, tc.err)
 			require.Equal(t, tc.http, r.status)
 			require.Equal(t, "application/json; charset=utf-8", r.contentType)
 			require.Equal(t, tc.body, r.body)
@@ -222,7 +222,7 @@ func TestInterpretError(t *testing.T) {
 		require.True(t, errors.As(interpretError(wrapped), &se))
 		_, isError := interpretError(wrapped).(*Error)
 		require.True(t, isError, "interpretError returned %T, not *Error", interpretError(wrapped))
-		r := render(t, wrapped)
+		r := writtenError(t, wrapped)
 		require.Equal(t, 400, r.status)
 		require.Equal(t, body("404", "NoSuchBucket", "Bucket not found", `"Bucket not found"`), r.body)
 	})
@@ -233,7 +233,7 @@ func TestInterpretError(t *testing.T) {
 		e := interpretError(pgErr).(*Error)
 		require.Equal(t, 500, e.Status)
 		require.Same(t, pgErr, e.Cause)
-		r := render(t, pgErr)
+		r := writtenError(t, pgErr)
 		require.Equal(t, 500, r.status)
 		require.Equal(t, body("500", "DatabaseError", "DatabaseError", `"database error, code: XX000"`), r.body)
 	})
@@ -245,7 +245,7 @@ func TestInterpretError(t *testing.T) {
 		require.Same(t, cause, e.Cause)
 		require.True(t, errors.Is(e, ErrInternal))
 		require.ErrorIs(t, e, cause)
-		r := render(t, cause)
+		r := writtenError(t, cause)
 		require.Equal(t, 500, r.status)
 		require.Equal(t, body("500", "InternalError", "Internal", `"Internal Server Error"`), r.body)
 		// The sentinel is not modified.
@@ -264,7 +264,7 @@ func TestInterpretError(t *testing.T) {
 			e := interpretError(cause).(*Error)
 			require.ErrorIs(t, e, ErrDatabaseUnavailable, "%v", cause)
 			require.Same(t, cause, e.Cause)
-			r := render(t, cause)
+			r := writtenError(t, cause)
 			require.Equal(t, 503, r.status, "%v", cause)
 			require.Equal(t, body("503", "SlowDown", "SlowDown", `"The database is not available; retry later"`), r.body)
 		}

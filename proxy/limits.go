@@ -48,7 +48,7 @@ func (s *Server) transferGate(op string) (*limits.Gate, *Error) {
 	switch op {
 	case opObjectUpload, opObjectUploadUpdate, opObjectUploadSigned:
 		return s.lim.Uploads, ErrTooManyUploads
-	case opObjectGetAuthenticated, opObjectGetPublic, opObjectGetSigned:
+	case opObjectGetAuthenticated, opObjectGetPublic, opObjectGetSigned, opRenderPublic, opRenderAuthenticated, opRenderSigned:
 		return s.lim.Downloads, ErrTooManyDownloads
 	}
 	return nil, nil

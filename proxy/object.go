@@ -45,9 +45,62 @@ func (s *Server) ObjectGet(access readAccess) handlerFunc {
 // serveBlob writes the object's bytes and headers. expires, when set, replaces Cache-Control
 // (signed URLs).
 func (s *Server) serveBlob(r *request, o *object, expires string) error {
-	ctx := r.ctx
+	if done, err := readHeaders(r.ctx, o, expires); done {
+		return err
+	}
+	size := int64(0)
+	if o.meta.Size != nil {
+		size = *o.meta.Size
+	}
+	return s.streamBlob(r, blob.VersionKey(deref(o.Version)), size)
+}
+
+// streamBlob sends the blob under key, size bytes long: the request's Range of it (206, or
+// 416), else all of it, streamed from the store.
+func (s *Server) streamBlob(r *request, key string, size int64) error {
+	offset, length, partial, err := byteRange(r.ctx, size)
+	if err != nil {
+		return err
+	}
+	body, err := s.blobs.Get(blobCtx, key, offset, length)
+	if errors.Is(err, blob.ErrNotFound) {
+		return ErrBlobNotFound
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	if partial {
+		setContentRange(r.ctx, offset, length, size)
+	}
+	r.ctx.SetBodyStream(r.holdSlot(body), int(length))
+	return nil
+}
+
+// byteRange resolves the request's Range against size: (offset, length, partial), or the
+// 416 refusal.
+func byteRange(ctx *fasthttp.RequestCtx, size int64) (int64, int64, bool, error) {
+	offset, length, partial, ok := parseRange(ctx.Request.Header.Peek(fasthttp.HeaderRange), size)
+	if !ok {
+		e := *ErrInvalidRange
+		e.Headers = [][2]string{{fasthttp.HeaderContentRange, "bytes */" + strconv.FormatInt(size, 10)}}
+		return 0, 0, false, &e
+	}
+	return offset, length, partial, nil
+}
+
+// setContentRange marks the response as the part [offset, offset+length) of size bytes.
+func setContentRange(ctx *fasthttp.RequestCtx, offset, length, size int64) {
+	ctx.SetStatusCode(fasthttp.StatusPartialContent)
+	ctx.Response.Header.Set(fasthttp.HeaderContentRange,
+		"bytes "+strconv.FormatInt(offset, 10)+"-"+strconv.FormatInt(offset+length-1, 10)+"/"+strconv.FormatInt(size, 10))
+}
+
+// readHeaders applies a read's preconditions and writes the headers every read of o carries
+// (those of writeObjectHeaders, Expires for signed URLs, the revalidation hint, ?download).
+// done: the response is complete (304) or refused (412, the error).
+func readHeaders(ctx *fasthttp.RequestCtx, o *object, expires string) (done bool, err error) {
 	if preconditionFailed(ctx, o) {
-		return ErrPreconditionFailed
+		return true, ErrPreconditionFailed
 	}
 	writeObjectHeaders(ctx, o)
 	if expires != "" {
@@ -65,32 +118,9 @@ func (s *Server) serveBlob(r *request, o *object, expires string) error {
 	if notModified(ctx, o) {
 		ctx.Response.Header.Del(fasthttp.HeaderContentType)
 		ctx.SetStatusCode(fasthttp.StatusNotModified)
-		return nil
+		return true, nil
 	}
-	size := int64(0)
-	if o.meta.Size != nil {
-		size = *o.meta.Size
-	}
-	offset, length, partial, ok := parseRange(ctx.Request.Header.Peek(fasthttp.HeaderRange), size)
-	if !ok {
-		e := *ErrInvalidRange
-		e.Headers = [][2]string{{fasthttp.HeaderContentRange, "bytes */" + strconv.FormatInt(size, 10)}}
-		return &e
-	}
-	body, err := s.blobs.Get(blobCtx, blob.VersionKey(deref(o.Version)), offset, length)
-	if errors.Is(err, blob.ErrNotFound) {
-		return ErrBlobNotFound
-	}
-	if err != nil {
-		return internalError(err)
-	}
-	if partial {
-		ctx.SetStatusCode(fasthttp.StatusPartialContent)
-		ctx.Response.Header.Set(fasthttp.HeaderContentRange,
-			"bytes "+strconv.FormatInt(offset, 10)+"-"+strconv.FormatInt(offset+length-1, 10)+"/"+strconv.FormatInt(size, 10))
-	}
-	ctx.SetBodyStream(r.holdSlot(body), int(length))
-	return nil
+	return false, nil
 }
 
 // ErrBlobNotFound: the row exists but its blob does not (reference: S3 backend's answer).

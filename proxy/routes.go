@@ -98,6 +98,14 @@ func (s *Server) router() *router.Router {
 	r.POST("/object/upload/sign/{bucket}/{key:*}", s.route(opObjectSignUploadURL, authJWT, s.ObjectSignUpload))
 	r.PUT("/object/upload/sign/{bucket}/{key:*}", s.route(opObjectUploadSigned, authNone, s.ObjectUploadSigned))
 
+	if s.cfg.Render.Engine != nil {
+		for _, m := range []string{fasthttp.MethodGet, fasthttp.MethodHead} {
+			r.handle(m, "/render/image/public/{bucket}/{key:*}", s.route(opRenderPublic, authNone, s.RenderImage(readPublic)))
+			r.handle(m, "/render/image/authenticated/{bucket}/{key:*}", s.route(opRenderAuthenticated, authJWT, s.RenderImage(readAuthenticated)))
+			r.handle(m, "/render/image/sign/{bucket}/{key:*}", s.route(opRenderSigned, authNone, s.RenderImageSigned))
+		}
+	}
+
 	for _, d := range s.doors {
 		for _, rt := range d.Routes() {
 			r.handle(rt.Method, rt.Path, rt.Handler)

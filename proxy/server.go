@@ -50,6 +50,8 @@ type Config struct {
 	// (DATABASE_POOL_ACQUIRE_TIMEOUT) bounds the wait for a pooled connection, after which the
 	// request is refused with 503. Zero: none.
 	StatementTimeout, LockTimeout, PoolAcquireTimeout time.Duration
+	// Render is image transformation (/render/image; transform in POST /object/sign).
+	Render RenderConfig
 }
 
 // Server holds the proxy's dependencies; routes.go wires its handlers.
@@ -77,6 +79,7 @@ func New(cfg Config, pool *pgxpool.Pool) *Server {
 	if cfg.UploadURLExpiry <= 0 {
 		cfg.UploadURLExpiry = 7200
 	}
+	cfg.Render.defaults()
 	if cfg.CORSAllowedOrigins == nil {
 		cfg.CORSAllowedOrigins = []string{"*"}
 	}

@@ -74,4 +74,7 @@ const (
 	opObjectGetSigned        = "storage.object.get_signed"
 	opObjectSignUploadURL    = "storage.object.sign_upload_url"
 	opObjectUploadSigned     = "storage.object.upload_signed"
+	opRenderPublic           = "storage.render.image_public"
+	opRenderAuthenticated    = "storage.render.image_authenticated"
+	opRenderSigned           = "storage.render.image_sign"
 )

@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"encoding/json"
 	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/pgstorage/storage/render"
 )
 
 // Signed URLs: the SQL API mints them (storage.url_sign*, under the caller's RLS); the proxy
@@ -47,10 +50,18 @@ func (s *Server) ObjectSign(r *request) error {
 		return err
 	}
 	expiresIn := f.expiresIn()
+	t := f.transform(s.cfg.Render.Limits)
 	if f.err != nil {
 		return f.err
 	}
-	url, err := s.db.URLSign(ctxOf(r), s.settings(r), param(r.ctx, "bucket"), param(r.ctx, "key"), expiresIn)
+	var transformations, format *string
+	if s.cfg.Render.Engine != nil && !t.Empty() {
+		// A transform makes the URL a /render/image/sign one when it has transformations
+		// (format origin alone has none: the plain URL serves the original).
+		transformations = nonEmpty(t.Transformations())
+		format = nonEmpty(t.Format)
+	}
+	url, err := s.db.URLSign(ctxOf(r), s.settings(r), param(r.ctx, "bucket"), param(r.ctx, "key"), expiresIn, transformations, format)
 	if err != nil {
 		return err
 	}
@@ -179,4 +190,40 @@ func (f *fields) expiresIn() int64 {
 		f.fail("body/expiresIn must be >= 1")
 	}
 	return n
+}
+
+// transform reads the optional transform object of POST /object/sign with the render routes'
+// query schema (spec §4.1); absent or null → no transformation.
+func (f *fields) transform(l render.Limits) render.Options {
+	raw, ok := f.obj["transform"]
+	if !ok || isNull(raw) || f.err != nil {
+		return render.Options{}
+	}
+	var obj bodyObject
+	if json.Unmarshal(raw, &obj) != nil || obj == nil {
+		f.fail("body/transform must be object")
+		return render.Options{}
+	}
+	o, msg := render.Parse(func(name string) (string, bool) {
+		v, ok := obj[name]
+		if !ok || isNull(v) {
+			return "", false
+		}
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			return s, true
+		}
+		return string(v), true // numbers (and anything else, which the schema refuses)
+	}, l, "body/transform")
+	if msg != "" {
+		f.fail(msg)
+	}
+	return o
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }

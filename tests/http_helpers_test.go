@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,8 @@ import (
 	"github.com/pgstorage/storage/blob/file"
 	"github.com/pgstorage/storage/lifecycle"
 	"github.com/pgstorage/storage/proxy"
+	"github.com/pgstorage/storage/render"
+	"github.com/pgstorage/storage/render/vips"
 	"github.com/pgstorage/storage/s3"
 	"github.com/pgstorage/storage/tests/testdb"
 	"github.com/pgstorage/storage/tus"
@@ -64,6 +67,13 @@ const (
 // withS3 adjusts the S3 door's configuration.
 func withS3(f func(*s3.Config)) httpOpt { return func(c *serverConfig) { f(&c.S3) } }
 
+// withRender adjusts image transformation (Engine nil: off).
+func withRender(f func(*proxy.RenderConfig)) httpOpt { return func(c *serverConfig) { f(&c.Render) } }
+
+// renderEngine is the libvips renderer every test server shares (libvips starts once per
+// process).
+var renderEngine = sync.OnceValue(func() render.Engine { return vips.New(vips.Config{}) })
+
 // httpOpt adjusts the configuration setupHTTP starts the proxy with.
 type httpOpt func(*serverConfig)
 
@@ -84,6 +94,8 @@ func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 		Version:             httpVersion,
 		UploadFileSizeLimit: httpUploadLimit,
 		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// Image transformation is on by default, as with `storage serve`.
+		Render: proxy.RenderConfig{Engine: renderEngine()},
 	}, S3: s3.Config{AccessKeyID: s3TestAccessKey, SecretKey: s3TestSecretKey, Region: s3TestRegion, AnonKey: anon}}
 	for _, o := range opts {
 		o(&sc)

@@ -162,6 +162,30 @@ type Config struct {
 	// S3_MULTIPART_EXPIRY: an S3 multipart upload expires this long after its creation or its
 	// last part; the collector then removes it and its parts. Default 24h.
 	S3MultipartExpiry time.Duration
+	// IMAGE_TRANSFORMATION_ENABLED (alias ENABLE_IMAGE_TRANSFORMATION): serve /render/image
+	// and honour transform in POST /object/sign, rendering in process with libvips. Default
+	// true (nothing else is needed); false answers those routes 404 as the reference does.
+	ImageEnabled bool
+	// IMAGE_TRANSFORMATION_LIMIT_MIN_SIZE, _MAX_SIZE (aliases IMG_LIMITS_MIN_SIZE,
+	// IMG_LIMITS_MAX_SIZE): requested widths and heights are clamped into [min, max]. Default
+	// 1 and 2000.
+	ImageMinSize, ImageMaxSize int
+	// IMAGE_TRANSFORMATION_MAX_SOURCE_SIZE: sources larger than this many bytes are refused
+	// unread. Default 26214400 (25 MB, the hosted service's limit).
+	ImageMaxSourceSize int64
+	// IMAGE_TRANSFORMATION_MAX_SOURCE_RESOLUTION: sources of more megapixels are refused from
+	// their header, before decoding (decompression bombs). Default 50.
+	ImageMaxResolution float64
+	// IMAGE_TRANSFORMATION_CONCURRENCY: renders at once; 0 (default) = one per core.
+	// IMAGE_TRANSFORMATION_QUEUE_SIZE: requests that may wait for one (default 64); beyond,
+	// 429 SlowDown. IMAGE_TRANSFORMATION_QUEUE_TIMEOUT: the longest wait (default 15s), then 429.
+	ImageConcurrency, ImageQueueSize int
+	ImageQueueTimeout                time.Duration
+	// IMAGE_TRANSFORMATION_QUALITY: encoder quality when a request sets none. Default 80.
+	ImageQuality int
+	// IMAGE_TRANSFORMATION_CACHE: keep rendered variants in the blob store (freed with their
+	// source version). Default true; false renders every request.
+	ImageCache bool
 	// STORAGE_PPROF_ADDR: host:port for Go's profiling endpoints (/debug/pprof/); empty (the
 	// default) serves none. Profiles expose internals: bind it to loopback.
 	PprofAddr string
@@ -329,6 +353,30 @@ var envVars = []envVar{
 		c.S3MultipartExpiry = d
 		return nil
 	}},
+	{"IMAGE_TRANSFORMATION_ENABLED", "true", "serve /render/image and signed transform URLs, rendering with libvips in process (alias ENABLE_IMAGE_TRANSFORMATION)", boolVar(func(c *Config, b bool) { c.ImageEnabled = b })},
+	{"IMAGE_TRANSFORMATION_LIMIT_MIN_SIZE", "1", "smallest width/height a transformation is clamped to (alias IMG_LIMITS_MIN_SIZE)", intVar(func(c *Config, n int) { c.ImageMinSize = n }, 1)},
+	{"IMAGE_TRANSFORMATION_LIMIT_MAX_SIZE", "2000", "largest width/height a transformation is clamped to (alias IMG_LIMITS_MAX_SIZE)", intVar(func(c *Config, n int) { c.ImageMaxSize = n }, 1, 10000)},
+	{"IMAGE_TRANSFORMATION_MAX_SOURCE_SIZE", "26214400", "largest source image rendered, in bytes; larger ones are refused unread", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return errors.New("must be a positive number of bytes")
+		}
+		c.ImageMaxSourceSize = n
+		return nil
+	}},
+	{"IMAGE_TRANSFORMATION_MAX_SOURCE_RESOLUTION", "50", "largest source resolution rendered, in megapixels; checked from the header before decoding", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 || f > 1000 {
+			return errors.New("must be a number of megapixels above 0 and at most 1000")
+		}
+		c.ImageMaxResolution = f
+		return nil
+	}},
+	{"IMAGE_TRANSFORMATION_CONCURRENCY", "0", "image renders at once (0 = one per core)", intVar(func(c *Config, n int) { c.ImageConcurrency = n }, 0)},
+	{"IMAGE_TRANSFORMATION_QUEUE_SIZE", "64", "image requests that may wait for a render; beyond, 429 SlowDown", intVar(func(c *Config, n int) { c.ImageQueueSize = n }, 0)},
+	{"IMAGE_TRANSFORMATION_QUEUE_TIMEOUT", "15s", "longest wait for a render, then 429 SlowDown (0 = no bound)", durationVar(func(c *Config, d time.Duration) { c.ImageQueueTimeout = d })},
+	{"IMAGE_TRANSFORMATION_QUALITY", "80", "encoder quality (20-100) when a transformation sets none", intVar(func(c *Config, n int) { c.ImageQuality = n }, 20, 100)},
+	{"IMAGE_TRANSFORMATION_CACHE", "true", "keep rendered variants in the blob store, freed with their source (false = render every request)", boolVar(func(c *Config, b bool) { c.ImageCache = b })},
 	{"CORS_ALLOWED_ORIGINS", "*", "comma-separated origins browsers may call from (* = any)", func(c *Config, v string) error {
 		c.CORSAllowedOrigins = nil
 		for _, o := range strings.Split(v, ",") {
@@ -376,16 +424,22 @@ func durationVar(set func(*Config, time.Duration)) func(*Config, string) error {
 	}
 }
 
+// aliases are the other names the reference reads some variables under; the first name wins.
+var aliases = map[string]string{
+	"AUTH_JWT_SECRET":                     "PGRST_JWT_SECRET",
+	"PROJECT_REF":                         "TENANT_ID",
+	"IMAGE_TRANSFORMATION_ENABLED":        "ENABLE_IMAGE_TRANSFORMATION",
+	"IMAGE_TRANSFORMATION_LIMIT_MIN_SIZE": "IMG_LIMITS_MIN_SIZE",
+	"IMAGE_TRANSFORMATION_LIMIT_MAX_SIZE": "IMG_LIMITS_MAX_SIZE",
+}
+
 // loadConfig reads the configuration from getenv. Errors name the variable.
 func loadConfig(getenv func(string) string) (Config, error) {
 	var c Config
 	for _, v := range envVars {
 		val := getenv(v.name)
-		if val == "" && v.name == "AUTH_JWT_SECRET" {
-			val = getenv("PGRST_JWT_SECRET")
-		}
-		if val == "" && v.name == "PROJECT_REF" {
-			val = getenv("TENANT_ID")
+		if alias := aliases[v.name]; val == "" && alias != "" {
+			val = getenv(alias)
 		}
 		if val == "" {
 			val = v.def

@@ -11,11 +11,14 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"strconv"
 
 	"github.com/pgstorage/storage/identity"
 	"github.com/pgstorage/storage/lifecycle"
 	"github.com/pgstorage/storage/proxy"
+	"github.com/pgstorage/storage/render"
+	"github.com/pgstorage/storage/render/vips"
 	"github.com/pgstorage/storage/s3"
 	"github.com/pgstorage/storage/tus"
 )
@@ -113,6 +116,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		CORSAllowedOrigins:  cfg.CORSAllowedOrigins,
 		UploadURLExpiry:     cfg.UploadURLExpiry,
 		EmptyQueued:         emptyQueued,
+		Render:              renderConfig(cfg, log),
 	}, db.pool)
 	resumable, err := tus.New(rest, blobs, tus.Config{URLPath: cfg.TUSURLPath, Expiry: cfg.TUSExpiry,
 		PublicURL: cfg.PublicURL, AllowForwardedPath: cfg.AllowForwardedPath, MaxConcurrent: cfg.TUSMaxConcurrent, Logger: log})
@@ -206,4 +210,25 @@ func pprofMux() *http.ServeMux {
 	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return m
+}
+
+// renderConfig is image transformation as cfg sets it: off, or libvips behind a queue.
+func renderConfig(cfg Config, log *slog.Logger) proxy.RenderConfig {
+	if !cfg.ImageEnabled {
+		return proxy.RenderConfig{}
+	}
+	if cfg.ImageMinSize > cfg.ImageMaxSize {
+		cfg.ImageMinSize = cfg.ImageMaxSize
+	}
+	concurrency := cfg.ImageConcurrency
+	if concurrency == 0 {
+		concurrency = runtime.GOMAXPROCS(0)
+	}
+	return proxy.RenderConfig{
+		Engine:        vips.New(vips.Config{MaxPixels: int64(cfg.ImageMaxResolution * 1e6), Quality: cfg.ImageQuality, Logger: log}),
+		Limits:        render.Limits{MinSize: cfg.ImageMinSize, MaxSize: cfg.ImageMaxSize},
+		MaxSourceSize: cfg.ImageMaxSourceSize,
+		Queue:         render.NewQueue(concurrency, cfg.ImageQueueSize, cfg.ImageQueueTimeout),
+		NoCache:       !cfg.ImageCache,
+	}
 }

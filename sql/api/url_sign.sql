@@ -149,28 +149,39 @@ grant execute on function storage_internal.hmac_sha256(bytea, bytea), storage_in
   storage_internal.url_path(text, text), storage_internal.url_expiry(bigint)
   to anon, authenticated, service_role;
 
--- storage.url_sign(bucket_id, name, expires_in) → text
+-- storage.url_sign(bucket_id, name, expires_in, transformations, format) → text
 -- A download URL for one object, relative as the REST API returns it:
 -- '/object/sign/<bucket>/<name>?token=<jwt>' (bucket and name percent-encoded, see
 -- storage_internal.url_path) with claims url ('<bucket>/<name>' verbatim), scope 'download',
--- iat, exp. The object must be visible to the caller (RLS SELECT; missing or hidden → ST002).
--- An invalid bucket id is ST006.
-create or replace function storage.url_sign(bucket_id text, name text, expires_in bigint) returns text
+-- iat, exp. With a non-empty transformations string (the REST API's transform, in the form
+-- the token carries it, e.g. 'height:100,width:100,resize:contain') the URL is
+-- '/render/image/sign/<bucket>/<name>?token=<jwt>' and the token carries it, and format
+-- (origin, webp, avif) when given: the image is rendered as the token says, whatever the URL's
+-- query asks. The object must be visible to the caller (RLS SELECT; missing or hidden → ST002).
+-- An invalid bucket id is ST006; a format other than those three, ST012.
+create or replace function storage.url_sign(bucket_id text, name text, expires_in bigint,
+  transformations text default null, format text default null) returns text
   language plpgsql
   set search_path = pg_catalog, pg_temp
   as $$
 declare
   _exp bigint := storage_internal.url_expiry(url_sign.expires_in);
+  _render text := nullif(url_sign.transformations, '');
 begin
   perform storage_internal.bucket_id_check(url_sign.bucket_id);
   perform storage_internal.object_name_check(url_sign.name);
+  if url_sign.format is not null and url_sign.format not in ('origin', 'webp', 'avif') then
+    raise exception using errcode = 'ST012', message = 'Invalid Parameter format';
+  end if;
   perform from storage.objects o where o.bucket_id = url_sign.bucket_id and o.name collate "C" = url_sign.name;
   if not found then
     raise exception using errcode = 'ST002', message = 'Object not found';
   end if;
-  return '/object/sign/' || storage_internal.url_path(url_sign.bucket_id, url_sign.name) || '?token=' || storage_internal.url_token(jsonb_build_object(
+  return case when _render is null then '/object/sign/' else '/render/image/sign/' end
+    || storage_internal.url_path(url_sign.bucket_id, url_sign.name) || '?token=' || storage_internal.url_token(jsonb_strip_nulls(jsonb_build_object(
     'url', url_sign.bucket_id || '/' || url_sign.name, 'scope', 'download',
-    'iat', floor(extract(epoch from now()))::bigint, 'exp', _exp));
+    'transformations', _render, 'format', url_sign.format,
+    'iat', floor(extract(epoch from now()))::bigint, 'exp', _exp)));
 end
 $$;
 
@@ -252,8 +263,8 @@ comment on function storage.signing_secret_set(bytea, text) is
   'Stores the key (and key id) signed URLs are signed with; the server calls it at start. Owner and storage_server only.';
 comment on function storage.signing_secret_set(text, text) is
   'Stores a text secret (its UTF-8 bytes, as AUTH_JWT_SECRET) as the key signed URLs are signed with. Owner and storage_server only.';
-comment on function storage.url_sign(text, text, bigint) is
-  'A signed download URL (relative, /object/sign/…?token=) for an object the caller may see (RLS: SELECT policy). Raises ST006, ST007, ST002 missing or hidden, ST012 bad expires_in.';
+comment on function storage.url_sign(text, text, bigint, text, text) is
+  'A signed download URL (relative, /object/sign/…?token=; /render/image/sign/…?token= with transformations) for an object the caller may see (RLS: SELECT policy). Raises ST006, ST007, ST002 missing or hidden, ST012 bad expires_in or format.';
 comment on function storage.url_sign_many(text, text[], bigint) is
   'Signed download URLs for many names, in input order; names the caller may not see get an error text instead. Raises ST006, ST012.';
 comment on function storage.url_sign_upload(text, text, boolean, bigint) is

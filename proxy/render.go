@@ -1,0 +1,223 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/pgstorage/storage/blob"
+	"github.com/pgstorage/storage/render"
+)
+
+// Image transformation (spec RENDER.md): /render/image/{public,authenticated,sign}/… read the
+// object as the downloads do (one storage.object_info call, RLS deciding), then serve the
+// variant the request names. Variants are cached in the blob store beside their source's
+// version (blob.VariantKey), written once: a second request for one costs a download, not a
+// render, and the collector frees them with the version.
+
+// RenderConfig configures image transformation.
+type RenderConfig struct {
+	// Engine renders variants; nil turns transformation off: the routes answer the 404 of
+	// unknown routes and POST /object/sign ignores transform, as the reference does with
+	// IMAGE_TRANSFORMATION_ENABLED unset.
+	Engine render.Engine
+	// Limits clamp the requested size (zero: render.DefaultLimits).
+	Limits render.Limits
+	// MaxSourceSize refuses sources larger than this many bytes before they are read
+	// (IMAGE_TRANSFORMATION_MAX_SOURCE_SIZE; 0: none).
+	MaxSourceSize int64
+	// Queue bounds the renders in progress and those waiting (nil: one per core, 64 waiting
+	// at most 15 s each).
+	Queue *render.Queue
+	// NoCache renders every request instead of keeping variants in the blob store.
+	NoCache bool
+}
+
+func (c *RenderConfig) defaults() {
+	if c.Limits == (render.Limits{}) {
+		c.Limits = render.DefaultLimits
+	}
+	if c.Queue == nil {
+		c.Queue = render.NewQueue(runtime.GOMAXPROCS(0), 64, 15*time.Second)
+	}
+}
+
+// Render errors.
+var (
+	// ErrRenderBusy: every render slot is taken and the queue is full.
+	ErrRenderBusy = &Error{Status: 429, Code: "SlowDown", Label: "Too Many Requests",
+		Message: "Too many image transformations in progress; retry later", HTTPStatus: 429, Headers: retryAfter}
+	// ErrFocalPoint: a signed token whose focal point lies outside the image.
+	ErrFocalPoint = &Error{Status: 400, Code: "InvalidParameter", Message: render.FocalPointMessage}
+)
+
+// renderError is the REST answer to a renderer's refusal (spec §7: HTTP 400, code
+// InvalidRequest, the reference's message).
+func renderError(e *render.Error) *Error {
+	return &Error{Status: 400, Code: "InvalidRequest", Message: e.Message}
+}
+
+// RenderImage answers GET and HEAD /render/image/{public,authenticated}/{bucket}/{key}: the
+// transformation in the query, the object read as the download route of the same name does.
+func (s *Server) RenderImage(access readAccess) handlerFunc {
+	return func(r *request) error {
+		args := r.ctx.QueryArgs()
+		o, msg := render.Parse(func(name string) (string, bool) {
+			v := args.Peek(name)
+			return string(v), v != nil
+		}, s.cfg.Render.Limits, "querystring")
+		if msg != "" {
+			return schemaError(msg)
+		}
+		row, err := s.lookup(r, access)
+		if access == readAuthenticated && errors.Is(err, ErrNoSuchBucket) {
+			err = errNoSuchKey // the reference looks up the object alone
+		}
+		if err != nil {
+			return err
+		}
+		return s.serveVariant(r, &row, o, "")
+	}
+}
+
+// errNoSuchKey is ST002's error.
+var errNoSuchKey = &Error{Status: 404, Code: "NoSuchKey", Label: "not_found", Message: "Object not found"}
+
+// RenderImageSigned answers GET and HEAD /render/image/sign/{bucket}/{key}?token=: the object
+// and the transformation the token names (the query's are ignored), read as the service.
+func (s *Server) RenderImageSigned(r *request) error {
+	token, err := tokenParam(r)
+	if err != nil {
+		return err
+	}
+	bucket, key := signedParam(r, "bucket"), signedParam(r, "key")
+	c, err := s.verifyURLToken(token, "download", bucket+"/"+key)
+	if err != nil {
+		return err
+	}
+	o := render.ParseTransformations(c.Transformations, s.cfg.Render.Limits)
+	if !o.CheckFocalPoint() {
+		return ErrFocalPoint
+	}
+	// The token's format is honoured (the reference drops it, and origin then gets negotiated).
+	switch c.Format {
+	case "origin", "webp", "avif":
+		o.Format = c.Format
+	default:
+		o.Format = ""
+	}
+	row, err := s.db.ObjectInfo(ctxOf(r), s.serviceSettings(r), bucket, key, false)
+	if err != nil {
+		return err
+	}
+	expires := ""
+	if c.ExpiresAt != nil {
+		expires = c.ExpiresAt.UTC().Format(http.TimeFormat)
+	}
+	return s.serveVariant(r, &row, o, expires)
+}
+
+// serveVariant answers with o applied to row's object: conditional requests are decided on
+// the source's ETag and date before any work (a variant changes only with its source, and
+// the response varies by Accept when the format is negotiated), then the cached variant is
+// streamed, or the source rendered (in a queue slot), cached and sent.
+func (s *Server) serveVariant(r *request, row *object, o render.Options, expires string) error {
+	ctx := r.ctx
+	h := &ctx.Response.Header
+	if seg := o.Segments(); len(seg) > 0 {
+		h.Set("X-Transformations", strings.Join(seg, ","))
+	}
+	if o.Negotiated() {
+		h.Set(fasthttp.HeaderVary, "Accept")
+	}
+	if done, err := readHeaders(ctx, row, expires); done {
+		return err
+	}
+	f := render.Output(o, string(ctx.Request.Header.Peek(fasthttp.HeaderAccept)), row.meta.Mimetype)
+	h.SetContentType(f.ContentType())
+	version := deref(row.Version)
+	if version == "" { // a row without bytes (written by SQL)
+		return renderError(render.ErrUnsupported)
+	}
+	key := blob.VariantKey(version, o.Variant(f))
+	cfg := &s.cfg.Render
+	if !cfg.NoCache {
+		size, err := s.blobs.Size(blobCtx, key)
+		if err == nil {
+			return s.streamBlob(r, key, size)
+		}
+		if !errors.Is(err, blob.ErrNotFound) {
+			return internalError(err)
+		}
+	}
+	if row.meta.Size != nil && cfg.MaxSourceSize > 0 && *row.meta.Size > cfg.MaxSourceSize {
+		return renderError(render.ErrFileSize)
+	}
+	release, err := cfg.Queue.Acquire(blobCtx)
+	if err != nil {
+		return ErrRenderBusy
+	}
+	defer release()
+	src, err := s.readSource(version, row.meta.Size, cfg.MaxSourceSize)
+	if err != nil {
+		return err
+	}
+	out, err := cfg.Engine.Render(src, o, f)
+	var refused *render.Error
+	if errors.As(err, &refused) {
+		return renderError(refused)
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	if !cfg.NoCache {
+		// Written once: a concurrent render of the same variant may have won (ErrExists).
+		// A store that fails only costs the next request a render.
+		if err := s.blobs.Put(blobCtx, key, bytes.NewReader(out), int64(len(out))); err != nil && !errors.Is(err, blob.ErrExists) {
+			s.log.Warn("render: variant not cached", "key", key, "error", err)
+		}
+	}
+	size := int64(len(out))
+	offset, length, partial, err := byteRange(ctx, size)
+	if err != nil {
+		return err
+	}
+	if partial {
+		setContentRange(ctx, offset, length, size)
+	}
+	ctx.Response.SetBodyRaw(out[offset : offset+length])
+	return nil
+}
+
+// readSource reads the source's bytes (libvips decodes from memory), at most limit of them.
+func (s *Server) readSource(version string, size *int64, limit int64) ([]byte, error) {
+	body, err := s.blobs.Get(blobCtx, blob.VersionKey(version), 0, -1)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, ErrBlobNotFound
+	}
+	if err != nil {
+		return nil, internalError(err)
+	}
+	defer body.Close()
+	var buf bytes.Buffer
+	if size != nil && *size > 0 && (limit <= 0 || *size <= limit) {
+		buf.Grow(int(*size))
+	}
+	var rd io.Reader = body
+	if limit > 0 {
+		rd = io.LimitReader(body, limit+1)
+	}
+	if _, err := buf.ReadFrom(rd); err != nil {
+		return nil, internalError(err)
+	}
+	if limit > 0 && int64(buf.Len()) > limit {
+		return nil, renderError(render.ErrFileSize)
+	}
+	return buf.Bytes(), nil
+}

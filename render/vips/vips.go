@@ -1,0 +1,238 @@
+// Package vips renders image variants in process with libvips (through govips), the library
+// imgproxy itself is built on: shrink-on-load decoding, EXIF auto-rotation, conversion to sRGB,
+// metadata stripped on save. Only the formats below are decoded; anything else is refused
+// before libvips sees it, and libvips' untrusted loaders (ImageMagick, PDF, SVG…) are blocked.
+package vips
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"sync"
+
+	govips "github.com/davidbyttow/govips/v2/vips"
+
+	"github.com/pgstorage/storage/render"
+)
+
+// Config is the renderer's limits and defaults.
+type Config struct {
+	// MaxPixels is the largest source resolution decoded (width × height of its first frame,
+	// IMAGE_TRANSFORMATION_MAX_SOURCE_RESOLUTION); larger sources are refused from their header,
+	// before any pixel is decoded (decompression bombs).
+	MaxPixels int64
+	// Quality is the encoders' quality when the request sets none (imgproxy's default, 80).
+	Quality int
+	Logger  *slog.Logger
+}
+
+// Defaults: the limits Supabase documents for its hosted service (50 MP), imgproxy's quality.
+const (
+	DefaultMaxPixels = 50_000_000
+	DefaultQuality   = 80
+)
+
+// Engine is the libvips renderer. It is safe for concurrent use; callers bound the renders
+// in progress (render.Queue).
+type Engine struct{ cfg Config }
+
+var startOnce sync.Once
+
+// New starts libvips once per process (it cannot be restarted) without its operation cache:
+// every render decodes a different source, and a cache would only hold memory.
+func New(cfg Config) *Engine {
+	if cfg.MaxPixels <= 0 {
+		cfg.MaxPixels = DefaultMaxPixels
+	}
+	if cfg.Quality <= 0 {
+		cfg.Quality = DefaultQuality
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	startOnce.Do(func() {
+		// Loaders libvips marks untrusted (ImageMagick, PDF, SVG, …) parse hostile input
+		// badly; none of them is needed for the formats we accept.
+		os.Setenv("VIPS_BLOCK_UNTRUSTED", "1")
+		log := cfg.Logger
+		govips.LoggingSettings(func(domain string, level govips.LogLevel, msg string) {
+			log.Debug("libvips", "domain", domain, "message", msg)
+		}, govips.LogLevelWarning)
+		// One libvips thread per render: the queue runs as many renders as there are cores.
+		govips.Startup(&govips.Config{ConcurrencyLevel: 1, MaxCacheFiles: 0, MaxCacheMem: 0, MaxCacheSize: 0})
+	})
+	return &Engine{cfg: cfg}
+}
+
+// decodable are the source formats rendered; the sniffed type decides, not the object's
+// declared content type.
+var decodable = map[govips.ImageType]bool{
+	govips.ImageTypeJPEG: true, govips.ImageTypePNG: true, govips.ImageTypeWEBP: true,
+	govips.ImageTypeGIF: true, govips.ImageTypeAVIF: true, govips.ImageTypeHEIF: true,
+	govips.ImageTypeTIFF: true,
+}
+
+// maxCoord stands for "no bound" on one side of a thumbnail box (libvips' largest coordinate).
+const maxCoord = 10_000_000
+
+// Render implements render.Engine.
+func (e *Engine) Render(src []byte, o render.Options, f render.Format) ([]byte, error) {
+	if !decodable[govips.DetermineImageType(src)] {
+		return nil, render.ErrUnsupported
+	}
+	w, h, err := e.header(src)
+	if err != nil {
+		return nil, err
+	}
+	img, err := thumbnail(src, w, h, o)
+	if err != nil {
+		return nil, render.ErrUnsupported
+	}
+	defer img.Close()
+	if err := crop(img, o); err != nil {
+		return nil, fmt.Errorf("render: crop: %w", err)
+	}
+	out, err := e.encode(img, o, f)
+	if err != nil {
+		return nil, fmt.Errorf("render: encode %s: %w", f, err)
+	}
+	return out, nil
+}
+
+// header reads the source's size (as displayed, after EXIF rotation) from its header alone,
+// and refuses sources over the resolution limit before anything is decoded.
+func (e *Engine) header(src []byte) (int, int, error) {
+	p := govips.NewImportParams()
+	p.FailOnError.Set(false)
+	img, err := govips.LoadImageFromBuffer(src, p)
+	if err != nil {
+		return 0, 0, render.ErrUnsupported
+	}
+	defer img.Close()
+	w, h := img.Width(), img.PageHeight()
+	if h <= 0 {
+		h = img.Height()
+	}
+	if int64(w)*int64(h) > e.cfg.MaxPixels {
+		return 0, 0, render.ErrResolution
+	}
+	if o := img.Orientation(); o >= 5 && o <= 8 { // rotated by 90° or 270°
+		w, h = h, w
+	}
+	return w, h, nil
+}
+
+// thumbnail decodes and scales in one libvips operation (shrink-on-load for JPEG and WebP,
+// auto-rotation, sRGB), to the size the resize mode gives for a w×h source. Nothing is ever
+// enlarged (imgproxy's default): a box larger than the source yields at most the source.
+func thumbnail(src []byte, w, h int, o render.Options) (*govips.ImageRef, error) {
+	W, H := o.Width, o.Height
+	tw, th, size := maxCoord, maxCoord, govips.SizeDown
+	switch {
+	case W == 0 && H == 0: // re-encode only
+	case o.ResizingType() == "force":
+		tw, th, size = w, h, govips.SizeForce
+		if W > 0 {
+			tw = min(W, w)
+		}
+		if H > 0 {
+			th = min(H, h)
+		}
+	case o.ResizingType() == "fill" && W > 0 && H > 0:
+		// cover: scale until the box is covered, then crop (see crop)
+		s := math.Min(1, math.Max(float64(W)/float64(w), float64(H)/float64(h)))
+		tw, th = max(1, int(math.Round(float64(w)*s))), max(1, int(math.Round(float64(h)*s)))
+	default: // contain, or one side given
+		if W > 0 {
+			tw = W
+		}
+		if H > 0 {
+			th = H
+		}
+	}
+	return govips.LoadThumbnailFromBuffer(src, tw, th, govips.InterestingNone, size, nil)
+}
+
+// crop cuts a cover-resized image down to the box, at the gravity (spec §5.3): the edges and
+// corners, the centre (default), the focal point, or libvips' attention detector for "sm".
+// Offsets of at least 1 are pixels, smaller ones fractions of the image.
+func crop(img *govips.ImageRef, o render.Options) error {
+	if o.ResizingType() != "fill" || o.Width == 0 || o.Height == 0 {
+		return nil
+	}
+	aw, ah := img.Width(), img.Height()
+	cw, ch := min(o.Width, aw), min(o.Height, ah)
+	if cw == aw && ch == ah {
+		return nil
+	}
+	if o.Gravity == "sm" {
+		return img.SmartCrop(cw, ch, govips.InterestingAttention)
+	}
+	var left, top float64
+	if o.Gravity == "fp" {
+		left = *o.XOffset*float64(aw) - float64(cw)/2
+		top = *o.YOffset*float64(ah) - float64(ch)/2
+	} else {
+		dx, dy := offset(o.XOffset, aw), offset(o.YOffset, ah)
+		g := o.Gravity
+		switch {
+		case g == "we" || g == "nowe" || g == "sowe":
+			left = dx
+		case g == "ea" || g == "noea" || g == "soea":
+			left = float64(aw-cw) - dx
+		default:
+			left = float64(aw-cw)/2 + dx
+		}
+		switch {
+		case g == "no" || g == "noea" || g == "nowe":
+			top = dy
+		case g == "so" || g == "soea" || g == "sowe":
+			top = float64(ah-ch) - dy
+		default:
+			top = float64(ah-ch)/2 + dy
+		}
+	}
+	l := max(0, min(int(math.Round(left)), aw-cw))
+	t := max(0, min(int(math.Round(top)), ah-ch))
+	return img.ExtractArea(l, t, cw, ch)
+}
+
+func offset(v *float64, size int) float64 {
+	switch {
+	case v == nil:
+		return 0
+	case math.Abs(*v) >= 1:
+		return *v
+	}
+	return *v * float64(size)
+}
+
+// encode writes img as f without metadata (EXIF, XMP, ICC: stripped, as imgproxy does).
+// JPEG has no alpha: transparent pixels are laid on white.
+func (e *Engine) encode(img *govips.ImageRef, o render.Options, f render.Format) ([]byte, error) {
+	q := o.Quality
+	if q == 0 {
+		q = e.cfg.Quality
+	}
+	var out []byte
+	var err error
+	switch f {
+	case render.WebP:
+		out, _, err = img.ExportWebp(&govips.WebpExportParams{StripMetadata: true, Quality: q, ReductionEffort: 4})
+	case render.AVIF:
+		out, _, err = img.ExportAvif(&govips.AvifExportParams{StripMetadata: true, Quality: q, Bitdepth: 8, Effort: 2, Speed: 8})
+	case render.PNG:
+		out, _, err = img.ExportPng(&govips.PngExportParams{StripMetadata: true, Compression: 6, Filter: govips.PngFilterAll})
+	case render.GIF:
+		out, _, err = img.ExportGIF(&govips.GifExportParams{StripMetadata: true, Quality: q, Effort: 7, Bitdepth: 8})
+	default:
+		if img.HasAlpha() {
+			if err := img.Flatten(&govips.Color{R: 255, G: 255, B: 255}); err != nil {
+				return nil, err
+			}
+		}
+		out, _, err = img.ExportJpeg(&govips.JpegExportParams{StripMetadata: true, Quality: q, OptimizeCoding: true})
+	}
+	return out, err
+}
