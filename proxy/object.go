@@ -140,6 +140,9 @@ var ErrPreconditionFailed = &Error{Status: 412, Code: "PreconditionFailed", Labe
 // If-Modified-Since are ignored, as by the reference.
 func (s *Server) ObjectHead(access readAccess) handlerFunc {
 	return func(r *request) error {
+		if err := s.echoTransform(r); err != nil {
+			return err
+		}
 		o, err := s.lookup(r, access)
 		if err != nil {
 			return err
@@ -159,6 +162,9 @@ func (s *Server) ObjectHead(access readAccess) handlerFunc {
 // ObjectInfo answers GET /object/info/…: the row as JSON.
 func (s *Server) ObjectInfo(access readAccess) handlerFunc {
 	return func(r *request) error {
+		if err := s.echoTransform(r); err != nil {
+			return err
+		}
 		o, err := s.lookup(r, access)
 		if err != nil {
 			return err

@@ -37,6 +37,9 @@ type RenderConfig struct {
 	Queue *render.Queue
 	// NoCache renders every request instead of keeping variants in the blob store.
 	NoCache bool
+	// RateLimit, when > 0, allows each client address that many requests per second to one
+	// render path (RATE_LIMITER_ENABLED, RATE_LIMITER_RENDER_PATH_MAX_REQ_SEC; spec §8.3).
+	RateLimit int
 }
 
 func (c *RenderConfig) defaults() {
@@ -67,13 +70,9 @@ func renderError(e *render.Error) *Error {
 // transformation in the query, the object read as the download route of the same name does.
 func (s *Server) RenderImage(access readAccess) handlerFunc {
 	return func(r *request) error {
-		args := r.ctx.QueryArgs()
-		o, msg := render.Parse(func(name string) (string, bool) {
-			v := args.Peek(name)
-			return string(v), v != nil
-		}, s.cfg.Render.Limits, "querystring")
-		if msg != "" {
-			return schemaError(msg)
+		o, err := s.queryTransform(r)
+		if err != nil {
+			return err
 		}
 		row, err := s.lookup(r, access)
 		if access == readAuthenticated && errors.Is(err, ErrNoSuchBucket) {
@@ -84,6 +83,33 @@ func (s *Server) RenderImage(access readAccess) handlerFunc {
 		}
 		return s.serveVariant(r, &row, o, "")
 	}
+}
+
+// queryTransform reads the transformation of a request's query (spec §3).
+func (s *Server) queryTransform(r *request) (render.Options, error) {
+	args := r.ctx.QueryArgs()
+	if args.Len() == 0 {
+		return render.Options{}, nil
+	}
+	o, msg := render.Parse(func(name string) (string, bool) {
+		v := args.Peek(name)
+		return string(v), v != nil
+	}, s.cfg.Render.Limits, "querystring")
+	if msg != "" {
+		return o, schemaError(msg)
+	}
+	return o, nil
+}
+
+// echoTransform checks the transformation query of the object HEAD and info routes, which
+// accept it and transform nothing, and echoes it in X-Transformations as the reference does
+// (spec §11).
+func (s *Server) echoTransform(r *request) error {
+	o, err := s.queryTransform(r)
+	if seg := o.Segments(); err == nil && len(seg) > 0 {
+		r.ctx.Response.Header.Set("X-Transformations", strings.Join(seg, ","))
+	}
+	return err
 }
 
 // errNoSuchKey is ST002's error.

@@ -65,7 +65,8 @@ type Server struct {
 	uploadLimit string // cfg.UploadFileSizeLimit as the prelude passes it
 	// statementTimeout and lockTimeout are cfg's, in milliseconds as the prelude passes them.
 	statementTimeout, lockTimeout string
-	doors                         []Door // other protocols' routes (Mount)
+	doors                         []Door       // other protocols' routes (Mount)
+	rates                         *rateLimiter // the render routes' (nil: none)
 }
 
 // New returns a Server answering from pool.
@@ -99,6 +100,9 @@ func New(cfg Config, pool *pgxpool.Pool) *Server {
 		lim:      limits.New(cfg.Limits, cfg.Logger),
 	}
 	s.statementTimeout, s.lockTimeout = millis(cfg.StatementTimeout), millis(cfg.LockTimeout)
+	if cfg.Render.RateLimit > 0 {
+		s.rates = newRateLimiter(cfg.Render.RateLimit)
+	}
 	s.db.acquireTimeout = cfg.PoolAcquireTimeout
 	if cfg.UploadFileSizeLimit > 0 {
 		s.uploadLimit = strconv.FormatInt(cfg.UploadFileSizeLimit, 10)

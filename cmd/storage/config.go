@@ -186,6 +186,13 @@ type Config struct {
 	// IMAGE_TRANSFORMATION_CACHE: keep rendered variants in the blob store (freed with their
 	// source version). Default true; false renders every request.
 	ImageCache bool
+	// RATE_LIMITER_ENABLED (alias ENABLE_RATE_LIMITER): limit each client address to
+	// RATE_LIMITER_RENDER_PATH_MAX_REQ_SEC requests per second (over a 4 s window) to one
+	// /render/image path, as the reference's optional limiter; the address is X-Real-IP, else
+	// X-Client-IP, else the peer's. Default false, 5. RATE_LIMITER_DRIVER: memory (per server;
+	// the reference's redis driver is not offered).
+	RateLimiterEnabled bool
+	RateLimitRender    int
 	// STORAGE_PPROF_ADDR: host:port for Go's profiling endpoints (/debug/pprof/); empty (the
 	// default) serves none. Profiles expose internals: bind it to loopback.
 	PprofAddr string
@@ -377,6 +384,14 @@ var envVars = []envVar{
 	{"IMAGE_TRANSFORMATION_QUEUE_TIMEOUT", "15s", "longest wait for a render, then 429 SlowDown (0 = no bound)", durationVar(func(c *Config, d time.Duration) { c.ImageQueueTimeout = d })},
 	{"IMAGE_TRANSFORMATION_QUALITY", "80", "encoder quality (20-100) when a transformation sets none", intVar(func(c *Config, n int) { c.ImageQuality = n }, 20, 100)},
 	{"IMAGE_TRANSFORMATION_CACHE", "true", "keep rendered variants in the blob store, freed with their source (false = render every request)", boolVar(func(c *Config, b bool) { c.ImageCache = b })},
+	{"RATE_LIMITER_ENABLED", "false", "limit requests per client address and /render/image path (alias ENABLE_RATE_LIMITER)", boolVar(func(c *Config, b bool) { c.RateLimiterEnabled = b })},
+	{"RATE_LIMITER_RENDER_PATH_MAX_REQ_SEC", "5", "with RATE_LIMITER_ENABLED: requests per second per address and render path (4 s window), then 429 SlowDown", intVar(func(c *Config, n int) { c.RateLimitRender = n }, 1)},
+	{"RATE_LIMITER_DRIVER", "memory", "where the limiter counts: memory (per server; redis is not offered)", func(c *Config, v string) error {
+		if v != "memory" {
+			return errors.New("only memory is supported")
+		}
+		return nil
+	}},
 	{"CORS_ALLOWED_ORIGINS", "*", "comma-separated origins browsers may call from (* = any)", func(c *Config, v string) error {
 		c.CORSAllowedOrigins = nil
 		for _, o := range strings.Split(v, ",") {
@@ -431,6 +446,7 @@ var aliases = map[string]string{
 	"IMAGE_TRANSFORMATION_ENABLED":        "ENABLE_IMAGE_TRANSFORMATION",
 	"IMAGE_TRANSFORMATION_LIMIT_MIN_SIZE": "IMG_LIMITS_MIN_SIZE",
 	"IMAGE_TRANSFORMATION_LIMIT_MAX_SIZE": "IMG_LIMITS_MAX_SIZE",
+	"RATE_LIMITER_ENABLED":                "ENABLE_RATE_LIMITER",
 }
 
 // loadConfig reads the configuration from getenv. Errors name the variable.

@@ -220,6 +220,10 @@ func renderConfig(cfg Config, log *slog.Logger) proxy.RenderConfig {
 	if cfg.ImageMinSize > cfg.ImageMaxSize {
 		cfg.ImageMinSize = cfg.ImageMaxSize
 	}
+	rateLimit := 0
+	if cfg.RateLimiterEnabled {
+		rateLimit = cfg.RateLimitRender
+	}
 	concurrency := cfg.ImageConcurrency
 	if concurrency == 0 {
 		concurrency = runtime.GOMAXPROCS(0)
@@ -230,5 +234,6 @@ func renderConfig(cfg Config, log *slog.Logger) proxy.RenderConfig {
 		MaxSourceSize: cfg.ImageMaxSourceSize,
 		Queue:         render.NewQueue(concurrency, cfg.ImageQueueSize, cfg.ImageQueueTimeout),
 		NoCache:       !cfg.ImageCache,
+		RateLimit:     rateLimit,
 	}
 }
