@@ -13,6 +13,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgstorage/storage/proxy"
 )
 
 // Signed URLs and signed uploads over real HTTP (spec §2.7, §2.8, §4 and §11 items 55–68):
@@ -265,7 +267,7 @@ func TestHTTPSignDownload(t *testing.T) {
 			signRequireToken(t, signTokenOf(t, m["signedURL"]), 60, map[string]any{"url": "b/k", "scope": "download"})
 			// Signing creates nothing.
 			require.Equal(t, []string{"b/k"}, o.objectNames(t))
-		})
+		}, withRender(func(c *proxy.RenderConfig) { c.Engine = nil }))
 
 		be.run(t, "56_SignedDownload", func(t *testing.T, o *objEnv) {
 			content := signBinary(70000)
