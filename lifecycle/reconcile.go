@@ -263,7 +263,7 @@ func reconcileBlobs(ctx context.Context, db *pgxpool.Pool, store blob.Store, o R
 		return fmt.Errorf("read references: %w", err)
 	}
 	prev := ""
-	err = store.List(ctx, func(b blob.Info) error {
+	err = store.List(ctx, "", func(b blob.Info) error {
 		if prev != "" && b.Key <= prev {
 			return fmt.Errorf("the blob store listed %q after %q: keys must come in byte order", b.Key, prev)
 		}

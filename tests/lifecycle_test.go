@@ -65,7 +65,7 @@ func (o *objEnv) liveKeys(t *testing.T) []string {
 func storeKeys(t *testing.T, s blob.Store) []string {
 	t.Helper()
 	var keys []string
-	require.NoError(t, s.List(context.Background(), func(b blob.Info) error {
+	require.NoError(t, s.List(context.Background(), "", func(b blob.Info) error {
 		keys = append(keys, b.Key)
 		return nil
 	}))
