@@ -34,14 +34,18 @@ type Store interface {
 	// Delete removes the blob. A blob that is already gone is not an error (idempotent).
 	Delete(ctx context.Context, key string) error
 
-	// List calls fn for every blob, in ascending byte-wise order of keys (strings.Compare;
-	// S3's listing order), so that a caller can merge the listing with rows sorted the same
-	// way without holding either in memory. It stops at fn's first error and returns that
-	// error as is. Only blobs are listed: not leftovers, and not whatever else lies in the
-	// store's place under a name that is no key (CheckKey refuses it), which no Put can have
-	// written. Blobs put or deleted while List runs may or may not be seen. fn may Delete the
-	// blob it is given.
-	List(ctx context.Context, fn func(Info) error) error
+	// List calls fn for every blob whose key starts with prefix ("" for all), in ascending
+	// byte-wise order of keys (strings.Compare; S3's listing order), so that a caller can
+	// merge the listing with rows sorted the same way without holding either in memory. A
+	// prefix is plain text, not a pattern: "ab/" lists the keys under ab/, "ab/c" those
+	// under ab/ whose next segment starts with c. A prefix no key has lists nothing, and
+	// cheaply (the collector lists VariantPrefix once per blob it frees): the file store
+	// reads only the directory the prefix names. It stops at fn's first error and returns
+	// that error as is. Only blobs are listed: not leftovers, and not whatever else lies in
+	// the store's place under a name that is no key (CheckKey refuses it), which no Put can
+	// have written. Blobs put or deleted while List runs may or may not be seen. fn may
+	// Delete the blob it is given.
+	List(ctx context.Context, prefix string, fn func(Info) error) error
 
 	// Leftovers calls fn for each leftover of an interrupted Put, whatever its age: a Put still
 	// in progress has one too, so the caller decides by Started which are stale. It stops at

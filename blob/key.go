@@ -75,3 +75,54 @@ func VersionKey(version string) string {
 	}
 	return version[:2] + "/" + version
 }
+
+// variantRoot is the first segment of every variant key. Version keys start with a version's
+// first characters, which are lowercase hex (UUID text), so every variant key sorts after every
+// version key: a listing in byte order gives all the version keys first, then the variants.
+const variantRoot = "render/"
+
+// VariantPrefix is the prefix of the keys of every cached variant of version (a rendered image,
+// see VariantKey): render/<vv>/<version>/. Variants are a cache that no row references; they
+// are freed together with their source version, so each version's variants live under a prefix
+// of their own, which the collector lists (one directory of the file store) to delete them all
+// before the version's blob. The shard <vv> is the version's first two characters, as in
+// VersionKey, so that no directory of the file store holds more than a few thousand versions'
+// directories per million. Versions are UUID text (the database makes them); for those, one
+// version's prefix never starts another's.
+func VariantPrefix(version string) string {
+	return variantRoot + VersionKey(version) + "/"
+}
+
+// VariantKey is the key of the variant named variant of version: VariantPrefix(version) +
+// variant. The renderer names variants with one key segment (e.g. a digest of the rendering's
+// parameters and an extension), written once like every blob: the source version is
+// immutable, so a variant never changes either.
+func VariantKey(version, variant string) string {
+	return VariantPrefix(version) + variant
+}
+
+// VariantVersion returns the source version of a key under some VariantPrefix, and whether key
+// is one: render/<vv>/<version>/<rest>, where <vv> is the first two characters of a version of
+// three or more (VersionKey's shard) and <rest> is not empty. Reconcile uses it to find the
+// version a variant depends on.
+func VariantVersion(key string) (version string, ok bool) {
+	rest, ok := strings.CutPrefix(key, variantRoot)
+	if !ok {
+		return "", false
+	}
+	shard, rest, ok := strings.Cut(rest, "/")
+	if !ok {
+		return "", false
+	}
+	version, variant, ok := strings.Cut(rest, "/")
+	if !ok || variant == "" || len(version) < 3 || version[:2] != shard {
+		return "", false
+	}
+	return version, true
+}
+
+// IsVariantKey reports whether key is a variant's key (see VariantVersion).
+func IsVariantKey(key string) bool {
+	_, ok := VariantVersion(key)
+	return ok
+}

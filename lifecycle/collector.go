@@ -1,6 +1,7 @@
 // Package lifecycle keeps the blob store in step with the database: the Collector deletes the
-// blobs rows no longer reference (after a retention window) and works the bucket-empty jobs;
-// Reconcile finds and repairs what crashes or operators left behind.
+// blobs rows no longer reference (after a retention window), with their cached variants, and
+// works the bucket-empty jobs; Reconcile finds and repairs what crashes or operators left
+// behind.
 //
 // The database decides; this package only acts on its answers. Blobs are queued for deletion
 // by triggers in the same transaction that drops their last reference (storage.blobs_freed),
@@ -76,8 +77,9 @@ type Collector struct {
 // Stats says what one run did.
 type Stats struct {
 	Leader       bool  // false: another collector held the lease, nothing was done
-	Deleted      int   // blobs deleted from the store
-	Failed       int   // blob deletes that failed (retried after a backoff)
+	Deleted      int   // freed versions whose blobs were deleted from the store
+	Variants     int   // cached variants deleted with them (blob.VariantPrefix)
+	Failed       int   // versions whose deletes failed (retried after a backoff)
 	Expired      int   // in-flight uploads expired
 	EmptyDeleted int64 // rows deleted by bucket-empty jobs
 	EmptyDone    int   // bucket-empty jobs finished
@@ -112,7 +114,7 @@ func (c *Collector) Run(ctx context.Context) {
 		case err != nil:
 			c.log().Warn("blob collector", "error", err)
 		case st.Deleted+st.Failed+st.Expired+st.EmptyDone > 0 || st.EmptyDeleted > 0:
-			c.log().Info("blob collector", "deleted", st.Deleted, "failed", st.Failed,
+			c.log().Info("blob collector", "deleted", st.Deleted, "variants", st.Variants, "failed", st.Failed,
 				"expired_uploads", st.Expired, "empty_rows", st.EmptyDeleted, "empty_jobs_done", st.EmptyDone, "took", took)
 		}
 		select {
@@ -269,9 +271,10 @@ func (c *Collector) workEmptyJobs(ctx context.Context, conn *pgx.Conn, st *Stats
 	return ctx.Err()
 }
 
-// collectBatch deletes one batch of due blobs and reports the outcomes to SQL. It returns how
-// many blobs it deleted: 0 means nothing more to do in this run (a batch whose deletes all
-// failed ends the run too; the failures are retried after their backoff).
+// collectBatch deletes one batch of due versions' blobs (each with its cached variants, see
+// deleteVersion) and reports the outcomes to SQL. It returns how many versions it deleted: 0
+// means nothing more to do in this run (a batch whose deletes all failed ends the run too;
+// the failures are retried after their backoff).
 func (c *Collector) collectBatch(ctx context.Context, conn *pgx.Conn, st *Stats) (int, error) {
 	if err := c.stillLeader(ctx, conn); err != nil {
 		return 0, err
@@ -285,6 +288,7 @@ func (c *Collector) collectBatch(ctx context.Context, conn *pgx.Conn, st *Stats)
 		return 0, nil
 	}
 	errs := make([]error, len(versions))
+	variants := make([]int, len(versions))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, deleteParallel)
 	for i, v := range versions {
@@ -292,10 +296,13 @@ func (c *Collector) collectBatch(ctx context.Context, conn *pgx.Conn, st *Stats)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = c.Blobs.Delete(ctx, blob.VersionKey(v))
+			variants[i], errs[i] = deleteVersion(ctx, c.Blobs, v)
 		}()
 	}
 	wg.Wait()
+	for _, n := range variants {
+		st.Variants += n // those of failed versions too: they are gone
+	}
 	var done []string
 	for i, v := range versions {
 		if errs[i] == nil {

@@ -28,9 +28,17 @@ type ReconcileOptions struct {
 type Report struct {
 	StaleUploads int // uploads marked in flight for longer than the grace period
 	Leftovers    int // pieces of interrupted Puts (temporary files, unfinished multipart uploads)
-	Orphans      int // blobs that no row, queue entry or upload references
+	// Blobs that no row, queue entry or upload references, and cached variants (see
+	// blob.VariantPrefix) whose source version none references: the collector deletes
+	// variants with their version, so these are left by a render that finished as its source
+	// was freed, or by a crash.
+	Orphans      int
 	OrphanBytes  int64
 	MissingBlobs int // rows whose blob is not in the store (reported, never deleted)
+	// Cached variants that are not orphans (their source version is referenced, or they are
+	// younger than the grace period) and their bytes: reported as a total, not one by one.
+	Variants     int
+	VariantBytes int64
 	// Resumable uploads in progress (reported; they expire on their own) and the bytes they hold.
 	Resumable      int
 	ResumableBytes int64
@@ -47,7 +55,8 @@ type Report struct {
 //     ended and whatever the upload wrote is deleted;
 //   - leftovers of interrupted Puts older than the grace period;
 //   - orphan blobs: in the store, older than the grace period, and referenced by no row, no
-//     queue entry and no upload in flight;
+//     queue entry and no upload in flight; a cached variant (blob.VariantVersion) is an orphan
+//     when it is older than the grace period and its source version is referenced by none;
 //   - rows whose blob is missing: reported only; the row may be the only record of what was
 //     lost, so deciding is left to people.
 //
@@ -192,15 +201,16 @@ func reconcileResumable(ctx context.Context, db *pgxpool.Pool, out io.Writer, r 
 	return nil
 }
 
-// expireUpload ends one stale upload: queue it (SQL refuses a later commit), delete its blob,
-// then drop the queue entry. If the delete fails the entry stays for the collector.
+// expireUpload ends one stale upload: queue it (SQL refuses a later commit), delete its blob
+// (and any variant, as the collector would), then drop the queue entry. If the delete fails
+// the entry stays for the collector.
 func expireUpload(ctx context.Context, db *pgxpool.Pool, store blob.Store, version string, grace time.Duration) error {
 	rows, _ := db.Query(ctx, `select v from storage_internal.blob_upload_expire($1, $2) v`, grace, version)
 	queued, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil || len(queued) == 0 {
 		return err // not queued: committed or ended meanwhile, nothing to delete
 	}
-	if err := store.Delete(ctx, blob.VersionKey(version)); err != nil {
+	if _, err := deleteVersion(ctx, store, version); err != nil {
 		return err
 	}
 	_, err = db.Exec(ctx, `select storage_internal.blob_collect_done(array[$1])`, version)
@@ -213,6 +223,9 @@ type ref struct {
 }
 
 // reconcileBlobs merges the store's listing with every version the database references.
+// Variants stay out of the merge (no row references them): each is judged by its source
+// version, looked up once per version (variantSources). They all list after the versions'
+// blobs, but the merge does not depend on it.
 func reconcileBlobs(ctx context.Context, db *pgxpool.Pool, store blob.Store, o ReconcileOptions, cutoff time.Time, out io.Writer, r *Report) error {
 	// Rows without a version have no blob at all.
 	rows, _ := db.Query(ctx, `select bucket_id, name from storage.objects where version is null order by bucket_id, name`)
@@ -263,11 +276,16 @@ func reconcileBlobs(ctx context.Context, db *pgxpool.Pool, store blob.Store, o R
 		return fmt.Errorf("read references: %w", err)
 	}
 	prev := ""
-	err = store.List(ctx, func(b blob.Info) error {
+	sources := variantSources{db: db}
+	defer sources.close(context.WithoutCancel(ctx))
+	err = store.List(ctx, "", func(b blob.Info) error {
 		if prev != "" && b.Key <= prev {
 			return fmt.Errorf("the blob store listed %q after %q: keys must come in byte order", b.Key, prev)
 		}
 		prev = b.Key
+		if version, ok := blob.VariantVersion(b.Key); ok {
+			return reconcileVariant(ctx, &sources, store, o, cutoff, out, r, b, version)
+		}
 		for haveCur && curKey < b.Key {
 			missing()
 			if err := next(); err != nil {
@@ -299,6 +317,29 @@ func reconcileBlobs(ctx context.Context, db *pgxpool.Pool, store blob.Store, o R
 			return fmt.Errorf("read references: %w", err)
 		}
 	}
+	return nil
+}
+
+// reconcileVariant counts the variant b of version, and reports (with Apply, deletes) it when
+// it is an orphan.
+func reconcileVariant(ctx context.Context, sources *variantSources, store blob.Store, o ReconcileOptions,
+	cutoff time.Time, out io.Writer, r *Report, b blob.Info, version string) error {
+	if b.Modified.Before(cutoff) {
+		referenced, err := sources.isReferenced(ctx, version)
+		if err != nil {
+			return err
+		}
+		if !referenced {
+			r.Orphans++
+			r.OrphanBytes += b.Size
+			fmt.Fprintf(out, "orphan blob   %s %d bytes written %s, a variant of version %s, which nothing references%s\n",
+				b.Key, b.Size, stamp(b.Modified), version,
+				r.apply(o, func() error { return store.Delete(ctx, b.Key) }, "deleted"))
+			return nil
+		}
+	}
+	r.Variants++
+	r.VariantBytes += b.Size
 	return nil
 }
 
@@ -334,6 +375,13 @@ func (r Report) Summary(applied bool) string {
 			n = fmt.Sprintf("%d resumable uploads", r.Resumable)
 		}
 		s += fmt.Sprintf("; %s in progress (%d bytes; they expire on their own)", n, r.ResumableBytes)
+	}
+	if r.Variants > 0 {
+		n := "1 cached variant"
+		if r.Variants > 1 {
+			n = fmt.Sprintf("%d cached variants", r.Variants)
+		}
+		s += fmt.Sprintf("; %s (%d bytes; deleted with their version)", n, r.VariantBytes)
 	}
 	if r.Multipart > 0 {
 		n := "1 S3 multipart upload"

@@ -272,7 +272,7 @@ func TestHTTPStalledUpload(t *testing.T) {
 	for _, v := range versions {
 		queued[v] = true
 	}
-	require.NoError(t, store.List(ctx, func(i blob.Info) error {
+	require.NoError(t, store.List(ctx, "", func(i blob.Info) error {
 		require.True(t, queued[filepath.Base(i.Key)], "blob %s is neither a row's nor queued for the collector", i.Key)
 		return nil
 	}))

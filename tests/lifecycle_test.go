@@ -20,6 +20,7 @@ import (
 	"time"
 
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgstorage/storage/blob"
@@ -65,7 +66,7 @@ func (o *objEnv) liveKeys(t *testing.T) []string {
 func storeKeys(t *testing.T, s blob.Store) []string {
 	t.Helper()
 	var keys []string
-	require.NoError(t, s.List(context.Background(), func(b blob.Info) error {
+	require.NoError(t, s.List(context.Background(), "", func(b blob.Info) error {
 		keys = append(keys, b.Key)
 		return nil
 	}))
@@ -392,6 +393,192 @@ func TestLifecycleReconcile(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, lifecycle.Report{MissingBlobs: 1}, r, out.String())
 	})
+}
+
+// putVariants puts a cached variant of version under each name (as the renderer caches them,
+// blob.VariantKey) and returns their keys.
+func putVariants(t *testing.T, s blob.Store, version string, names ...string) []string {
+	t.Helper()
+	var keys []string
+	for _, name := range names {
+		key := blob.VariantKey(version, name)
+		require.NoError(t, s.Put(context.Background(), key, strings.NewReader("variant "+name), int64(len("variant "+name))))
+		keys = append(keys, key)
+	}
+	return keys
+}
+
+// TestLifecycleCollectorDeletesVariants: a freed version's cached variants go with its blob in
+// one run; the variants of versions still referenced (by a row, or by a copy whose source was
+// deleted) stay.
+func TestLifecycleCollectorDeletesVariants(t *testing.T) {
+	t.Parallel()
+	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
+		o := newObjEnv(t, be)
+		o.mustUpload(t, "b", "gone", "gone bytes")
+		o.mustUpload(t, "b", "live", "live bytes")
+		o.mustUpload(t, "b", "orig", "shared bytes")
+		requireOKJSON(t, o.copyObject(t, o.service, `{"bucketId":"b","sourceKey":"orig","destinationKey":"copy"}`))
+		gone, live, shared := o.version(t, "b", "gone"), o.version(t, "b", "live"), o.version(t, "b", "orig")
+		putVariants(t, o.blobs, gone, "1a2b.webp", "3c4d.png")
+		liveVariants := putVariants(t, o.blobs, live, "5e6f.webp")
+		sharedVariants := putVariants(t, o.blobs, shared, "7a8b.avif")
+		require.Len(t, storeKeys(t, o.blobs), 7)
+
+		require.Equal(t, 200, o.do(t, "DELETE", "/object/b/gone", o.service, "").Status)
+		require.Equal(t, 200, o.do(t, "DELETE", "/object/b/orig", o.service, "").Status)
+		require.Equal(t, sorted([]string{gone, shared}), o.queued(t))
+
+		st := collect(t, o.newCollector(0))
+		require.Equal(t, 1, st.Deleted)
+		require.Equal(t, 2, st.Variants)
+		require.Zero(t, st.Failed)
+		require.Empty(t, o.queued(t))
+		want := append(o.liveKeys(t), liveVariants[0], sharedVariants[0])
+		slices.Sort(want)
+		require.Equal(t, want, storeKeys(t, o.blobs), "the freed version's blob and variants are gone, the others stay")
+		require.Empty(t, listPrefix(t, o.blobs, blob.VariantPrefix(gone)))
+		if fs, ok := o.blobs.(*file.Store); ok {
+			require.NoDirExists(t, filepath.Join(fs.Root(), filepath.FromSlash(blob.VariantPrefix(gone))))
+		}
+		require.Equal(t, "live bytes", o.content(t, "b", "live"))
+		require.Equal(t, "shared bytes", o.content(t, "b", "copy"))
+	})
+}
+
+// TestLifecycleFailedVariantDeleteIsRetried: a variant that cannot be deleted fails its
+// version's delete like its blob would: the version's blob stays (variants go first), the
+// queue entry stays with the error, and a later run finishes the job.
+func TestLifecycleFailedVariantDeleteIsRetried(t *testing.T) {
+	t.Parallel()
+	o := newObjEnv(t, objectBackends[0])
+	o.mustUpload(t, "b", "a", "a")
+	va := o.version(t, "b", "a")
+	keys := putVariants(t, o.blobs, va, "1.webp", "2.webp")
+	admin(t, o.db, `delete from storage.objects`)
+
+	c := o.newCollector(0)
+	c.Blobs = failingStore{o.blobs, map[string]bool{keys[1]: true}}
+	st := collect(t, c)
+	require.Zero(t, st.Deleted)
+	require.Equal(t, 1, st.Failed)
+	require.Equal(t, []string{va}, o.queued(t))
+	require.Equal(t, []string{"1 true"}, o.column(t, `select attempts || ' ' || (retry_at > now()) from storage.blobs_freed`))
+	require.Equal(t, []string{"delete the variants of version " + va + ": injected failure for " + keys[1]},
+		o.column(t, `select last_error from storage.blobs_freed`))
+	require.Equal(t, []string{blob.VersionKey(va), keys[1]}, storeKeys(t, o.blobs))
+
+	admin(t, o.db, `update storage.blobs_freed set retry_at = now() - interval '1 second'`)
+	st = collect(t, o.newCollector(0))
+	require.Equal(t, 1, st.Deleted)
+	require.Equal(t, 1, st.Variants)
+	require.Empty(t, storeKeys(t, o.blobs))
+	require.Empty(t, o.queued(t))
+}
+
+// TestLifecycleReconcileVariants: a cached variant whose source version nothing references (a
+// render that finished as its source was freed) is an orphan once older than the grace period:
+// reported, and deleted with Apply. The variants of versions a row, a queue entry or an upload
+// in flight references are left alone, and a stale upload's variants go with its blob.
+func TestLifecycleReconcileVariants(t *testing.T) {
+	t.Parallel()
+	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
+		o := newObjEnv(t, be)
+		ctx := context.Background()
+		o.mustUpload(t, "b", "live", "live bytes")
+		o.mustUpload(t, "b", "queued", "queued bytes")
+		live, queued := o.version(t, "b", "live"), o.version(t, "b", "queued")
+		admin(t, o.db, `delete from storage.objects where name = 'queued'`)
+		var stale string
+		require.NoError(t, o.db.Pool.QueryRow(ctx, `select version from storage_internal.object_upload_prepare('b', 'cut')`).Scan(&stale))
+		admin(t, o.db, `update storage.blob_uploads set started_at = now() - interval '2 hours'`)
+		require.NoError(t, o.blobs.Put(ctx, blob.VersionKey(stale), strings.NewReader("partial"), 7))
+
+		const orphan = "0badc0de-0000-4000-8000-000000000000"
+		orphanKeys := putVariants(t, o.blobs, orphan, "1.webp", "2.webp") // 14 bytes each
+		liveKeys := putVariants(t, o.blobs, live, "3.webp")
+		queuedKeys := putVariants(t, o.blobs, queued, "4.webp")
+		staleKeys := putVariants(t, o.blobs, stale, "5.webp")
+
+		// Young, every variant is left alone and counted.
+		var out strings.Builder
+		r, err := lifecycle.Reconcile(ctx, o.db.Pool, o.blobs, lifecycle.ReconcileOptions{Grace: time.Hour, Out: &out})
+		require.NoError(t, err)
+		require.Equal(t, lifecycle.Report{StaleUploads: 1, Variants: 5, VariantBytes: 70}, r, out.String())
+		require.Contains(t, r.Summary(false), "5 cached variants (70 bytes; deleted with their version)")
+
+		// Older than the grace period, the orphan's variants are reported, and nothing changes.
+		keys := storeKeys(t, o.blobs)
+		out.Reset()
+		r, err = lifecycle.Reconcile(ctx, o.db.Pool, o.blobs, lifecycle.ReconcileOptions{Grace: 0, Out: &out})
+		require.NoError(t, err)
+		require.Equal(t, lifecycle.Report{StaleUploads: 1, Orphans: 2, OrphanBytes: 28, Variants: 3, VariantBytes: 42}, r, out.String())
+		for _, k := range orphanKeys {
+			require.Contains(t, out.String(), "orphan blob   "+k+" 14 bytes written ")
+		}
+		require.Contains(t, out.String(), ", a variant of version "+orphan+", which nothing references\n")
+		require.NotContains(t, out.String(), "render/"+live[:2]+"/"+live)
+		require.Equal(t, keys, storeKeys(t, o.blobs))
+
+		// Apply deletes them, and ends the stale upload with its variant; the others stay.
+		out.Reset()
+		r, err = lifecycle.Reconcile(ctx, o.db.Pool, o.blobs, lifecycle.ReconcileOptions{Grace: 0, Apply: true, Out: &out})
+		require.NoError(t, err)
+		require.Equal(t, lifecycle.Report{StaleUploads: 1, Orphans: 2, OrphanBytes: 28, Variants: 2, VariantBytes: 28}, r, out.String())
+		require.Contains(t, out.String(), "which nothing references — deleted\n")
+		want := []string{blob.VersionKey(live), blob.VersionKey(queued), liveKeys[0], queuedKeys[0]}
+		slices.Sort(want)
+		require.Equal(t, want, storeKeys(t, o.blobs))
+		require.Empty(t, listPrefix(t, o.blobs, blob.VariantPrefix(stale)), "the stale upload's variant %s", staleKeys[0])
+
+		out.Reset()
+		r, err = lifecycle.Reconcile(ctx, o.db.Pool, o.blobs, lifecycle.ReconcileOptions{Grace: 0, Apply: true, Out: &out})
+		require.NoError(t, err)
+		require.Equal(t, lifecycle.Report{Variants: 2, VariantBytes: 28}, r, out.String())
+	})
+}
+
+// TestLifecycleReconcileVariantsPoolOfOne: judging variants needs the database while the merge
+// holds a connection for its reading; with a pool of one connection (DATABASE_MAX_CONNECTIONS=1)
+// reconcile still finishes. The deadline only turns a hang into a failure.
+func TestLifecycleReconcileVariantsPoolOfOne(t *testing.T) {
+	t.Parallel()
+	o := newObjEnv(t, objectBackends[0])
+	o.mustUpload(t, "b", "live", "live bytes")
+	live := o.version(t, "b", "live")
+	putVariants(t, o.blobs, live, "1.webp")
+	orphan := putVariants(t, o.blobs, "0badc0de-0000-4000-8000-000000000000", "2.webp")
+
+	pc, err := pgxpool.ParseConfig(o.db.URL)
+	require.NoError(t, err)
+	pc.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	require.NoError(t, err)
+	defer pool.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out strings.Builder
+	r, err := lifecycle.Reconcile(ctx, pool, o.blobs, lifecycle.ReconcileOptions{Grace: 0, Apply: true, Out: &out})
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.Report{Orphans: 1, OrphanBytes: 14, Variants: 1, VariantBytes: 14}, r, out.String())
+	require.Equal(t, []string{blob.VersionKey(live), blob.VariantKey(live, "1.webp")}, storeKeys(t, o.blobs))
+	require.NotContains(t, storeKeys(t, o.blobs), orphan[0])
+}
+
+// listPrefix lists the keys under prefix.
+func listPrefix(t *testing.T, s blob.Store, prefix string) []string {
+	t.Helper()
+	var keys []string
+	require.NoError(t, s.List(context.Background(), prefix, func(b blob.Info) error {
+		keys = append(keys, b.Key)
+		return nil
+	}))
+	return keys
+}
+
+func sorted(s []string) []string {
+	slices.Sort(s)
+	return s
 }
 
 // makeLeftover leaves what a Put killed mid-way leaves: a temporary file in the file store, an

@@ -272,7 +272,7 @@ func (b *httpBundle) objectRow(t *testing.T, bucket, key string) bool {
 func (b *httpBundle) blobCount(t *testing.T) int {
 	t.Helper()
 	n := 0
-	require.NoError(t, b.blobs.List(context.Background(), func(blob.Info) error { n++; return nil }))
+	require.NoError(t, b.blobs.List(context.Background(), "", func(blob.Info) error { n++; return nil }))
 	require.NoError(t, b.blobs.Leftovers(context.Background(), func(blob.Leftover) error { n++; return nil }))
 	return n
 }

@@ -71,6 +71,8 @@ func RunWith(t *testing.T, newStore func(t *testing.T) blob.Store, o Options) {
 		{"ListDelete", testListDelete},
 		{"ListStop", testListStop},
 		{"ListDeleteInFn", testListDeleteInFn},
+		{"ListPrefix", testListPrefix},
+		{"ListPrefixVariants", testListPrefixVariants},
 		{"LeftoversAfterPuts", testLeftoversAfterPuts},
 		{"LeftoversInProgress", testLeftoversInProgress},
 	} {
@@ -556,7 +558,7 @@ func testListStop(t *testing.T, st blob.Store) {
 	}
 	errStop := errors.New("stop")
 	var seen []string
-	err := st.List(ctx, func(info blob.Info) error {
+	err := st.List(ctx, "", func(info blob.Info) error {
 		seen = append(seen, info.Key)
 		if info.Key == "b/c" {
 			return errStop
@@ -578,7 +580,7 @@ func testListDeleteInFn(t *testing.T, st blob.Store) {
 		require.NoError(t, st.Put(ctx, key, Reader(strings.NewReader("x")), 1))
 	}
 	var seen []string
-	require.NoError(t, st.List(ctx, func(info blob.Info) error {
+	require.NoError(t, st.List(ctx, "", func(info blob.Info) error {
 		seen = append(seen, info.Key)
 		return st.Delete(ctx, info.Key)
 	}))
@@ -587,6 +589,82 @@ func testListDeleteInFn(t *testing.T, st blob.Store) {
 	for _, key := range keys {
 		requireNotFound(t, st, key)
 	}
+}
+
+// testListPrefix: List with a prefix yields exactly the blobs whose keys start with it, in byte
+// order: a prefix naming a directory ("ab/"), one ending inside a segment ("ab/c", "ab"), a
+// whole key, and prefixes no key has (missing directories, below a blob, text no key can
+// start with) that list nothing and are no error.
+func testListPrefix(t *testing.T, st blob.Store) {
+	ctx := t.Context()
+	keys := []string{"ab/c", "ab/cd/e", "ab/cd/f", "ab/cde", "ab/d", "ab-x", "abc", "b/c", "ab/c-d", "ab/c0"}
+	for _, key := range keys {
+		require.NoError(t, st.Put(ctx, key, Reader(strings.NewReader(key)), int64(len(key))), key)
+	}
+	for _, tc := range []struct {
+		prefix string
+		want   []string
+	}{
+		{"", slices.Sorted(slices.Values(keys))},
+		{"ab/", []string{"ab/c", "ab/c-d", "ab/c0", "ab/cd/e", "ab/cd/f", "ab/cde", "ab/d"}},
+		{"ab/cd/", []string{"ab/cd/e", "ab/cd/f"}},
+		{"ab/c", []string{"ab/c", "ab/c-d", "ab/c0", "ab/cd/e", "ab/cd/f", "ab/cde"}},
+		{"ab/cd", []string{"ab/cd/e", "ab/cd/f", "ab/cde"}},
+		{"ab", []string{"ab-x", "ab/c", "ab/c-d", "ab/c0", "ab/cd/e", "ab/cd/f", "ab/cde", "ab/d", "abc"}},
+		{"ab/cd/e", []string{"ab/cd/e"}},
+		{"b/", []string{"b/c"}},
+		{"zz/", nil},
+		{"ab/zz/", nil},
+		{"ab/zz", nil},
+		{"ab/cd/e/", nil}, // below a blob
+		{"abc/", nil},
+		{"q", nil},
+		{".tmp/", nil}, // no key starts with a dot: not the file store's temporary files
+		{".", nil},
+		{"ab//", nil},
+		{"../", nil},
+		{"ab/../b/", nil},
+	} {
+		got := listPrefix(t, st, tc.prefix)
+		require.Equal(t, tc.want, keysOf(got), "prefix %q", tc.prefix)
+		for _, info := range got {
+			require.EqualValues(t, len(info.Key), info.Size, "size of %q", info.Key)
+		}
+	}
+}
+
+// testListPrefixVariants: the variants of one version list under its VariantPrefix, and no
+// other blob does: not its version's blob, not another version's variants, even one whose
+// version starts like it. Once they are deleted the prefix lists nothing.
+func testListPrefixVariants(t *testing.T, st blob.Store) {
+	ctx := t.Context()
+	const (
+		v     = "0123abcd-0000-4000-8000-000000000000"
+		other = "0123abcd-0000-4000-8000-000000000001"
+	)
+	keys := []string{
+		blob.VersionKey(v), blob.VersionKey(other),
+		blob.VariantKey(v, "b.webp"), blob.VariantKey(v, "a.png"), blob.VariantKey(v, "a-2.png"),
+		blob.VariantKey(other, "a.png"),
+	}
+	for _, key := range keys {
+		require.NoError(t, st.Put(ctx, key, Reader(strings.NewReader(key)), int64(len(key))), key)
+	}
+	require.Equal(t, []string{blob.VariantKey(v, "a-2.png"), blob.VariantKey(v, "a.png"), blob.VariantKey(v, "b.webp")},
+		keysOf(listPrefix(t, st, blob.VariantPrefix(v))))
+	require.Equal(t, []string{blob.VariantKey(other, "a.png")}, keysOf(listPrefix(t, st, blob.VariantPrefix(other))))
+	// Every version's blob lists before every variant.
+	require.Equal(t, []string{blob.VersionKey(v), blob.VersionKey(other), blob.VariantKey(v, "a-2.png"),
+		blob.VariantKey(v, "a.png"), blob.VariantKey(v, "b.webp"), blob.VariantKey(other, "a.png")}, keysOf(list(t, st)))
+
+	for _, info := range listPrefix(t, st, blob.VariantPrefix(v)) {
+		require.NoError(t, st.Delete(ctx, info.Key))
+	}
+	require.Empty(t, listPrefix(t, st, blob.VariantPrefix(v)))
+	require.Equal(t, []string{blob.VersionKey(v), blob.VersionKey(other), blob.VariantKey(other, "a.png")}, keysOf(list(t, st)))
+	// The version's directory may be gone: a variant put again makes it anew.
+	require.NoError(t, st.Put(ctx, blob.VariantKey(v, "c"), Reader(strings.NewReader("c")), 1))
+	require.Equal(t, []string{blob.VariantKey(v, "c")}, keysOf(listPrefix(t, st, blob.VariantPrefix(v))))
 }
 
 // testLeftoversAfterPuts: Puts that completed or failed (a reader error, a size mismatch, small
@@ -675,8 +753,15 @@ func testLeftoversInProgress(t *testing.T, st blob.Store) {
 // list returns everything List yields, checking that keys come in strictly ascending byte order.
 func list(t *testing.T, st blob.Store) []blob.Info {
 	t.Helper()
+	return listPrefix(t, st, "")
+}
+
+// listPrefix returns what List yields for prefix, checking that keys come in strictly ascending
+// byte order.
+func listPrefix(t *testing.T, st blob.Store, prefix string) []blob.Info {
+	t.Helper()
 	var infos []blob.Info
-	require.NoError(t, st.List(t.Context(), func(info blob.Info) error {
+	require.NoError(t, st.List(t.Context(), prefix, func(info blob.Info) error {
 		if n := len(infos); n > 0 {
 			require.Less(t, infos[n-1].Key, info.Key, "List out of byte order")
 		}

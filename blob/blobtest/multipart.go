@@ -405,7 +405,7 @@ func testMultipartAbort(t *testing.T, st blob.Store) {
 	}
 	t.Cleanup(func() {
 		requireNoPartials(t, st)
-		require.NoError(t, st.List(context.Background(), func(info blob.Info) error {
+		require.NoError(t, st.List(context.Background(), "", func(info blob.Info) error {
 			if info.Key != "src" {
 				return fmt.Errorf("an aborted upload made blob %q", info.Key)
 			}

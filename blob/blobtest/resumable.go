@@ -452,7 +452,7 @@ func testResumableDiscard(t *testing.T, st blob.Store) {
 	}
 	t.Cleanup(func() {
 		requireNoPartials(t, st)
-		require.NoError(t, st.List(context.Background(), func(info blob.Info) error {
+		require.NoError(t, st.List(context.Background(), "", func(info blob.Info) error {
 			return fmt.Errorf("a discarded upload made blob %q", info.Key)
 		}))
 	})

@@ -4,7 +4,9 @@
 // keys like "ab/abcdef…" to keep directories small. Writes go to a temporary file in root/.tmp
 // (TempDir) and are linked into place only once complete and durable, so a key never shows a
 // partial blob and is never overwritten. A temporary file left there by a crash is a
-// Leftover; List walks the tree in byte order of keys, skipping root/.tmp.
+// Leftover; List walks the tree (or the directory a prefix names) in byte order of keys,
+// skipping root/.tmp. Directories stay when their blobs are deleted, except a variant's
+// directory (blob.VariantPrefix, one per rendered version), which goes with its last variant.
 //
 // Resumable uploads (blob.Resumable) append to one file per upload, root/.tmp/partial/key,
 // fsynced after each Append and linked under key by Finish; until then it is a Leftover with

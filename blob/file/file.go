@@ -189,10 +189,7 @@ func (s *Store) commit(op, key, final string, write func(f *os.File) error) (err
 	}
 
 	dir := filepath.Dir(final)
-	if err := s.mkdirs(dir); err != nil {
-		return fmt.Errorf("blob/file: %s %q: %w", op, key, err)
-	}
-	if err := os.Link(tmp, final); err != nil {
+	if err := s.link(tmp, final); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%w: %q", blob.ErrExists, key)
 		}
@@ -205,6 +202,24 @@ func (s *Store) commit(op, key, final string, write func(f *os.File) error) (err
 		return fmt.Errorf("blob/file: %s %q: %w", op, key, err)
 	}
 	return nil
+}
+
+// link makes final's directory (and its parents) and hard-links tmp there, for Put and
+// Finish. Delete removes a variant's directory once empty, which may happen between the two
+// steps: the link then finds no directory, and link makes it again. Each retry follows a
+// Delete that emptied the directory again, so ten are plenty; the bound only keeps a broken
+// file system from looping.
+func (s *Store) link(tmp, final string) error {
+	dir := filepath.Dir(final)
+	for attempt := 0; ; attempt++ {
+		if err := s.mkdirs(dir); err != nil {
+			return err
+		}
+		err := os.Link(tmp, final)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 10 {
+			return err
+		}
+	}
 }
 
 // countString renders how many bytes a reader yielded when it was cut at size+1.
@@ -309,9 +324,12 @@ func (s *Store) Size(ctx context.Context, key string) (int64, error) {
 	return fi.Size(), nil
 }
 
-// Delete removes the blob's file. Empty parent directories stay: removing them would race
-// with a concurrent Put that just created one to link into, and with keys sharded like
-// "ab/…" there are few of them.
+// Delete removes the blob's file. Empty parent directories stay, with one exception: with keys
+// sharded like "ab/…" there are few of them, and a Put finds its directory in place. The
+// exception is a variant's directory (blob.VariantPrefix), one per version that was ever
+// rendered: when Delete removes its last variant, the directory goes too, or the store would
+// keep one empty directory per deleted version for ever (and List would walk them all). A Put
+// racing with that removal makes the directory again (see commit).
 func (s *Store) Delete(ctx context.Context, key string) error {
 	p, err := s.path(key)
 	if err != nil {
@@ -328,6 +346,14 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := os.Remove(p); err != nil && !isNotExist(err) {
 		return fmt.Errorf("blob/file: delete %q: %w", key, err)
 	}
+	if version, ok := blob.VariantVersion(key); ok {
+		// rmdir removes only an empty directory: one that still holds variants (or that a
+		// Put just made) stays, which is no error.
+		dir := filepath.Join(s.root, filepath.FromSlash(strings.TrimSuffix(blob.VariantPrefix(version), "/")))
+		if err := os.Remove(dir); err != nil && !isNotExist(err) && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+			return fmt.Errorf("blob/file: delete %q: remove its empty directory: %w", key, err)
+		}
+	}
 	return nil
 }
 
@@ -343,23 +369,36 @@ func notFound(key string, err error) error {
 	return fmt.Errorf("blob/file: %q: %w", key, err)
 }
 
-// List walks the tree under root depth-first. It reads each directory whole and sorts it by
-// name, with "/" appended to the names of subdirectories: within a key, a directory's name is
-// followed by "/", so this puts each directory's blobs exactly where their keys fall in byte
-// order ("a-b" before "a/b" before "a0"), which a walk in plain name order (filepath.WalkDir)
-// does not. It holds one sorted listing per directory on the current path, never the whole
-// tree. Dot-named entries (TempDir among them) are skipped, and so is anything that is not a
-// regular file or whose path is not a key blob.CheckKey accepts.
-func (s *Store) List(ctx context.Context, fn func(blob.Info) error) error {
-	return s.list(ctx, s.root, "", fn)
+// List walks the tree under the directory prefix names depth-first: root for "", dir for
+// "dir/", and for "dir/ab" the entries of dir whose names start with "ab". A prefix that names
+// no directory lists nothing at the cost of one failed open, so listing a version's variants
+// is cheap when it has none. It reads each directory whole and sorts it by name, with "/"
+// appended to the names of subdirectories: within a key, a directory's name is followed by
+// "/", so this puts each directory's blobs exactly where their keys fall in byte order ("a-b"
+// before "a/b" before "a0"), which a walk in plain name order (filepath.WalkDir) does not. It
+// holds one sorted listing per directory on the current path, never the whole tree.
+// Dot-named entries (TempDir among them) are skipped, and so is anything that is not a regular
+// file or whose path is not a key blob.CheckKey accepts.
+func (s *Store) List(ctx context.Context, prefix string, fn func(blob.Info) error) error {
+	dir, match := "", prefix
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		dir, match = prefix[:i+1], prefix[i+1:]
+		// The whole segments that start a key are a key themselves: when they are not, no
+		// key starts with prefix (and a prefix such as ".tmp/" cannot reach TempDir).
+		if blob.CheckKey(dir[:i]) != nil {
+			return nil
+		}
+	}
+	return s.list(ctx, filepath.Join(s.root, filepath.FromSlash(dir)), dir, match, fn)
 }
 
-// list lists dir, whose keys start with prefix ("" for root, else ending with "/").
-func (s *Store) list(ctx context.Context, dir, prefix string, fn func(blob.Info) error) error {
+// list lists dir, whose keys start with prefix ("" for root, else ending with "/"), keeping
+// only the entries whose names start with match (everything below them included).
+func (s *Store) list(ctx context.Context, dir, prefix, match string, fn func(blob.Info) error) error {
 	names, err := readDir(dir)
 	if err != nil {
 		if isNotExist(err) && dir != s.root {
-			return nil // removed while we walked: its blobs are gone
+			return nil // removed while we walked, or never made: no blobs there
 		}
 		return fmt.Errorf("blob/file: list: %w", err)
 	}
@@ -367,9 +406,12 @@ func (s *Store) list(ctx context.Context, dir, prefix string, fn func(blob.Info)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if !strings.HasPrefix(name, match) {
+			continue
+		}
 		key := prefix + name
 		if sub, ok := strings.CutSuffix(name, "/"); ok {
-			if err := s.list(ctx, filepath.Join(dir, sub), key, fn); err != nil {
+			if err := s.list(ctx, filepath.Join(dir, sub), key, "", fn); err != nil {
 				return err
 			}
 			continue
@@ -457,7 +499,7 @@ func (s *Store) Leftovers(ctx context.Context, fn func(blob.Leftover) error) err
 		}
 	}
 	// The partial blobs' tree is laid out like root's, so List's walk lists it.
-	err = s.list(ctx, filepath.Join(s.tmp, PartialDir), "", func(info blob.Info) error {
+	err = s.list(ctx, filepath.Join(s.tmp, PartialDir), "", "", func(info blob.Info) error {
 		return fn(blob.Leftover{ID: partialIDPrefix + info.Key, Key: info.Key, Started: info.Modified})
 	})
 	if err != nil {

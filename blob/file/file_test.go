@@ -2,12 +2,14 @@ package file_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -325,7 +327,7 @@ func TestListByteOrder(t *testing.T) {
 func list(t *testing.T, st blob.Store) []blob.Info {
 	t.Helper()
 	var infos []blob.Info
-	require.NoError(t, st.List(t.Context(), func(info blob.Info) error {
+	require.NoError(t, st.List(t.Context(), "", func(info blob.Info) error {
 		infos = append(infos, info)
 		return nil
 	}))
@@ -422,4 +424,80 @@ func TestFinishAfterCrash(t *testing.T) {
 	require.NoError(t, st.Put(ctx, "ab/other", strings.NewReader("hello"), 5))
 	require.ErrorIs(t, st.Finish(ctx, "ab/other", state, off), blob.ErrExists)
 	require.NoError(t, st.Discard(ctx, "ab/other", state))
+}
+
+// TestVariantDirectoryRemoved: a version's variant directory goes with its last variant, so
+// that deleted versions leave no empty directory each behind; the shard directories above it,
+// and those of version keys, stay as they are.
+func TestVariantDirectoryRemoved(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := t.Context()
+	const v = "ab12cd34-0000-4000-8000-000000000000"
+	for _, key := range []string{blob.VersionKey(v), blob.VariantKey(v, "1.webp"), blob.VariantKey(v, "2.png")} {
+		require.NoError(t, st.Put(ctx, key, strings.NewReader("x"), 1))
+	}
+	dir := filepath.Join(st.Root(), "render", "ab", v)
+	require.NoError(t, st.Delete(ctx, blob.VariantKey(v, "1.webp")))
+	require.DirExists(t, dir, "a variant is left in it")
+	require.NoError(t, st.Delete(ctx, blob.VariantKey(v, "2.png")))
+	require.NoDirExists(t, dir)
+	require.DirExists(t, filepath.Join(st.Root(), "render", "ab"))
+	require.NoError(t, st.Delete(ctx, blob.VariantKey(v, "2.png")), "deleting it again")
+	require.NoError(t, st.Delete(ctx, blob.VersionKey(v)))
+	require.DirExists(t, filepath.Join(st.Root(), "ab"))
+	require.Empty(t, list(t, st))
+}
+
+// TestVariantPutRacesDirectoryRemoval: Puts of a version's variants while other variants of
+// it are deleted, emptying (and so removing) its directory over and over: every Put succeeds,
+// making the directory again when a Delete removed it under it.
+func TestVariantPutRacesDirectoryRemoval(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := t.Context()
+	const v = "cd12cd34-0000-4000-8000-000000000000"
+	const rounds = 2000
+	var (
+		wg       sync.WaitGroup
+		churnErr error
+	)
+	wg.Go(func() {
+		for i := range rounds {
+			key := blob.VariantKey(v, fmt.Sprintf("churn-%d", i))
+			if churnErr = st.Put(ctx, key, strings.NewReader("x"), 1); churnErr != nil {
+				return
+			}
+			if churnErr = st.Delete(ctx, key); churnErr != nil {
+				return
+			}
+		}
+	})
+	defer wg.Wait() // also when the test fails midway: its Puts must end before the cleanup checks
+	for i := range rounds {
+		key := blob.VariantKey(v, fmt.Sprintf("put-%d", i))
+		require.NoError(t, st.Put(ctx, key, strings.NewReader("x"), 1))
+		require.NoError(t, st.Delete(ctx, key))
+	}
+	wg.Wait()
+	require.NoError(t, churnErr)
+	require.Empty(t, list(t, st))
+}
+
+// TestListPrefixSkipsTemp: no prefix reaches TempDir or other dot names, even with files there.
+func TestListPrefixSkipsTemp(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := t.Context()
+	require.NoError(t, st.Put(ctx, "ab/blob", strings.NewReader("x"), 1))
+	f, err := os.CreateTemp(filepath.Join(st.Root(), file.TempDir), "put-*")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	defer os.Remove(f.Name())
+	require.NoError(t, os.WriteFile(filepath.Join(st.Root(), "ab", ".hidden"), []byte("junk"), 0o600))
+	for _, prefix := range []string{file.TempDir + "/", file.TempDir + "/put-", ".", "ab/.", "ab/.hidden"} {
+		var got []string
+		require.NoError(t, st.List(ctx, prefix, func(info blob.Info) error { got = append(got, info.Key); return nil }))
+		require.Empty(t, got, "prefix %q", prefix)
+	}
 }

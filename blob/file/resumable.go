@@ -189,10 +189,7 @@ func (s *Store) Finish(ctx context.Context, key, state string, size int64) error
 	}
 
 	dir := filepath.Dir(final)
-	if err := s.mkdirs(dir); err != nil {
-		return fmt.Errorf("blob/file: finish %q: %w", key, err)
-	}
-	if err := os.Link(p, final); err != nil {
+	if err := s.link(p, final); err != nil {
 		if !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("blob/file: finish %q: %w", key, err)
 		}

@@ -16,16 +16,17 @@ import (
 	"github.com/pgstorage/storage/blob"
 )
 
-// List pages through ListObjectsV2 under Prefix. S3 lists keys in UTF-8 binary order, which is
+// List pages through ListObjectsV2 under Prefix + prefix. S3 lists keys in UTF-8 binary order, which is
 // byte order, and so does versitygw 1.8.0 (its POSIX backend sorts full keys, not directory by
 // directory: "a-b" < "a/b" < "a0", checked by the suite). List does not take that on trust: a
 // key that does not sort after the one before it fails the listing, so a server that
 // disagrees, or one that repeats a page (see decodeKey), makes List fail instead of misleading
 // a caller that merges it with sorted rows. Objects under Prefix whose remaining name is not a
 // key blob.CheckKey accepts (a "folder" marker, another program's object, the tails of
-// resumable uploads under PartialPrefix) are skipped: no Put can have written them.
-func (s *Store) List(ctx context.Context, fn func(blob.Info) error) error {
-	return s.eachObject(ctx, s.prefix, func(o types.Object, name string) error {
+// resumable uploads under PartialPrefix) are skipped: no Put can have written them. A prefix
+// no object has costs one request.
+func (s *Store) List(ctx context.Context, prefix string, fn func(blob.Info) error) error {
+	return s.eachObject(ctx, s.prefix+prefix, func(o types.Object, name string) error {
 		key := strings.TrimPrefix(name, s.prefix)
 		if blob.CheckKey(key) != nil {
 			return nil

@@ -378,7 +378,7 @@ func TestListPages(t *testing.T) {
 			require.Equal(t, keys, keysOf(list(t, st)))
 			// Deleting each blob as it comes deletes the key a continuation token follows.
 			var seen []string
-			require.NoError(t, st.List(ctx, func(info blob.Info) error {
+			require.NoError(t, st.List(ctx, "", func(info blob.Info) error {
 				seen = append(seen, info.Key)
 				return st.Delete(ctx, info.Key)
 			}))
@@ -428,7 +428,7 @@ func TestListUnencodableKey(t *testing.T) {
 	})
 	require.NoError(t, err)
 	var got []string
-	err = st.List(ctx, func(info blob.Info) error { got = append(got, info.Key); return nil })
+	err = st.List(ctx, "", func(info blob.Info) error { got = append(got, info.Key); return nil })
 	if err != nil {
 		require.ErrorContains(t, err, "out of byte order")
 		return
@@ -441,7 +441,7 @@ func TestListUnencodableKey(t *testing.T) {
 func list(t *testing.T, st blob.Store) []blob.Info {
 	t.Helper()
 	var infos []blob.Info
-	require.NoError(t, st.List(t.Context(), func(info blob.Info) error {
+	require.NoError(t, st.List(t.Context(), "", func(info blob.Info) error {
 		infos = append(infos, info)
 		return nil
 	}))
