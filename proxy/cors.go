@@ -13,7 +13,7 @@ import (
 const corsAllowHeaders = "authorization, apikey, x-client-info, content-type, cache-control, x-upsert, x-metadata, x-robots-tag, range, if-none-match, if-modified-since, if-match, if-unmodified-since, content-encoding"
 
 // corsExposeHeaders are the response headers clients read.
-const corsExposeHeaders = "etag, content-length, content-range, content-disposition, content-type, cache-control, last-modified, accept-ranges, x-robots-tag, retry-after"
+const corsExposeHeaders = "etag, content-length, content-range, content-disposition, content-type, cache-control, last-modified, accept-ranges, x-robots-tag, x-transformations, retry-after"
 
 const corsAllowMethods = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
 
