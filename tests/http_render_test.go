@@ -963,6 +963,31 @@ func TestRenderResize(t *testing.T) {
 		}
 	})
 
+	t.Run("SmartGravity", func(t *testing.T) {
+		t.Parallel()
+		// Flat grey with a busy, saturated patch along the right edge: cover 100×100 scales
+		// it to 200×100; the centre crop misses the patch, the attention crop keeps it.
+		img := image.NewNRGBA(image.Rect(0, 0, 400, 200))
+		for y := 0; y < 200; y++ {
+			for x := 0; x < 400; x++ {
+				c := color.NRGBA{128, 128, 128, 255}
+				if x >= 320 {
+					c = color.NRGBA{255, 0, 0, 255}
+					if (x/4+y/4)%2 == 0 {
+						c = color.NRGBA{0, 255, 0, 255}
+					}
+				}
+				img.SetNRGBA(x, y, c)
+			}
+		}
+		o.mustUpload(t, "pb", "busy.png", encodePNG(t, img), withHeader("Content-Type", "image/png"))
+		centre := requireImage(t, get(t, "busy.png?width=100&height=100"), "image/png", 100, 100)
+		require.InDelta(t, 128, pixel(t, centre, 90, 50)[2], 8, "the centre crop is grey")
+		smart := requireImage(t, get(t, "busy.png?width=100&height=100&gravity=sm"), "image/png", 100, 100)
+		require.Less(t, pixel(t, smart, 90, 50)[2], 40.0, "the smart crop holds the patch (no blue in it)")
+		require.InDelta(t, 128, pixel(t, smart, 10, 50)[2], 8, "and grey beside it")
+	})
+
 	t.Run("Quality", func(t *testing.T) {
 		t.Parallel()
 		low := requireImage(t, get(t, "a.jpg?width=300&quality=20"), "image/jpeg", 300, 150)
