@@ -627,13 +627,16 @@ func TestRenderRoutes(t *testing.T) {
 		})
 
 		sub("SignTransformationsFormat", func(t *testing.T) {
-			// A token whose transformations name the format and which has no format claim (as
-			// storage.url_sign mints for a SQL caller that passes none): the reference renders
+			// A token whose transformations name the format and which has no format claim, as
+			// storage.url_sign mints for a SQL caller that passes none: the reference renders
 			// what the transformations say.
-			now := time.Now().Unix()
-			tok := signMint(t, jwt.MapClaims{"url": "b/p.png", "scope": "download", "iat": now, "exp": now + 60,
-				"transformations": "width:100,resize:cover,format:webp"})
-			r := o.get(t, "/render/image/sign/b/p.png?token="+tok, "")
+			var u string
+			require.NoError(t, asRole(t, o.db, asService, false, func(tx pgx.Tx) error {
+				return tx.QueryRow(context.Background(), `select storage.url_sign('b', 'p.png', 60, 'width:100,resize:cover,format:webp')`).Scan(&u)
+			}))
+			_, claims := signDecode(t, signTokenOf(t, u))
+			require.NotContains(t, claims, "format")
+			r := o.fetch(t, u)
 			requireImage(t, r, "image/webp", 100, 50)
 			require.Equal(t, "width:100,resizing_type:fill,format:webp", r.Header.Get("X-Transformations"))
 		})
