@@ -24,9 +24,11 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -687,6 +689,10 @@ func TestRenderRoutes(t *testing.T) {
 			for _, q := range []string{"width=1&height=1", "", "format=webp"} {
 				r := o.get(t, "/render/image/public/pb/t.txt?"+q, "")
 				requireAPIError(t, r, 400, errRenderUnsupported)
+				// An error is not the object: nothing a cache would keep it by.
+				for _, h := range []string{"ETag", "Last-Modified", "Cache-Control", "X-Transformations", "Vary", "Accept-Ranges"} {
+					require.Empty(t, r.Header.Values(h), h)
+				}
 			}
 		})
 
@@ -1254,5 +1260,51 @@ func TestRenderNoCache(t *testing.T) {
 		// Conditional requests are answered before any render.
 		r := o.get(t, path, "", withHeader("If-None-Match", o.get(t, "/object/public/pb/p.png", "").Header.Get("ETag")))
 		require.Equal(t, http.StatusNotModified, r.Status, "%s", r)
+	})
+}
+
+func TestRenderConcurrentVariant(t *testing.T) {
+	t.Parallel()
+	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
+		o := newRenderEnv(t, be)
+		// Requests racing for one uncached variant may render it more than once; the store
+		// keeps one copy (written once) and every response is the same image.
+		const n = 8
+		bodies := make(chan httpResponse, n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, err := http.NewRequest("GET", o.baseURL+"/render/image/public/pb/p.png?width=64&height=64&format=webp", nil)
+				if err != nil {
+					panic(err)
+				}
+				resp, err := httpClient.Do(req)
+				if err != nil {
+					bodies <- httpResponse{Status: -1, Body: []byte(err.Error())}
+					return
+				}
+				defer resp.Body.Close()
+				data, err := io.ReadAll(resp.Body)
+				if err != nil {
+					data = []byte(err.Error())
+				}
+				bodies <- httpResponse{Status: resp.StatusCode, Header: resp.Header, Body: data}
+			}()
+		}
+		wg.Wait()
+		close(bodies)
+		var first []byte
+		for r := range bodies {
+			body := requireImage(t, r, "image/webp", 64, 64)
+			if first == nil {
+				first = body
+			}
+			require.Equal(t, first, body)
+		}
+		keys := o.variantKeys(t)
+		require.Len(t, keys, 1, "%v", keys)
+		o.requireBlobsAccountedExceptVariants(t) // and no unfinished write left
 	})
 }
