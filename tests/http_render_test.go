@@ -498,6 +498,7 @@ func TestRenderRoutes(t *testing.T) {
 			require.Empty(t, r.Body)
 			require.Equal(t, etag, r.Header.Get("ETag"))
 			require.Equal(t, "max-age=3600", r.Header.Get("Cache-Control"))
+			require.Equal(t, "Accept", r.Header.Get("Vary"), "a 304 names what the response varies by")
 			r = o.get(t, path, "", withHeader("If-None-Match", `"other"`))
 			requireImage(t, r, "image/png", 1, 1)
 			require.Equal(t, "max-age=3600, stale-while-revalidate=30", r.Header.Get("Cache-Control"))
@@ -561,6 +562,10 @@ func TestRenderRoutes(t *testing.T) {
 			require.Empty(t, r.Header.Values("Cache-Control"))
 			require.Equal(t, "height:100,width:100,resizing_type:fit", r.Header.Get("X-Transformations"))
 			require.Equal(t, o.get(t, "/object/b/p.png", o.service).Header.Get("ETag"), r.Header.Get("ETag"))
+			nm := o.fetch(t, u, withHeader("If-None-Match", r.Header.Get("ETag")))
+			require.Equal(t, http.StatusNotModified, nm.Status, "%s", nm)
+			require.Equal(t, r.Header.Get("Expires"), nm.Header.Get("Expires"))
+			require.Empty(t, nm.Header.Values("Cache-Control"))
 			// Any Authorization is ignored: the token is the authorization.
 			requireImage(t, o.fetch(t, u, withHeader("Authorization", "Bearer not-a-jwt")), "image/png", 100, 50)
 
