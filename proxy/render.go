@@ -132,10 +132,12 @@ func (s *Server) RenderImageSigned(r *request) error {
 		return ErrFocalPoint
 	}
 	// The token's format is honoured (the reference drops it, and origin then gets negotiated).
-	switch c.Format {
-	case "origin", "webp", "avif":
+	// Without one, a webp or avif named in the transformations stands, as the reference
+	// renders it (storage.url_sign takes a transformations string without a format).
+	switch {
+	case c.Format == "origin" || c.Format == "webp" || c.Format == "avif":
 		o.Format = c.Format
-	default:
+	case o.Format != "webp" && o.Format != "avif":
 		o.Format = ""
 	}
 	row, err := s.db.ObjectInfo(ctxOf(r), s.serviceSettings(r), bucket, key, false)

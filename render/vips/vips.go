@@ -139,6 +139,11 @@ func thumbnail(src []byte, w, h int, o render.Options) (*govips.ImageRef, error)
 		if H > 0 {
 			th = min(H, h)
 		}
+	case o.ResizingType() == "fill" && W > 0 && H > 0 && o.Gravity == "sm":
+		// Smart cover: libvips scales, then crops at the attention centre from a copy in
+		// memory, since the detector reads the pixels twice and a thumbnail decodes once, in
+		// order (a smart crop of its output fails with "out of order read").
+		return govips.LoadThumbnailFromBuffer(src, W, H, govips.InterestingAttention, govips.SizeDown, nil)
 	case o.ResizingType() == "fill" && W > 0 && H > 0:
 		// cover: scale until the box is covered, then crop (see crop)
 		s := math.Min(1, math.Max(float64(W)/float64(w), float64(H)/float64(h)))
@@ -155,7 +160,8 @@ func thumbnail(src []byte, w, h int, o render.Options) (*govips.ImageRef, error)
 }
 
 // crop cuts a cover-resized image down to the box, at the gravity (spec §5.3): the edges and
-// corners, the centre (default), the focal point, or libvips' attention detector for "sm".
+// corners, the centre (default), the focal point ("sm", libvips' attention detector, was
+// applied by thumbnail).
 // Offsets of at least 1 are pixels, smaller ones fractions of the image.
 func crop(img *govips.ImageRef, o render.Options) error {
 	if o.ResizingType() != "fill" || o.Width == 0 || o.Height == 0 {
@@ -167,7 +173,7 @@ func crop(img *govips.ImageRef, o render.Options) error {
 		return nil
 	}
 	if o.Gravity == "sm" {
-		return img.SmartCrop(cw, ch, govips.InterestingAttention)
+		return nil // cropped by thumbnail
 	}
 	var left, top float64
 	if o.Gravity == "fp" {
