@@ -101,7 +101,7 @@ func (s *Server) router() *router.Router {
 	if s.cfg.Render.Engine != nil {
 		for _, m := range []string{fasthttp.MethodGet, fasthttp.MethodHead} {
 			r.handle(m, "/render/image/public/{bucket}/{key:*}", s.rateLimited(s.route(opRenderPublic, authNone, s.RenderImage(readPublic))))
-			r.handle(m, "/render/image/authenticated/{bucket}/{key:*}", s.rateLimited(s.route(opRenderAuthenticated, authJWT, s.RenderImage(readAuthenticated))))
+			r.handle(m, "/render/image/authenticated/{bucket}/{key:*}", s.rateLimited(s.route(opRenderAuthenticated, authBearer, s.RenderImage(readAuthenticated))))
 			r.handle(m, "/render/image/sign/{bucket}/{key:*}", s.rateLimited(s.route(opRenderSigned, authNone, s.RenderImageSigned)))
 		}
 	}
