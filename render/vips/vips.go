@@ -4,6 +4,20 @@
 // before libvips sees it, and libvips' untrusted loaders (ImageMagick, PDF, SVG…) are blocked.
 package vips
 
+/*
+#include <malloc.h>
+
+// keepFreedMemory raises glibc's trim threshold: memory a render frees stays in the allocator
+// for the next render instead of going back to the kernel (brk, madvise) only to be faulted in
+// again. Other C libraries have their own policy, and no such knob.
+static void keepFreedMemory(int bytes) {
+#ifdef M_TRIM_THRESHOLD
+	mallopt(M_TRIM_THRESHOLD, bytes);
+#endif
+}
+*/
+import "C"
+
 import (
 	"fmt"
 	"log/slog"
@@ -59,6 +73,12 @@ func New(cfg Config) *Engine {
 		govips.LoggingSettings(func(domain string, level govips.LogLevel, msg string) {
 			log.Debug("libvips", "domain", domain, "message", msg)
 		}, govips.LogLevelWarning)
+		// libvips allocates and frees its buffers anew for every render. With glibc's
+		// default (trim a heap once 128 KiB are free at its top), a 2 MP JPEG → 200×200 WebP
+		// render gave its pages back and faulted them in again every time: 80-150 page
+		// faults per render, 22-25 ms of server CPU on the 2-core machine. With 64 MiB kept:
+		// under 10 faults and 10-15% less CPU per render. RSS under that load stays ~100 MiB.
+		C.keepFreedMemory(64 << 20)
 		// One libvips thread per render: the queue runs as many renders as there are cores.
 		govips.Startup(&govips.Config{ConcurrencyLevel: 1, MaxCacheFiles: 0, MaxCacheMem: 0, MaxCacheSize: 0})
 	})
