@@ -280,11 +280,12 @@ func TestOrientation(t *testing.T) {
 	require.False(t, img.HasExif())
 }
 
-// TestResize: each mode's output size (spec §5.2), nothing ever enlarged.
+// TestResize: each mode's output size (spec §5.2), nothing ever enlarged. A JPEG source goes
+// through the decoder's own shrink wherever the target allows one.
 func TestResize(t *testing.T) {
 	t.Parallel()
 	e := New(Config{})
-	src := encodePNG(t, gradient(400, 200))
+	pngSrc, jpegSrc := encodePNG(t, gradient(400, 200)), encodeJPEG(t, gradient(400, 200))
 	for _, c := range []struct {
 		o    render.Options
 		w, h int
@@ -302,6 +303,9 @@ func TestResize(t *testing.T) {
 		// fill: each axis to the box, the aspect ratio lost.
 		{render.Options{Width: 100, Height: 100, Resize: "fill"}, 100, 100},
 		{render.Options{Width: 10, Height: 150, Resize: "fill"}, 10, 150},
+		{render.Options{Width: 50, Height: 20, Resize: "fill"}, 50, 20},
+		{render.Options{Width: 49, Height: 20, Resize: "contain"}, 40, 20},
+		{render.Options{Width: 50, Height: 25, Resize: "contain"}, 50, 25},
 		// One side: the other follows the aspect ratio; fill keeps the source's.
 		{render.Options{Width: 100}, 100, 50},
 		{render.Options{Height: 50}, 100, 50},
@@ -317,13 +321,24 @@ func TestResize(t *testing.T) {
 		{render.Options{Width: 800, Height: 100, Resize: "fill"}, 400, 100},
 		{render.Options{Width: 800, Height: 100}, 400, 100},
 	} {
-		d := render1(t, e, src, c.o, render.PNG)
-		require.Equal(t, [2]int{c.w, c.h}, [2]int{d.width, d.height}, "%+v", c.o)
+		for name, src := range map[string][]byte{"png": pngSrc, "jpeg": jpegSrc} {
+			d := render1(t, e, src, c.o, render.PNG)
+			require.Equal(t, [2]int{c.w, c.h}, [2]int{d.width, d.height}, "%s %+v", name, c.o)
+		}
 	}
 	// The spec's example: a 200×100 source in a 150×150 cover box.
 	small := encodeJPEG(t, gradient(200, 100))
 	d := render1(t, e, small, render.Options{Width: 150, Height: 150}, render.WebP)
 	require.Equal(t, [2]int{150, 100}, [2]int{d.width, d.height})
+}
+
+func TestJPEGShrink(t *testing.T) {
+	t.Parallel()
+	for scale, want := range map[float64]int{
+		1: 1, 0.51: 1, 0.5: 2, 0.26: 2, 0.25: 4, 200.0 / 1155: 4, 0.13: 4, 0.125: 8, 0.01: 8,
+	} {
+		require.Equal(t, want, jpegShrink(scale), "%v", scale)
+	}
 }
 
 // TestGravity: a cover crop keeps the region its gravity names (spec §5.3).
