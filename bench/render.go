@@ -187,11 +187,37 @@ func renderRuns(ctx context.Context, s *server, src []byte, cold bool, conns []i
 			r.prof = profResult{allocErr: errProfilingOff, cpuErr: errProfilingOff}
 		}
 		if s.proc.exited() {
-			r.skipped = "the server exited: " + s.logTail(10)
+			// The rows after it have nothing to measure: they say why too.
+			why := "the server exited: " + s.exitReason()
+			for j := i; j < len(rows); j++ {
+				rows[j].skipped = why
+			}
 			break
 		}
 	}
 	return rows
+}
+
+// exitReason is what the server's log says about its end: a Go crash's first lines (the
+// signal or panic, then the goroutine that took it), else the log's last lines.
+func (s *server) exitReason() string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return s.logTail(10)
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") || strings.HasPrefix(l, "SIG") {
+			var keep []string
+			for _, k := range lines[i:min(i+20, len(lines))] {
+				if k = strings.TrimSpace(k); k != "" && !strings.HasPrefix(k, "/") {
+					keep = append(keep, k)
+				}
+			}
+			return strings.Join(keep[:min(len(keep), 8)], " | ")
+		}
+	}
+	return s.logTail(10)
 }
 
 // probeRender renders the benchmark's request once and checks the answer: 200, a WebP of

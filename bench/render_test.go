@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"image/jpeg"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -60,4 +61,14 @@ func TestRenderRows(t *testing.T) {
 	b.Reset()
 	(*renderResult)(nil).markdown(&b)
 	require.Empty(t, b.String(), "not run: no section")
+}
+
+func TestExitReason(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := &server{logPath: dir + "/server.log"}
+	require.NoError(t, os.WriteFile(s.logPath, []byte("level=WARN x\nSIGSEGV: segmentation violation\nPC=0x7f m=9 sigcode=1\nsignal arrived during cgo execution\n\ngoroutine 5 [syscall]:\nruntime.cgocall(0x1, 0x2)\n\t/usr/local/go/src/runtime/cgocall.go:167 +0x4b\nmain.f()\n"), 0o644))
+	require.Equal(t, "SIGSEGV: segmentation violation | PC=0x7f m=9 sigcode=1 | signal arrived during cgo execution | goroutine 5 [syscall]: | runtime.cgocall(0x1, 0x2) | main.f()", s.exitReason())
+	require.NoError(t, os.WriteFile(s.logPath, []byte("a\nb\n"), 0o644))
+	require.Equal(t, "a | b", s.exitReason())
 }
