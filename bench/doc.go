@@ -19,12 +19,17 @@
 //     v1 (page of 100 from a 2,000-object folder), 1 KiB upload to fresh keys. A workload
 //     marked planned is probed first and reported as "not implemented yet" until its route
 //     answers in the expected shape; it then runs without a change here;
-//  5. uploads 1 GiB streamed from a generator, then the same bytes again as a resumable (TUS)
+//  5. image transformation (render.go): a 2 MP photo-like JPEG (1732×1155, generated) in the
+//     public bucket, rendered to a 200×200 WebP through /render/image/public at 8 and 32
+//     connections, warm (the main server, its variant cached by one request first) and cold (a
+//     second server started with IMAGE_TRANSFORMATION_CACHE=false, stopped after), each run with
+//     the server's peak RSS and CPU split;
+//  6. uploads 1 GiB streamed from a generator, then the same bytes again as a resumable (TUS)
 //     upload to another key (resumable.go: one create, then PATCHes of 6 MiB in sequence over
 //     one keep-alive connection, as Supabase's clients send them), and downloads the first
 //     object again, timing MB/s and the server's peak RSS (VmHWM, reset before each phase
 //     through /proc/<pid>/clear_refs);
-//  6. last (a million inserted rows must not disturb the rest): the listing benchmark
+//  7. last (a million inserted rows must not disturb the rest): the listing benchmark
 //     (listing.go) fills buckets of 1k, 100k and 1M objects directly in SQL (one INSERT …
 //     generate_series each, tree tNNN/sNN/fNNNN.txt with leaf folders of 500), times 200 calls of
 //     each listing (v1, v2 with and without delimiter: a page of 100 from a folder; v1 and v2 at
@@ -32,7 +37,7 @@
 //     pages over HTTP with wrk, and captures EXPLAIN (ANALYZE, BUFFERS) of the statements the
 //     listing functions run on the 1M bucket through auto_explain, flagging any Seq Scan or any
 //     sort of more than a page;
-//  7. prints a markdown report (machine header, ceilings, per-workload req/s, p50, p99, errors,
+//  8. prints a markdown report (machine header, ceilings, per-workload req/s, p50, p99, errors,
 //     ratio to the reference server, fraction of each ceiling, and the share of the machine's
 //     CPU other programs took during each measurement, since a shared machine disturbs the
 //     numbers) and writes it to bench/results/latest.md.
@@ -50,7 +55,8 @@
 // BENCH_WARMUP (unmeasured wrk run before each workload, default 1s; 0 skips it), BENCH_KEEP=1
 // (keep the temporary directory: server log, PostgreSQL log, blobs), BENCH_LISTING=0 (skip the
 // listing benchmark), BENCH_PROFILE=0 (no profiles), BENCH_ONLY=<regexp> (run only the
-// workloads, transfers ("upload 1 GiB", "resumable upload 1 GiB, 6 MiB chunks", "S3 upload 1 GiB …", "download
+// workloads, image transformation runs ("render …": BENCH_ONLY=render picks the four,
+// BENCH_ONLY='render.*cold' the cold ones), transfers ("upload 1 GiB", "resumable upload 1 GiB, 6 MiB chunks", "S3 upload 1 GiB …", "download
 // 1 GiB") and "listing" whose names match, and no ceilings but the small upload's; a picked
 // download or resumable upload brings the REST upload with it, since the one reads its object
 // and the other's target is a share of its rate: BENCH_ONLY=resumable measures both uploads,

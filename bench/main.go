@@ -262,6 +262,12 @@ func bench(ctx context.Context, o options, procs *procSet) (*report, error) {
 	}
 	rep.smallRSS = w.done()
 
+	// Image transformation (the rows BENCH_ONLY picks, if any), before the large transfers.
+	rep.render = runRender(ctx, o, procs, s, storageBin, dir, rep.settings, prof)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+
 	// The resumable upload follows the REST upload at once, so the two see the same machine.
 	up, resumable, down := o.transfers()
 	if up {

@@ -60,6 +60,24 @@ func newProfiler(dir string) (*profiler, string) {
 	return p, addr
 }
 
+// another is a profiler for a second server, saving into the same directory (whose earlier
+// files newProfiler already removed), and the address to give that server.
+func (p *profiler) another() (*profiler, string) {
+	q := &profiler{dir: p.dir, client: &http.Client{}, err: p.err}
+	if q.err != nil {
+		return q, ""
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		q.err = fmt.Errorf("no free port for the server's pprof listener: %w", err)
+		return q, ""
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	q.base = "http://" + addr + "/debug/pprof/"
+	return q, addr
+}
+
 // check confirms the server answers on its pprof listener, so that a binary built without
 // STORAGE_PPROF_ADDR support says so once instead of as a timeout per workload.
 func (p *profiler) check(ctx context.Context) {

@@ -59,6 +59,7 @@ type report struct {
 	s3Upload        *transferResult // bigSize through the S3 protocol's multipart upload
 	s3Download      *transferResult // and back with GetObject
 	listing         *listingResult  // nil: not run
+	render          *renderResult   // nil: not run
 	dataDir         string
 	profileDir      string // where the workloads' profiles were saved ("": profiling off)
 	// /proc/loadavg at the start and the end of the run.
@@ -147,6 +148,8 @@ func (r *report) markdown() string {
 	p("\nServer peak RSS over the small-request workloads: %s.\n", rssCell(r.smallRSS))
 
 	r.whereTimeGoes(&b)
+
+	r.render.markdown(&b)
 
 	r.transferTable(&b)
 

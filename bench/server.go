@@ -41,12 +41,13 @@ type server struct {
 // point it elsewhere (a DATABASE_URL in the caller's shell must not send the benchmark to a
 // real database), plus the benchmark's settings. Tuning variables such as
 // DATABASE_MAX_CONNECTIONS pass through, so they can be experimented with.
-func serverEnv(dataDir string, uploadLimit int64, pprofAddr string) []string {
+func serverEnv(dataDir string, uploadLimit int64, pprofAddr string, extra []string) []string {
 	drop := map[string]bool{
 		"DATABASE_URL": true, "STORAGE_DATA_DIR": true, "STORAGE_BACKEND": true,
 		"STORAGE_FILE_BACKEND_PATH": true, "AUTH_JWT_SECRET": true, "PGRST_JWT_SECRET": true,
 		"SERVER_HOST": true, "SERVER_PORT": true, "LOG_LEVEL": true, "UPLOAD_FILE_SIZE_LIMIT": true,
-		"STORAGE_PPROF_ADDR": true,
+		"STORAGE_PPROF_ADDR": true, "IMAGE_TRANSFORMATION_ENABLED": true, "ENABLE_IMAGE_TRANSFORMATION": true,
+		"IMAGE_TRANSFORMATION_CACHE": true,
 	}
 	var env []string
 	for _, kv := range os.Environ() {
@@ -58,26 +59,33 @@ func serverEnv(dataDir string, uploadLimit int64, pprofAddr string) []string {
 	if pprofAddr != "" {
 		env = append(env, "STORAGE_PPROF_ADDR="+pprofAddr)
 	}
-	return append(env,
+	env = append(env,
 		"STORAGE_DATA_DIR="+dataDir,
 		"STORAGE_BACKEND=file",
 		"SERVER_HOST=127.0.0.1",
 		"SERVER_PORT=0", // the server binds a free port and prints it
 		"LOG_LEVEL=warn",
 		"UPLOAD_FILE_SIZE_LIMIT="+strconv.FormatInt(uploadLimit, 10),
+		// The image benchmark compares a server with the variant cache and one without: the
+		// caller's shell must not decide either.
+		"IMAGE_TRANSFORMATION_ENABLED=true",
+		"IMAGE_TRANSFORMATION_CACHE=true",
 	)
+	// Later entries win (exec.Cmd keeps the last value of a duplicated name).
+	return append(env, extra...)
 }
 
 // startServer starts bin/storage serve with its data in dir/data and waits for the four lines
-// it prints once it accepts requests. pprofAddr, when not "", is where it serves its profiles.
-func startServer(ctx context.Context, procs *procSet, bin, dir string, uploadLimit int64, pprofAddr string) (*server, error) {
+// it prints once it accepts requests. pprofAddr, when not "", is where it serves its profiles;
+// extra ("NAME=value") overrides the environment serverEnv gives it.
+func startServer(ctx context.Context, procs *procSet, bin, dir string, uploadLimit int64, pprofAddr string, extra ...string) (*server, error) {
 	s := &server{logPath: filepath.Join(dir, "server.log")}
 	logFile, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = serverEnv(filepath.Join(dir, "data"), uploadLimit, pprofAddr)
+	cmd.Env = serverEnv(filepath.Join(dir, "data"), uploadLimit, pprofAddr, extra)
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
