@@ -6,6 +6,7 @@ package vips
 
 /*
 #include <malloc.h>
+#include <stdlib.h>
 
 // keepFreedMemory raises glibc's trim threshold: memory a render frees stays in the allocator
 // for the next render instead of going back to the kernel (brk, madvise) only to be faulted in
@@ -24,6 +25,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"unsafe"
 
 	govips "github.com/davidbyttow/govips/v2/vips"
 
@@ -97,10 +99,20 @@ var decodable = map[govips.ImageType]bool{
 const maxCoord = 10_000_000
 
 // Render implements render.Engine.
-func (e *Engine) Render(src []byte, o render.Options, f render.Format) ([]byte, error) {
-	if !decodable[govips.DetermineImageType(src)] {
+func (e *Engine) Render(goSrc []byte, o render.Options, f render.Format) ([]byte, error) {
+	if !decodable[govips.DetermineImageType(goSrc)] || len(goSrc) == 0 {
 		return nil, render.ErrUnsupported
 	}
+	// libvips reads the source buffer from its images for as long as they live, which Go's
+	// rules for memory passed to C do not allow for a Go slice: it works on a copy in C
+	// memory, freed once every image made from it is closed (the defers below run first).
+	cbuf := C.malloc(C.size_t(len(goSrc)))
+	if cbuf == nil {
+		return nil, fmt.Errorf("render: no memory for a %d-byte source", len(goSrc))
+	}
+	defer C.free(cbuf)
+	src := unsafe.Slice((*byte)(cbuf), len(goSrc))
+	copy(src, goSrc)
 	w, h, err := e.header(src)
 	if err != nil {
 		return nil, err
@@ -283,6 +295,11 @@ func (e *Engine) encode(img *govips.ImageRef, o render.Options, f render.Format)
 	var err error
 	switch f {
 	case render.WebP:
+		// libvips 8.14's WebP saver writes the image's EXIF and XMP whatever it is told:
+		// the metadata goes first (an author, a description, a GPS position…).
+		if err := img.RemoveMetadata(); err != nil {
+			return nil, err
+		}
 		out, _, err = img.ExportWebp(&govips.WebpExportParams{StripMetadata: true, Quality: q, ReductionEffort: 4})
 	case render.AVIF:
 		out, _, err = img.ExportAvif(&govips.AvifExportParams{StripMetadata: true, Quality: q, Bitdepth: 8, Effort: 2, Speed: 8})
