@@ -6,7 +6,6 @@ package vips
 
 /*
 #include <malloc.h>
-#include <stdlib.h>
 
 // keepFreedMemory raises glibc's trim threshold: memory a render frees stays in the allocator
 // for the next render instead of going back to the kernel (brk, madvise) only to be faulted in
@@ -24,8 +23,8 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime"
 	"sync"
-	"unsafe"
 
 	govips "github.com/davidbyttow/govips/v2/vips"
 
@@ -99,20 +98,16 @@ var decodable = map[govips.ImageType]bool{
 const maxCoord = 10_000_000
 
 // Render implements render.Engine.
-func (e *Engine) Render(goSrc []byte, o render.Options, f render.Format) ([]byte, error) {
-	if !decodable[govips.DetermineImageType(goSrc)] || len(goSrc) == 0 {
+func (e *Engine) Render(src []byte, o render.Options, f render.Format) ([]byte, error) {
+	if len(src) == 0 || !decodable[govips.DetermineImageType(src)] {
 		return nil, render.ErrUnsupported
 	}
-	// libvips reads the source buffer from its images for as long as they live, which Go's
-	// rules for memory passed to C do not allow for a Go slice: it works on a copy in C
-	// memory, freed once every image made from it is closed (the defers below run first).
-	cbuf := C.malloc(C.size_t(len(goSrc)))
-	if cbuf == nil {
-		return nil, fmt.Errorf("render: no memory for a %d-byte source", len(goSrc))
-	}
-	defer C.free(cbuf)
-	src := unsafe.Slice((*byte)(cbuf), len(goSrc))
-	copy(src, goSrc)
+	// libvips reads the source from its images for as long as they live, past the cgo calls
+	// that passed it: the buffer stays pinned until every image made from it is closed (the
+	// defers below run first), so no C code ever reads Go memory the collector may reclaim.
+	var pin runtime.Pinner
+	pin.Pin(&src[0])
+	defer pin.Unpin()
 	w, h, err := e.header(src)
 	if err != nil {
 		return nil, err
