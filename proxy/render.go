@@ -76,7 +76,8 @@ func (s *Server) RenderImage(access readAccess) handlerFunc {
 		}
 		row, err := s.lookup(r, access)
 		if access == readAuthenticated && errors.Is(err, ErrNoSuchBucket) {
-			err = errNoSuchKey // the reference looks up the object alone
+			e := sqlStates["ST002"].Error // the reference looks up the object alone: NoSuchKey
+			err = &e
 		}
 		if err != nil {
 			return err
@@ -111,9 +112,6 @@ func (s *Server) echoTransform(r *request) error {
 	}
 	return err
 }
-
-// errNoSuchKey is ST002's error.
-var errNoSuchKey = &Error{Status: 404, Code: "NoSuchKey", Label: "not_found", Message: "Object not found"}
 
 // RenderImageSigned answers GET and HEAD /render/image/sign/{bucket}/{key}?token=: the object
 // and the transformation the token names (the query's are ignored), read as the service.
