@@ -120,9 +120,3 @@ func VariantVersion(key string) (version string, ok bool) {
 	}
 	return version, true
 }
-
-// IsVariantKey reports whether key is a variant's key (see VariantVersion).
-func IsVariantKey(key string) bool {
-	_, ok := VariantVersion(key)
-	return ok
-}
