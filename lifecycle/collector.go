@@ -68,6 +68,9 @@ type Collector struct {
 	// leftovers.go); 0 means DefaultLeftoverGrace.
 	LeftoverGrace time.Duration
 
+	// Observe, when set, is told what each run of Run did (metrics). It must not block.
+	Observe func(Stats, error)
+
 	kickOnce sync.Once
 	kick     chan struct{}
 	idOnce   sync.Once
@@ -83,6 +86,7 @@ type Stats struct {
 	Expired      int   // in-flight uploads expired
 	EmptyDeleted int64 // rows deleted by bucket-empty jobs
 	EmptyDone    int   // bucket-empty jobs finished
+	Leftovers    int   // leftovers of interrupted writes removed from the store
 }
 
 func (c *Collector) kickChan() chan struct{} {
@@ -108,6 +112,9 @@ func (c *Collector) Run(ctx context.Context) {
 		start := time.Now()
 		st, err := c.RunOnce(ctx)
 		took := time.Since(start).Round(time.Millisecond)
+		if c.Observe != nil && ctx.Err() == nil {
+			c.Observe(st, err)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -172,7 +179,7 @@ func (c *Collector) RunOnce(ctx context.Context) (Stats, error) {
 		return st, err
 	}
 	st.Expired += n
-	c.removeLeftovers(ctx, conn)
+	st.Leftovers = c.removeLeftovers(ctx, conn)
 	for {
 		n, err := c.collectBatch(ctx, conn, &st)
 		if err != nil || n == 0 {

@@ -34,8 +34,8 @@ func eachStaleLeftover(ctx context.Context, store blob.Store, cutoff time.Time, 
 // removeLeftovers is the collector's step that removes the leftovers of interrupted writes
 // older than LeftoverGrace (the file store's temporary files, unfinished S3 multipart uploads),
 // so that a killed upload's partial bytes do not wait for an operator. Its failures are logged
-// and retried at the next run; they do not stop the run.
-func (c *Collector) removeLeftovers(ctx context.Context, conn *pgx.Conn) {
+// and retried at the next run; they do not stop the run. It returns how many it removed.
+func (c *Collector) removeLeftovers(ctx context.Context, conn *pgx.Conn) int {
 	grace := c.LeftoverGrace
 	if grace <= 0 {
 		grace = DefaultLeftoverGrace
@@ -47,7 +47,7 @@ func (c *Collector) removeLeftovers(ctx context.Context, conn *pgx.Conn) {
 	versions, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		c.log().Warn("blob collector: read uploads in flight", "error", err)
-		return
+		return 0
 	}
 	inFlight := make(map[string]bool, len(versions))
 	for _, v := range versions {
@@ -68,4 +68,5 @@ func (c *Collector) removeLeftovers(ctx context.Context, conn *pgx.Conn) {
 	if removed > 0 {
 		c.log().Info("blob collector: removed leftovers of interrupted uploads", "removed", removed, "grace", grace)
 	}
+	return removed
 }

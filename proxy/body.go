@@ -71,7 +71,7 @@ func parseBody(ctx *fasthttp.RequestCtx, allowEmpty bool) (*fields, error) {
 // is no stream at all for a request without one). A body that could not be read whole is the
 // client's mistake (bodyError).
 func readBody(ctx *fasthttp.RequestCtx, limit int64) ([]byte, error) {
-	stream := ctx.RequestBodyStream()
+	stream := RequestBody(ctx)
 	if stream == nil {
 		return ctx.PostBody(), nil
 	}

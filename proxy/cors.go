@@ -13,7 +13,7 @@ import (
 const corsAllowHeaders = "authorization, apikey, x-client-info, content-type, cache-control, x-upsert, x-metadata, x-robots-tag, range, if-none-match, if-modified-since, if-match, if-unmodified-since, content-encoding"
 
 // corsExposeHeaders are the response headers clients read.
-const corsExposeHeaders = "etag, content-length, content-range, content-disposition, content-type, cache-control, last-modified, accept-ranges, x-robots-tag, x-transformations, retry-after"
+const corsExposeHeaders = "etag, content-length, content-range, content-disposition, content-type, cache-control, last-modified, accept-ranges, x-robots-tag, x-transformations, retry-after, x-request-id"
 
 const corsAllowMethods = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
 
@@ -24,6 +24,7 @@ func (s *Server) cors(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 		origin := string(ctx.Request.Header.Peek(fasthttp.HeaderOrigin))
 		allowed := s.corsOrigin(origin)
 		if ctx.IsOptions() {
+			recordOf(ctx).op = s.preflight
 			for _, d := range s.doors {
 				if d.Preflight(ctx, []byte(requestPath(ctx))) {
 					return

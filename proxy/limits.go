@@ -62,40 +62,15 @@ func (r *request) releaseSlot() {
 	}
 }
 
-// holdSlot hands the request's transfer slot to body, the response's stream, which gives it
-// back when the server closes it: a download counts until its last byte is written (or its
-// client is dropped), not only while its handler runs.
+// holdSlot makes body the response's stream: it counts the bytes sent, and takes over the
+// request's transfer slot, which it gives back when the server closes it: a download counts
+// until its last byte is written (or its client is dropped), not only while its handler runs.
 func (r *request) holdSlot(body io.ReadCloser) io.ReadCloser {
-	if r.slot == nil {
-		return body
+	c := &countingStream{ReadCloser: body, op: recordOf(r.ctx).op}
+	if r.slot != nil {
+		c.slot, r.slot = r.slot, nil
 	}
-	h := &slotStream{ReadCloser: body, slot: r.slot}
-	r.slot = nil
-	return h
-}
-
-// slotStream is a response body stream holding a transfer slot.
-type slotStream struct {
-	io.ReadCloser
-	slot *limits.Gate
-}
-
-// WriteTo passes the stream itself to a writer that reads from streams (the server's body
-// writer does), so a file still goes out with sendfile as it would unwrapped.
-func (h *slotStream) WriteTo(w io.Writer) (int64, error) {
-	if rf, ok := w.(io.ReaderFrom); ok {
-		return rf.ReadFrom(h.ReadCloser)
-	}
-	return io.Copy(w, h.ReadCloser)
-}
-
-func (h *slotStream) Close() error {
-	err := h.ReadCloser.Close()
-	if h.slot != nil {
-		h.slot.Release()
-		h.slot = nil
-	}
-	return err
+	return c
 }
 
 // refusal renders the whole HTTP response the listener writes to a connection it refuses

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/valyala/fasthttp"
 )
 
@@ -83,25 +82,12 @@ func (s *Server) readFailed(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		e = ErrBadHTTPRequest
 	}
-	s.log.Info("request refused: could not be read", "remote", ctx.RemoteAddr().String(), "code", e.Code,
-		"status", e.Status, "err", redact(err.Error()))
+	// No handler ran, so observe did not either: this is the request's line and count.
+	s.metrics.Op(opUnreadable).Done(e.httpStatus(), 0, 0, 0)
+	s.log.Info("request", "request_id", requestID(nil), "operation", opUnreadable, "status", e.httpStatus(),
+		"remote", ctx.RemoteIP().String(), "error_code", e.Code, "error", redact(err.Error()))
 	ctx.Response.Reset()
 	ctx.SetStatusCode(e.httpStatus())
 	ctx.SetContentType("application/json; charset=utf-8")
 	ctx.SetBody(errorBody(e))
-}
-
-// logError logs a request that failed: errors (5xx) with their cause; refusals only when their
-// cause says more than the answer (a body that could not be read), at info: they are the
-// client's mistake, not the server's. Refusals decided by the SQL API are not logged.
-func (s *Server) logError(ctx *fasthttp.RequestCtx, e *Error, err error) {
-	var pgErr *pgconn.PgError
-	switch {
-	case e.Status >= 500:
-		s.log.Error("request failed", "method", string(ctx.Method()), "path", string(ctx.Path()), "code", e.Code,
-			"err", redact(err.Error()))
-	case e.Cause != nil && !errors.As(e.Cause, &pgErr):
-		s.log.Info("request refused", "method", string(ctx.Method()), "path", string(ctx.Path()), "code", e.Code,
-			"status", e.Status, "err", redact(e.Cause.Error()))
-	}
 }

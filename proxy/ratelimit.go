@@ -71,12 +71,14 @@ func (l *rateLimiter) allow(key string) bool {
 }
 
 // rateLimited wraps a render route: requests over the limit are refused before any other work.
-func (s *Server) rateLimited(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+func (s *Server) rateLimited(op string, h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	if s.rates == nil {
 		return h
 	}
+	m := s.metrics.Op(op)
 	return func(ctx *fasthttp.RequestCtx) {
 		if !s.rates.allow(clientAddress(ctx) + "-" + string(ctx.Path())) {
+			recordOf(ctx).op = m
 			s.writeError(ctx, ErrRateLimited)
 			return
 		}

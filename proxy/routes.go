@@ -14,6 +14,10 @@ const gatewayPrefix = "/storage/v1"
 // Handler returns the router with every route of the server, wrapped in CORS (which answers
 // every preflight, whatever the path).
 func (s *Server) Handler() fasthttp.RequestHandler {
+	return s.observe(s.handler())
+}
+
+func (s *Server) handler() fasthttp.RequestHandler {
 	h := s.router().Handler
 	var owners []Prefixed
 	for _, d := range s.doors {
@@ -60,8 +64,11 @@ func (s *Server) router() *router.Router {
 	rt.PanicHandler = s.panicked
 	r := bothShapes{rt}
 
-	r.GET("/status", s.Status)
-	r.GET("/version", s.Version)
+	r.GET("/status", s.probe(opStatus, s.Status))
+	r.GET("/version", s.probe(opVersion, s.Version))
+	if s.cfg.ServeMetrics {
+		r.GET("/metrics", s.metricsHandler())
+	}
 	r.GET("/health", s.route(opHealth, authJWT, s.Health))
 
 	r.POST("/bucket", s.route(opBucketCreate, authJWT, s.BucketCreate))
@@ -100,9 +107,9 @@ func (s *Server) router() *router.Router {
 
 	if s.cfg.Render.Engine != nil {
 		for _, m := range []string{fasthttp.MethodGet, fasthttp.MethodHead} {
-			r.handle(m, "/render/image/public/{bucket}/{key:*}", s.rateLimited(s.route(opRenderPublic, authNone, s.RenderImage(readPublic))))
-			r.handle(m, "/render/image/authenticated/{bucket}/{key:*}", s.rateLimited(s.route(opRenderAuthenticated, authBearer, s.RenderImage(readAuthenticated))))
-			r.handle(m, "/render/image/sign/{bucket}/{key:*}", s.rateLimited(s.route(opRenderSigned, authNone, s.RenderImageSigned)))
+			r.handle(m, "/render/image/public/{bucket}/{key:*}", s.rateLimited(opRenderPublic, s.route(opRenderPublic, authNone, s.RenderImage(readPublic))))
+			r.handle(m, "/render/image/authenticated/{bucket}/{key:*}", s.rateLimited(opRenderAuthenticated, s.route(opRenderAuthenticated, authBearer, s.RenderImage(readAuthenticated))))
+			r.handle(m, "/render/image/sign/{bucket}/{key:*}", s.rateLimited(opRenderSigned, s.route(opRenderSigned, authNone, s.RenderImageSigned)))
 		}
 	}
 

@@ -99,8 +99,17 @@ func (db *DB) Connect(ctx context.Context) (*pgx.Conn, error) {
 
 // Sibling returns a seam on a pool of its own, with the same connection settings and at most
 // maxConns connections, for a door whose requests hold connections for long (TUS locks): they
-// can then never take the connections every other request needs. Close it with Close.
-func (db *DB) Sibling(maxConns int32) (*DB, error) {
+// can then never take the connections every other request needs. Close it with Close. Its
+// statistics are exported like the main pool's, as pool=name.
+func (s *Server) Sibling(name string, maxConns int32) (*DB, error) {
+	db, err := s.db.sibling(maxConns)
+	if err == nil {
+		s.metrics.Pool(name, db.pool.Stat)
+	}
+	return db, err
+}
+
+func (db *DB) sibling(maxConns int32) (*DB, error) {
 	cfg := db.pool.Config()
 	cfg.MaxConns, cfg.MinConns = maxConns, 0
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
@@ -121,7 +130,8 @@ func (s *Server) Verifier() *identity.Verifier { return s.verifier }
 
 // Settings returns the prelude's arguments for a request of another door, by id, running op.
 func (s *Server) Settings(ctx *fasthttp.RequestCtx, id Identity, op string) []any {
-	return preludeArgs(id, op, headersJSON(ctx), string(ctx.Method()), requestPath(ctx), s.uploadLimit, s.statementTimeout, s.lockTimeout)
+	identify(ctx, id)
+	return preludeArgs(id, op, headersJSON(ctx), string(ctx.Method()), requestPath(ctx), recordOf(ctx).id, s.uploadLimit, s.statementTimeout, s.lockTimeout)
 }
 
 // UploadFileSizeLimit is the global upload limit in bytes (0: none).
@@ -228,10 +238,15 @@ func (s *Server) Store(ctx *fasthttp.RequestCtx, id Identity, op string, u Uploa
 	return Stored{ID: objID, Size: st.size, MD5: st.md5}, err
 }
 
-// HoldSlot hands a slot of gate to body, a response's stream, which gives it back when the
-// server closes it (as the REST downloads hold theirs).
-func HoldSlot(gate *limits.Gate, body io.ReadCloser) io.ReadCloser {
-	return &slotStream{ReadCloser: body, slot: gate}
+// ResponseStream is body made the response's stream of ctx's request: its bytes are counted
+// as they go out, and it holds a slot of gate (nil: none), which it gives back when the server
+// closes it (as the REST downloads hold theirs).
+func ResponseStream(ctx *fasthttp.RequestCtx, gate *limits.Gate, body io.ReadCloser) io.ReadCloser {
+	c := &countingStream{ReadCloser: body, op: recordOf(ctx).op}
+	if gate != nil {
+		c.slot = gate
+	}
+	return c
 }
 
 // Downloads is the gate every download takes a slot from (nil: no cap).

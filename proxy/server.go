@@ -20,6 +20,7 @@ import (
 	"github.com/pgstorage/storage/blob"
 	"github.com/pgstorage/storage/identity"
 	"github.com/pgstorage/storage/limits"
+	"github.com/pgstorage/storage/metrics"
 )
 
 // Config is what the proxy needs from the server's configuration (cmd/storage documents the
@@ -52,6 +53,11 @@ type Config struct {
 	StatementTimeout, LockTimeout, PoolAcquireTimeout time.Duration
 	// Render is image transformation (/render/image; transform in POST /object/sign).
 	Render RenderConfig
+	// Metrics is where requests are counted (nil: a registry of the server's own).
+	// ServeMetrics serves its scrape at GET /metrics on this server's routes (METRICS_ADDR
+	// unset); otherwise whoever owns the registry serves it.
+	Metrics      *metrics.Registry
+	ServeMetrics bool
 }
 
 // Server holds the proxy's dependencies; routes.go wires its handlers.
@@ -67,6 +73,8 @@ type Server struct {
 	statementTimeout, lockTimeout string
 	doors                         []Door       // other protocols' routes (Mount)
 	rates                         *rateLimiter // the render routes' (nil: none)
+	metrics                       *metrics.Registry
+	preflight                     *metrics.Op
 }
 
 // New returns a Server answering from pool.
@@ -84,6 +92,9 @@ func New(cfg Config, pool *pgxpool.Pool) *Server {
 	if cfg.CORSAllowedOrigins == nil {
 		cfg.CORSAllowedOrigins = []string{"*"}
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New(cfg.Version)
+	}
 	if cfg.Verifier == nil {
 		v, err := identity.New(identity.Config{Secret: cfg.JWTSecret, Algorithm: cfg.JWTAlgorithm})
 		if err != nil {
@@ -98,8 +109,15 @@ func New(cfg Config, pool *pgxpool.Pool) *Server {
 		blobs:    cfg.Blobs,
 		log:      cfg.Logger,
 		lim:      limits.New(cfg.Limits, cfg.Logger),
+		metrics:  cfg.Metrics,
 	}
 	s.statementTimeout, s.lockTimeout = millis(cfg.StatementTimeout), millis(cfg.LockTimeout)
+	s.preflight = s.metrics.Op(opPreflight)
+	s.metrics.Pool("main", pool.Stat)
+	s.metrics.GaugeFunc("storage_uploads_in_flight", "Request bodies streaming to the blob store now (REST, S3, TUS; SERVER_MAX_UPLOADS caps them).",
+		func() float64 { return float64(s.lim.Uploads.InUse()) })
+	s.metrics.GaugeFunc("storage_downloads_in_flight", "Downloads and renders whose bodies are being sent now (SERVER_MAX_DOWNLOADS caps them).",
+		func() float64 { return float64(s.lim.Downloads.InUse()) })
 	if cfg.Render.RateLimit > 0 {
 		s.rates = newRateLimiter(cfg.Render.RateLimit)
 	}
@@ -203,7 +221,9 @@ type handlerFunc func(r *request) error
 // and the one place errors are rendered.
 func (s *Server) route(op string, mode authMode, h handlerFunc) fasthttp.RequestHandler {
 	gate, busy := s.transferGate(op)
+	m := s.metrics.Op(op)
 	return func(ctx *fasthttp.RequestCtx) {
+		recordOf(ctx).op = m
 		r := &request{ctx: ctx, op: op, id: anonymous}
 		if gate != nil {
 			// Transfers take a slot first and fail fast when none is free: no queue, and
@@ -249,6 +269,7 @@ func (s *Server) authenticate(r *request, mode authMode) error {
 	switch {
 	case err == nil:
 		r.id = id
+		identify(r.ctx, id)
 		return nil
 	case mode == authOptional && !errors.Is(err, identity.ErrRoleNotAllowed):
 		return nil // an invalid token on an optional-auth route: anonymous, as the reference
@@ -256,8 +277,8 @@ func (s *Server) authenticate(r *request, mode authMode) error {
 	return authError(err, false)
 }
 
-// writeError renders err through the one error format. Unexpected errors are logged with
-// their cause (logError) and reach the client as a bare InternalError.
+// writeError renders err through the one error format. Unexpected errors reach the client as
+// a bare InternalError; the request's log line has their cause (logRequest).
 func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	e, ok := err.(*Error)
 	if !ok {
@@ -270,7 +291,8 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	if stalled {
 		e = ErrRequestTimeout
 	}
-	s.logError(ctx, e, err)
+	rec := recordOf(ctx)
+	rec.code, rec.err = e.Code, err
 	closeConn := stalled || !drainBody(ctx)
 	ctx.Response.Reset()
 	if closeConn {
@@ -295,7 +317,7 @@ const drainLimit = 16 << 20
 // drainBody reads what is left of the request body, up to drainLimit, and reports whether
 // the connection can serve another request.
 func drainBody(ctx *fasthttp.RequestCtx) bool {
-	if stream := ctx.RequestBodyStream(); stream != nil {
+	if stream := RequestBody(ctx); stream != nil {
 		if n, err := io.CopyN(io.Discard, stream, drainLimit); n == drainLimit || err != nil && err != io.EOF {
 			return false
 		}
@@ -320,7 +342,7 @@ func responseBuf(ctx *fasthttp.RequestCtx) []byte {
 
 // settings returns the prelude's arguments for r, in preludeSettings order.
 func (s *Server) settings(r *request) []any {
-	return preludeArgs(r.id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), requestPath(r.ctx), s.uploadLimit, s.statementTimeout, s.lockTimeout)
+	return preludeArgs(r.id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), requestPath(r.ctx), recordOf(r.ctx).id, s.uploadLimit, s.statementTimeout, s.lockTimeout)
 }
 
 // serviceSettings is settings with the role switched to service_role: a signed download reads
@@ -329,15 +351,15 @@ func (s *Server) settings(r *request) []any {
 func (s *Server) serviceSettings(r *request) []any {
 	id := r.id
 	id.Role = serviceRole
-	return preludeArgs(id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), requestPath(r.ctx), s.uploadLimit, s.statementTimeout, s.lockTimeout)
+	return preludeArgs(id, r.op, headersJSON(r.ctx), string(r.ctx.Method()), requestPath(r.ctx), recordOf(r.ctx).id, s.uploadLimit, s.statementTimeout, s.lockTimeout)
 }
 
-func preludeArgs(id Identity, op, headers, method, path, uploadLimit, statementTimeout, lockTimeout string) []any {
+func preludeArgs(id Identity, op, headers, method, path, requestID, uploadLimit, statementTimeout, lockTimeout string) []any {
 	claims := id.Claims
 	if claims == "" {
 		claims = `{"role":` + string(appendJSONString(nil, id.Role)) + `}`
 	}
-	return []any{id.Role, id.Role, id.Token, id.Sub, claims, headers, method, path, op, "true", uploadLimit, statementTimeout, lockTimeout}
+	return []any{id.Role, id.Role, id.Token, id.Sub, claims, headers, method, path, op, "true", uploadLimit, requestID, statementTimeout, lockTimeout}
 }
 
 // Prelude returns the statement and arguments that open a request's transaction for id
@@ -345,7 +367,7 @@ func preludeArgs(id Identity, op, headers, method, path, uploadLimit, statementT
 // For tests and tools that must see the database as a request does (the migrating role owns
 // the tables and bypasses RLS).
 func Prelude(id Identity, op string) (string, []any) {
-	return preludeSQL, preludeArgs(id, op, "{}", "POST", "/", "", "0", "0")
+	return preludeSQL, preludeArgs(id, op, "{}", "POST", "/", "", "", "0", "0")
 }
 
 // headersJSON renders the request headers as one JSON object with lower-case names, the shape

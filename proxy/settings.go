@@ -7,7 +7,8 @@ import "strconv"
 // auth.* helpers written for Supabase read the same values here. storage.allow_delete_query is
 // set for policies and triggers ported from Supabase that look for it; this schema itself
 // never blocks plain SQL deletes. storage.upload_file_size_limit is ours: the server's global
-// limit, which the SQL API compares bucket limits against. statement_timeout and lock_timeout
+// limit, which the SQL API compares bucket limits against; so is storage.request_id, the
+// request's X-Request-Id, which storage events carry as reqId. statement_timeout and lock_timeout
 // are PostgreSQL's own: set here, they bound the request's call and die with its transaction,
 // so a request blocked on a lock or a slow statement gives its pooled connection back.
 const (
@@ -22,6 +23,7 @@ const (
 	settingOperation     = "storage.operation"
 	settingAllowDelete   = "storage.allow_delete_query"
 	settingUploadMaxSize = "storage.upload_file_size_limit"
+	settingRequestID     = "storage.request_id"
 	settingStatementTime = "statement_timeout"
 	settingLockTime      = "lock_timeout"
 )
@@ -30,7 +32,7 @@ const (
 var preludeSettings = []string{
 	settingRole, settingClaimRole, settingJWT, settingClaimSub, settingClaims, settingHeaders,
 	settingMethod, settingPath, settingOperation, settingAllowDelete, settingUploadMaxSize,
-	settingStatementTime, settingLockTime,
+	settingRequestID, settingStatementTime, settingLockTime,
 }
 
 // preludeSQL is the one statement that opens every request's transaction.

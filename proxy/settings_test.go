@@ -29,7 +29,7 @@ var supabaseRequestSettings = []string{
 }
 
 // ourRequestSettings are the settings the prelude sets beyond Supabase's.
-var ourRequestSettings = []string{"storage.upload_file_size_limit", "statement_timeout", "lock_timeout"}
+var ourRequestSettings = []string{"storage.upload_file_size_limit", "storage.request_id", "statement_timeout", "lock_timeout"}
 
 var setConfigCall = regexp.MustCompile(`set_config\('([a-z_.]+)', \$([0-9]+), (true|false)\)`)
 
@@ -79,7 +79,7 @@ func TestPreludeArgs(t *testing.T) {
 	t.Run("Authenticated", func(t *testing.T) {
 		t.Parallel()
 		id := Identity{Role: "authenticated", Sub: "u1", Claims: `{"sub":"u1","role":"authenticated"}`, Token: "h.p.s"}
-		args := preludeArgs(id, opBucketList, `{"x-a":"1"}`, "GET", "/bucket?limit=1", "52428800", "30000", "5000")
+		args := preludeArgs(id, opBucketList, `{"x-a":"1"}`, "GET", "/bucket?limit=1", "req-1", "52428800", "30000", "5000")
 		require.Len(t, args, len(preludeSettings))
 		for name, want := range map[string]string{
 			"role":                           "authenticated",
@@ -93,6 +93,7 @@ func TestPreludeArgs(t *testing.T) {
 			"storage.operation":              "storage.bucket.list",
 			"storage.allow_delete_query":     "true",
 			"storage.upload_file_size_limit": "52428800",
+			"storage.request_id":             "req-1",
 			"statement_timeout":              "30000",
 			"lock_timeout":                   "5000",
 		} {
@@ -102,13 +103,13 @@ func TestPreludeArgs(t *testing.T) {
 
 	t.Run("AnonymousClaimsCarryTheRole", func(t *testing.T) {
 		t.Parallel()
-		args := preludeArgs(anonymous, opHealth, "{}", "GET", "/health", "", "0", "0")
+		args := preludeArgs(anonymous, opHealth, "{}", "GET", "/health", "", "", "0", "0")
 		require.Equal(t, "anon", at(args, "role"))
 		require.Equal(t, "", at(args, "request.jwt"))
 		require.Equal(t, "", at(args, "request.jwt.claim.sub"))
 		require.JSONEq(t, `{"role":"anon"}`, at(args, "request.jwt.claims").(string))
 		// A role needing escapes still gives valid JSON.
-		args = preludeArgs(Identity{Role: `we"ird\`}, opHealth, "{}", "GET", "/", "", "0", "0")
+		args = preludeArgs(Identity{Role: `we"ird\`}, opHealth, "{}", "GET", "/", "", "", "0", "0")
 		require.JSONEq(t, `{"role":"we\"ird\\"}`, at(args, "request.jwt.claims").(string))
 	})
 

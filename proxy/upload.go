@@ -155,7 +155,7 @@ func parseUpload(ctx *fasthttp.RequestCtx, isPut bool) (*upload, error) {
 		cl := int64(n)
 		u.contentLength = &cl
 	}
-	u.body = ctx.RequestBodyStream()
+	u.body = RequestBody(ctx)
 	if u.body == nil {
 		u.body = bytes.NewReader(ctx.PostBody())
 	}
@@ -164,7 +164,7 @@ func parseUpload(ctx *fasthttp.RequestCtx, isPut bool) (*upload, error) {
 
 // readForm reads form fields up to the first file part, which becomes the body.
 func (u *upload) readForm(ctx *fasthttp.RequestCtx, boundary string) error {
-	var body io.Reader = ctx.RequestBodyStream()
+	var body io.Reader = RequestBody(ctx)
 	if body == nil {
 		body = bytes.NewReader(ctx.PostBody())
 	}

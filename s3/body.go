@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"strings"
+
+	"github.com/pgstorage/storage/proxy"
 )
 
 // uploadBody is the body of a PutObject or UploadPart as the blob store reads it: decoded when
@@ -23,7 +25,7 @@ type uploadBody struct {
 // newUploadBody sets up the request's body.
 func newUploadBody(r *request) (*uploadBody, error) {
 	ctx := r.ctx
-	var raw io.Reader = ctx.RequestBodyStream()
+	var raw io.Reader = proxy.RequestBody(ctx)
 	if raw == nil {
 		raw = bytes.NewReader(ctx.PostBody())
 	}

@@ -37,6 +37,7 @@ const (
 	opListParts         = "storage.s3.upload.list_parts"
 	opListMultipart     = "storage.s3.upload.list_multipart"
 	opBadPart           = "storage.s3.upload.part_invalid"
+	opUnmatched         = "storage.s3.unmatched" // no operation (yet): a path or request S3 does not define
 )
 
 var (

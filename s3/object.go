@@ -199,9 +199,7 @@ func (s *Server) getObject(r *request) error {
 		ctx.Response.Header.Set(fasthttp.HeaderContentRange,
 			"bytes "+strconv.FormatInt(offset, 10)+"-"+strconv.FormatInt(offset+length-1, 10)+"/"+strconv.FormatInt(o.meta.Size, 10))
 	}
-	if gate != nil {
-		body, held = proxy.HoldSlot(gate, body), true
-	}
+	body, held = proxy.ResponseStream(ctx, gate, body), true
 	ctx.SetBodyStream(body, int(length))
 	return nil
 }

@@ -56,7 +56,7 @@ func readForm(ctx *fasthttp.RequestCtx) (*form, *Error) {
 	if err != nil || params["boundary"] == "" {
 		return nil, errFormBody
 	}
-	var body io.Reader = ctx.RequestBodyStream()
+	var body io.Reader = proxy.RequestBody(ctx)
 	if body == nil {
 		body = bytes.NewReader(ctx.PostBody())
 	}

@@ -128,6 +128,7 @@ func (s *Server) ServePrefix(ctx *fasthttp.RequestCtx, rest []byte) bool {
 		return false
 	}
 	r := &request{ctx: ctx}
+	s.p.Observe(ctx, opUnmatched, "") // until dispatch names the operation
 	defer func() {
 		if v := recover(); v != nil { // a bug answers 500, as the routes' panic handler does
 			s.writeError(r, &Error{Status: 500, Code: errInternal.Code, Message: errInternal.Message, cause: fmt.Errorf("panic: %v", v)})
@@ -170,6 +171,9 @@ func (s *Server) serve(r *request) error {
 		return invalidKey(r.rawKey)
 	}
 	op := s.dispatch(r)
+	if op != nil {
+		s.p.Observe(ctx, op.name, r.bucket)
+	}
 	if op == postObject {
 		// A browser form signs itself in its fields (policy.go).
 		r.op = op.name
@@ -229,10 +233,7 @@ func (s *Server) writeError(r *request, err error) {
 	if proxy.Stalled(ctx) {
 		e = errStalled
 	}
-	if e.Status >= 500 {
-		s.log.Error("s3 request failed", "method", string(ctx.Method()), "path", string(ctx.Path()),
-			"op", r.op, "status", e.Status, "code", e.Code, "error", err)
-	}
+	proxy.Failed(ctx, e.Code, err)
 	closeConn := proxy.Stalled(ctx) || !proxy.DrainBody(ctx)
 	ctx.Response.Reset()
 	if closeConn {

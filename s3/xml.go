@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/pgstorage/storage/proxy"
 )
 
 const (
@@ -100,7 +102,7 @@ func appendEscaped(b []byte, s string) []byte {
 func readBody(r *request) ([]byte, error) {
 	ctx := r.ctx
 	var body []byte
-	if stream := ctx.RequestBodyStream(); stream != nil {
+	if stream := proxy.RequestBody(ctx); stream != nil {
 		b, err := io.ReadAll(io.LimitReader(stream, maxXMLBody+1))
 		if err != nil {
 			return nil, errIncompleteBody

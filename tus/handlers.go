@@ -388,7 +388,7 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 	if !empty {
 		// Another request may ask for the lock while this body streams: it is then cut.
 		streaming := s.holders.add(u.Version, c.ctx)
-		var body io.Reader = c.ctx.RequestBodyStream()
+		var body io.Reader = proxy.RequestBody(c.ctx)
 		if body == nil {
 			body = bytes.NewReader(c.ctx.PostBody())
 		}

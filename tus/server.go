@@ -2,6 +2,7 @@ package tus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -86,7 +87,7 @@ func New(p *proxy.Server, blobs blob.Store, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	locks, err := p.DB().Sibling(int32(cfg.MaxConcurrent))
+	locks, err := p.Sibling("tus_locks", int32(cfg.MaxConcurrent))
 	if err != nil {
 		return nil, fmt.Errorf("tus: lock pool: %w", err)
 	}
@@ -158,6 +159,7 @@ func (s *Server) settings(c *call) []any { return s.p.Settings(c.ctx, c.id, c.op
 func (s *Server) handle(op string, signed bool, h func(*call) *Error) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		c := &call{ctx: ctx, op: op, signed: signed, id: identity.Anonymous}
+		s.p.Observe(ctx, op, "")
 		s.setCORS(ctx)
 		if !signed {
 			// A missing header is an empty token: "Invalid Compact JWS", as the reference.
@@ -218,9 +220,11 @@ func (s *Server) writeError(c *call, e *Error) {
 	if proxy.Stalled(ctx) {
 		e = errStalled
 	}
-	if e.Status == 500 {
-		s.log.Error("tus request failed", "operation", c.op, "status", e.Status, "error", e.cause, "body", strings.TrimSpace(e.Body))
+	var cause error = errors.New(strings.TrimSpace(e.Body))
+	if e.cause != nil {
+		cause = fmt.Errorf("%s: %w", strings.TrimSpace(e.Body), e.cause)
 	}
+	proxy.Failed(ctx, "", cause)
 	if e.Status == 408 || !proxy.DrainBody(ctx) {
 		ctx.SetConnectionClose()
 	}

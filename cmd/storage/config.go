@@ -90,6 +90,12 @@ type Config struct {
 	PoolAcquireTimeout time.Duration
 	// LOG_LEVEL: debug, info (default), warn or error.
 	LogLevel slog.Level
+	// LOG_FORMAT: json (default: one JSON object per line) or text (key=value).
+	LogFormat string
+	// METRICS_ENABLED: serve the Prometheus scrape (default true). METRICS_ADDR: host:port
+	// serving it at /metrics on a listener of its own; empty = GET /metrics on the API's.
+	MetricsEnabled bool
+	MetricsAddr    string
 	// STORAGE_BACKEND: where object bytes live: file (default) or s3.
 	Backend string
 	// STORAGE_FILE_BACKEND_PATH: root directory of the file backend. Default
@@ -264,7 +270,16 @@ var envVars = []envVar{
 	{"DATABASE_STATEMENT_TIMEOUT", "30s", "statement_timeout of each request's SQL call, then 544 (0 = none)", durationVar(func(c *Config, d time.Duration) { c.StatementTimeout = d })},
 	{"DATABASE_LOCK_TIMEOUT", "5s", "lock_timeout of each request's SQL call, then 423 (0 = none)", durationVar(func(c *Config, d time.Duration) { c.LockTimeout = d })},
 	{"DATABASE_POOL_ACQUIRE_TIMEOUT", "5s", "longest wait for a pooled database connection, then 503 + Retry-After (0 = no limit)", durationVar(func(c *Config, d time.Duration) { c.PoolAcquireTimeout = d })},
-	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"LOG_LEVEL", "info", "debug, info, warn or error; info logs one line per request", func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"LOG_FORMAT", "json", "json (one object per line) or text (key=value)", func(c *Config, v string) error {
+		if v != "json" && v != "text" {
+			return errors.New("must be json or text")
+		}
+		c.LogFormat = v
+		return nil
+	}},
+	{"METRICS_ENABLED", "true", "serve Prometheus metrics at /metrics", boolVar(func(c *Config, b bool) { c.MetricsEnabled = b })},
+	{"METRICS_ADDR", "", "host:port serving /metrics on a listener of its own; empty = on the API's port", func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{"STORAGE_BACKEND", "file", "where object bytes live: file or s3", func(c *Config, v string) error {
 		if v != "file" && v != "s3" {
 			return errors.New("must be file or s3")

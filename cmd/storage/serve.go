@@ -16,6 +16,7 @@ import (
 
 	"github.com/pgstorage/storage/identity"
 	"github.com/pgstorage/storage/lifecycle"
+	"github.com/pgstorage/storage/metrics"
 	"github.com/pgstorage/storage/proxy"
 	"github.com/pgstorage/storage/render"
 	"github.com/pgstorage/storage/render/vips"
@@ -32,7 +33,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if jwksOnly && (!cfg.JWKS.HasKeys() || !cfg.JWKS.HasURLSigningKey()) {
 		return errors.New("AUTH_JWT_SECRET is required when DATABASE_URL is set (only the embedded default generates one), unless JWT_JWKS has keys and a urlSigningKey")
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := newLogger(cfg, stderr)
 	// First, so the embedded cluster and everything else start under the raised limit.
 	openFiles, filesErr := raiseOpenFiles()
 	// Listen first: a taken port fails fast, before a cluster is started.
@@ -70,10 +71,23 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("AUTH_JWT_SECRET/JWT_JWKS/AUTH_ALLOWED_ROLES: %v", err)
 	}
 	urlSecret, urlKid := verifier.URLSigningKey()
+	reg := metrics.New(cfg.Version)
+	if cfg.MetricsEnabled && cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("METRICS_ADDR: cannot listen on %s: %v", cfg.MetricsAddr, err)
+		}
+		defer mln.Close()
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", reg.Handler())
+		go http.Serve(mln, mux)
+		log.Info("metrics endpoint", "url", "http://"+mln.Addr().String()+"/metrics")
+	}
 	blobs, err := openBlobs(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	blobs = reg.Blobs(blobs, cfg.Backend)
 	db, err := openDatabase(ctx, cfg, stderr, poolServer)
 	if err != nil {
 		return err
@@ -93,7 +107,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	// The collector deletes freed blobs and works bucket-empty jobs in the background; with
 	// several servers on one database, one of them at a time (advisory lock).
 	collector := &lifecycle.Collector{DB: db.pool, Blobs: blobs, Retention: cfg.BlobRetention,
-		Interval: cfg.GCInterval, LeftoverGrace: cfg.LeftoverGrace, Logger: log}
+		Interval: cfg.GCInterval, LeftoverGrace: cfg.LeftoverGrace, Logger: log, Observe: reg.CollectorRun}
 	emptyQueued := collector.Kick
 	if cfg.GCInterval == 0 {
 		emptyQueued = nil
@@ -117,6 +131,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		UploadURLExpiry:     cfg.UploadURLExpiry,
 		EmptyQueued:         emptyQueued,
 		Render:              renderConfig(cfg, log),
+		Metrics:             reg,
+		ServeMetrics:        cfg.MetricsEnabled && cfg.MetricsAddr == "",
 	}, db.pool)
 	resumable, err := tus.New(rest, blobs, tus.Config{URLPath: cfg.TUSURLPath, Expiry: cfg.TUSExpiry,
 		PublicURL: cfg.PublicURL, AllowForwardedPath: cfg.AllowForwardedPath, MaxConcurrent: cfg.TUSMaxConcurrent, Logger: log})
@@ -191,6 +207,15 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	log.Info("shutting down")
 	return srv.Shutdown()
+}
+
+// newLogger is the server's logger: LOG_FORMAT's lines, from LOG_LEVEL up.
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
 // fileExists reports whether path names an existing file (or anything that is not certainly
