@@ -13,10 +13,11 @@ import (
 
 // Blobs returns s counting its calls, failures and their time under backend=name. Both
 // backends implement blob.Resumable and blob.Multipart, which the TUS and S3 doors need: a
-// store that does not is returned as is, uncounted, rather than hiding what it lacks.
+// store that does not is returned as is, uncounted, rather than hiding what it lacks; so is
+// every store when metrics are Disabled.
 func (r *Registry) Blobs(s blob.Store, name string) blob.Store {
 	full, ok := s.(fullStore)
-	if !ok {
+	if !ok || r.off {
 		return s
 	}
 	c := &countedStore{inner: full, ops: map[string]blobOp{}}

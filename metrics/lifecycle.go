@@ -4,6 +4,9 @@ import "github.com/pgstorage/storage/lifecycle"
 
 // CollectorRun records what one run of the collector did (lifecycle.Collector.Observe).
 func (r *Registry) CollectorRun(st lifecycle.Stats, err error) {
+	if r.off {
+		return
+	}
 	switch {
 	case err != nil:
 		r.collectorRuns.WithLabelValues("failed").Inc()

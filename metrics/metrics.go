@@ -27,6 +27,7 @@ import (
 // are exactly those of its requests.
 type Registry struct {
 	reg *prometheus.Registry
+	off bool // Disabled: nothing is counted
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -103,6 +104,10 @@ func New(version string) *Registry {
 	return r
 }
 
+// Disabled returns a registry that counts nothing (METRICS_ENABLED=false): its operations'
+// Done and Sent return at once, and it wraps no store and reads no pool.
+func Disabled() *Registry { return &Registry{off: true} }
+
 // revision is the VCS revision the binary was built from ("" when unknown, e.g. go test).
 func revision() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -124,11 +129,18 @@ func (r *Registry) Handler() http.Handler {
 func (r *Registry) Gatherer() prometheus.Gatherer { return r.reg }
 
 // Register adds collectors (the caller's own metrics) to the registry.
-func (r *Registry) Register(cs ...prometheus.Collector) { r.reg.MustRegister(cs...) }
+func (r *Registry) Register(cs ...prometheus.Collector) {
+	if !r.off {
+		r.reg.MustRegister(cs...)
+	}
+}
 
 // GaugeFunc registers a gauge read from f at each scrape (what something else already counts:
 // transfers in flight, a backlog).
 func (r *Registry) GaugeFunc(name, help string, f func() float64) {
+	if r.off {
+		return
+	}
 	r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 }
 
@@ -149,6 +161,7 @@ func Protocol(op string) string {
 // Op is one operation's metrics, resolved once: recording a request is atomic adds only.
 type Op struct {
 	Name, Protocol string
+	off            bool
 	byClass        [6]prometheus.Counter // status class 1…5; 0 for anything else
 	duration       prometheus.Observer
 	received, sent prometheus.Counter
@@ -161,6 +174,10 @@ func (r *Registry) Op(name string) *Op {
 		return o.(*Op)
 	}
 	p := Protocol(name)
+	if r.off {
+		actual, _ := r.ops.LoadOrStore(name, &Op{Name: name, Protocol: p, off: true})
+		return actual.(*Op)
+	}
 	o := &Op{Name: name, Protocol: p, duration: r.duration.WithLabelValues(p, name),
 		received: r.received.WithLabelValues(p), sent: r.sent.WithLabelValues(p)}
 	for c := range o.byClass {
@@ -177,6 +194,9 @@ func (r *Registry) Op(name string) *Op {
 // Done records one request: its status, its time to response headers, and the body bytes it
 // read and wrote (a streamed response body counts its bytes as they go, through Sent).
 func (o *Op) Done(status int, d time.Duration, received, sent int64) {
+	if o.off {
+		return
+	}
 	class := status / 100
 	if class < 1 || class > 5 {
 		class = 0
@@ -193,7 +213,7 @@ func (o *Op) Done(status int, d time.Duration, received, sent int64) {
 
 // Sent counts response body bytes sent after the request was recorded (a streamed body).
 func (o *Op) Sent(n int64) {
-	if n > 0 {
+	if n > 0 && !o.off {
 		o.sent.Add(float64(n))
 	}
 }

@@ -10,6 +10,9 @@ import (
 // Pool exports a pgx pool's statistics under pool=name, read from stat at each scrape (pgxpool
 // keeps them; the request path pays nothing).
 func (r *Registry) Pool(name string, stat func() *pgxpool.Stat) {
+	if r.off {
+		return
+	}
 	r.pools.mu.Lock()
 	defer r.pools.mu.Unlock()
 	r.pools.pools = append(r.pools.pools, namedPool{name, stat})

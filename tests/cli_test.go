@@ -682,7 +682,10 @@ func TestCLIBadConfiguration(t *testing.T) {
 		{"RATE_LIMITER_DRIVER redis", []string{"RATE_LIMITER_DRIVER=redis"}, []string{"RATE_LIMITER_DRIVER", "only memory"}, true},
 		{"IMAGE_TRANSFORMATION_QUALITY out of range", []string{"IMAGE_TRANSFORMATION_QUALITY=101"}, []string{"IMAGE_TRANSFORMATION_QUALITY", "20 to 100"}, true},
 		{"database unreachable", []string{"DATABASE_URL=postgres://nobody@127.0.0.1:1/x", "AUTH_JWT_SECRET=s"}, []string{"cannot reach the database"}, false},
+		{"LOG_FORMAT xml", []string{"LOG_FORMAT=xml"}, []string{"LOG_FORMAT", "json or text"}, true},
+		{"METRICS_ENABLED maybe", []string{"METRICS_ENABLED=maybe"}, []string{"METRICS_ENABLED"}, true},
 		{"port in use", []string{"SERVER_PORT=" + busyPort}, []string{"SERVER_PORT"}, false},
+		{"METRICS_ADDR in use", []string{"METRICS_ADDR=127.0.0.1:" + busyPort}, []string{"METRICS_ADDR"}, false},
 		{"STORAGE_PG_BINDIR missing", []string{"STORAGE_PG_BINDIR=/nonexistent"}, []string{"/nonexistent", "PostgreSQL"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

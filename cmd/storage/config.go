@@ -92,7 +92,7 @@ type Config struct {
 	LogLevel slog.Level
 	// LOG_FORMAT: json (default: one JSON object per line) or text (key=value).
 	LogFormat string
-	// METRICS_ENABLED: serve the Prometheus scrape (default true). METRICS_ADDR: host:port
+	// METRICS_ENABLED: count and serve Prometheus metrics (default true). METRICS_ADDR: host:port
 	// serving it at /metrics on a listener of its own; empty = GET /metrics on the API's.
 	MetricsEnabled bool
 	MetricsAddr    string
@@ -278,7 +278,7 @@ var envVars = []envVar{
 		c.LogFormat = v
 		return nil
 	}},
-	{"METRICS_ENABLED", "true", "serve Prometheus metrics at /metrics", boolVar(func(c *Config, b bool) { c.MetricsEnabled = b })},
+	{"METRICS_ENABLED", "true", "count and serve Prometheus metrics at /metrics; false counts nothing", boolVar(func(c *Config, b bool) { c.MetricsEnabled = b })},
 	{"METRICS_ADDR", "", "host:port serving /metrics on a listener of its own; empty = on the API's port", func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{"STORAGE_BACKEND", "file", "where object bytes live: file or s3", func(c *Config, v string) error {
 		if v != "file" && v != "s3" {

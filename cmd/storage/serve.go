@@ -71,7 +71,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("AUTH_JWT_SECRET/JWT_JWKS/AUTH_ALLOWED_ROLES: %v", err)
 	}
 	urlSecret, urlKid := verifier.URLSigningKey()
-	reg := metrics.New(cfg.Version)
+	reg := metrics.Disabled()
+	if cfg.MetricsEnabled {
+		reg = metrics.New(cfg.Version)
+	}
 	if cfg.MetricsEnabled && cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
