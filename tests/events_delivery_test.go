@@ -29,6 +29,7 @@ const eventsWait = 60 * time.Second
 
 // hook is one webhook request as the receiver got it.
 type hook struct {
+	Ctx    context.Context // the request's: done when the sender hangs up
 	ID     int64
 	Header http.Header
 	Body   map[string]any
@@ -66,7 +67,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	h := hook{Header: req.Header.Clone()}
+	h := hook{Ctx: req.Context(), Header: req.Header.Clone()}
 	h.ID, _ = strconv.ParseInt(req.Header.Get(events.EventIDHeader), 10, 64)
 	if err := json.Unmarshal(b, &h.Body); err == nil {
 		ev, _ := h.Body["event"].(map[string]any)
