@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -452,4 +456,61 @@ func TestEventsWebhookFlakyReceiver(t *testing.T) {
 	require.Len(t, all, 40)
 	r.waitAll(eventIDs(all))
 	requireOrderedPerObject(t, r.accepted(), all)
+}
+
+// TestEventsDoors: each door's operations emit the reference's event names and uploadType, and
+// all reach the receiver: TUS uploads (Post, then Put with x-upsert), S3 PutObject (Post, then
+// Put), CompleteMultipartUpload (Post), CopyObject (Copy), DeleteObject and DeleteObjects
+// (Removed:Delete).
+func TestEventsDoors(t *testing.T) {
+	t.Parallel()
+	o := &objEnv{setupHTTP(t)}
+	o.mkBucket(t, `{"name":"b"}`)
+	r := newReceiver(t)
+	runDispatcher(t, o.db.Pool, r.url)
+	ctx := context.Background()
+
+	loc := o.tusCreate(t, o.service, "b", "t.txt", 5)
+	require.Equal(t, http.StatusNoContent, o.tusPatch(t, loc, o.service, 0, []byte("hello")).Status)
+	loc = o.tusCreate(t, o.service, "b", "t.txt", 3, "x-upsert", "true")
+	require.Equal(t, http.StatusNoContent, o.tusPatch(t, loc, o.service, 0, []byte("bye"), "x-upsert", "true").Status)
+
+	c := o.s3Service()
+	s3Put(t, c, "b", "s.txt", []byte("one"))
+	s3Put(t, c, "b", "s.txt", []byte("two"))
+	mp, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("b"), Key: aws.String("m.bin")})
+	require.NoError(t, err)
+	part, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String("b"), Key: aws.String("m.bin"), UploadId: mp.UploadId,
+		PartNumber: aws.Int32(1), Body: bytes.NewReader([]byte("part"))})
+	require.NoError(t, err)
+	_, err = c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: aws.String("b"), Key: aws.String("m.bin"),
+		UploadId: mp.UploadId, MultipartUpload: &s3types.CompletedMultipartUpload{Parts: []s3types.CompletedPart{{ETag: part.ETag, PartNumber: aws.Int32(1)}}}})
+	require.NoError(t, err)
+	_, err = c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("b"), Key: aws.String("s2.txt"), CopySource: aws.String("b/s.txt")})
+	require.NoError(t, err)
+	_, err = c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("b"), Key: aws.String("s2.txt")})
+	require.NoError(t, err)
+	_, err = c.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: aws.String("b"),
+		Delete: &s3types.Delete{Objects: []s3types.ObjectIdentifier{{Key: aws.String("s.txt")}, {Key: aws.String("m.bin")}}}})
+	require.NoError(t, err)
+
+	want := sqlEventList(t, o.db, 0)
+	require.Equal(t, []string{
+		"ObjectCreated:Post b/t.txt",
+		"ObjectCreated:Put b/t.txt",
+		"ObjectCreated:Post b/s.txt",
+		"ObjectCreated:Put b/s.txt",
+		"ObjectCreated:Post b/m.bin",
+		"ObjectCreated:Copy b/s2.txt",
+		"ObjectRemoved:Delete b/s2.txt",
+		"ObjectRemoved:Delete b/m.bin",
+		"ObjectRemoved:Delete b/s.txt",
+	}, sqlEventKeys(want))
+	var uploadTypes []any
+	for _, e := range want[:6] {
+		uploadTypes = append(uploadTypes, e.Payload["uploadType"])
+	}
+	require.Equal(t, []any{"resumable", "resumable", "s3", "s3", "s3", "s3"}, uploadTypes)
+	r.waitAll(eventIDs(want))
+	requireOrderedPerObject(t, r.accepted(), want)
 }
