@@ -23,7 +23,7 @@ const (
 	DefaultRetention     = 168 * time.Hour
 	DefaultMinBackoff    = time.Second
 	DefaultMaxBackoff    = 5 * time.Minute
-	DefaultPollInterval  = 10 * time.Second
+	DefaultPollInterval  = time.Second
 	DefaultLeaseTTL      = 15 * time.Second
 	DefaultBatch         = 100
 	DefaultLanes         = 8
@@ -55,8 +55,9 @@ type Config struct {
 	// doubling with each failure up to MaxBackoff (WEBHOOK_MAX_RETRY_INTERVAL). When no
 	// delivery of a batch succeeds (the receiver is down), the whole dispatcher waits so.
 	MinBackoff, MaxBackoff time.Duration
-	// PollInterval: how often the leader looks for events without a notification (a fallback:
-	// notifications wake it at once).
+	// PollInterval: how often the leader looks for new events (EVENTS_POLL_INTERVAL; an index
+	// probe that finds nothing costs next to nothing). Notifications, when the database sends
+	// them (storage.events_notify), wake it at once.
 	PollInterval time.Duration
 	// LeaseTTL: how long a leader's lease lasts without renewal; it renews every third of it. A
 	// killed leader's successor takes over within about this long. At least twice Timeout.

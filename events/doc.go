@@ -19,6 +19,9 @@
 //     renew stops, and no delivery outlives the lease it started under (each attempt's deadline
 //     is the lease's local expiry), so two servers never send one event at the same time.
 //
-// The leader wakes on LISTEN storage_events (the triggers notify each event) on a connection of
-// its own, reconnecting when it drops, and polls as a fallback.
+// The leader polls every EVENTS_POLL_INTERVAL (1s by default). It also LISTENs on channel
+// storage_events, on a connection of its own that it reconnects when it drops, and wakes at
+// once on a notification; the triggers notify only when storage.events_notify is on, because
+// notifying transactions commit one at a time across the cluster (sql/api/events.sql has the
+// numbers).
 package events

@@ -1,7 +1,7 @@
 -- 018 events: every change of storage.objects records its events (the reference's names and
 -- payloads) in the outbox storage.events in the same transaction, from statement-level
--- triggers, and notifies channel storage_events; the servers' dispatcher delivers them to
--- WEBHOOK_URL. Leases become named (storage_internal.leases: 'collector', 'events').
+-- triggers, and notifies channel storage_events when storage.events_notify is on; the
+-- servers' dispatcher delivers them to WEBHOOK_URL. Leases become named (storage_internal.leases: 'collector', 'events').
 -- Reversible (the events recorded are dropped). Locks: SHARE ROW EXCLUSIVE on storage.objects
 -- briefly (three triggers); ACCESS EXCLUSIVE on storage_internal.collector_lease (dropped).
 

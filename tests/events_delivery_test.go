@@ -209,7 +209,7 @@ func eventIDs(evs []sqlEvent) []int64 {
 func startDispatcher(t *testing.T, pool *pgxpool.Pool, url string, adjust ...func(*events.Config)) (d *events.Dispatcher, stop func()) {
 	t.Helper()
 	cfg := events.Config{DB: pool, URL: url, APIKey: "hook-secret", Timeout: 5 * time.Second,
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond,
 		Tenant: events.Tenant{Ref: "proj-ref", Host: "storage.example.com"},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, a := range adjust {

@@ -111,7 +111,8 @@ func TestSQLEventsPlainSQL(t *testing.T) {
 }
 
 // TestSQLEventsRolledBack: a transaction that rolls back, or a statement that fails, leaves no
-// event and no notification; the first notification a listener gets is the committed change's.
+// event and no notification; with storage.events_notify on, the first notification a listener
+// gets is the committed change's (and none comes from a commit while the setting is off).
 func TestSQLEventsRolledBack(t *testing.T) {
 	t.Parallel()
 	db := sqlObjDB(t)
@@ -119,14 +120,17 @@ func TestSQLEventsRolledBack(t *testing.T) {
 	listener := connect(t, db.URL)
 	_, err := listener.Exec(ctx, `listen storage_events`)
 	require.NoError(t, err)
+	writer := connect(t, db.URL)
+	_, err = writer.Exec(ctx, `set storage.events_notify = on`)
+	require.NoError(t, err)
 
-	tx, err := db.Pool.Begin(ctx)
+	tx, err := writer.Begin(ctx)
 	require.NoError(t, err)
 	_, err = tx.Exec(ctx, `insert into storage.objects (bucket_id, name, version) values ('priv', 'gone', 'v1')`)
 	require.NoError(t, err)
 	require.NoError(t, tx.Rollback(ctx))
 	// A statement that fails after its trigger ran (a duplicate in the same statement).
-	_, err = db.Pool.Exec(ctx, `insert into storage.objects (bucket_id, name, version) values ('priv', 'dup', 'v1'), ('priv', 'dup', 'v2')`)
+	_, err = writer.Exec(ctx, `insert into storage.objects (bucket_id, name, version) values ('priv', 'dup', 'v1'), ('priv', 'dup', 'v2')`)
 	require.Error(t, err)
 	// An upload's dry-run (a caller under RLS) inserts the row in a subtransaction it rolls
 	// back: no event either.
@@ -135,13 +139,16 @@ func TestSQLEventsRolledBack(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, sqlEventList(t, db, 0))
 
-	admin(t, db, `insert into storage.objects (bucket_id, name, version) values ('priv', 'kept', 'v1')`)
+	// Notifications are off by default: this commit records its event and notifies nothing.
+	admin(t, db, `insert into storage.objects (bucket_id, name, version) values ('priv', 'quiet', 'v1')`)
+	_, err = writer.Exec(ctx, `insert into storage.objects (bucket_id, name, version) values ('priv', 'kept', 'v1')`)
+	require.NoError(t, err)
 	n, err := listener.WaitForNotification(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "storage_events", n.Channel)
 	evs := sqlEventList(t, db, 0)
-	require.Equal(t, []string{"ObjectCreated:Post priv/kept"}, sqlEventKeys(evs))
-	require.JSONEq(t, `{"id":`+strconv.FormatInt(evs[0].ID, 10)+`,"type":"ObjectCreated:Post","bucketId":"priv","name":"kept"}`, n.Payload)
+	require.Equal(t, []string{"ObjectCreated:Post priv/quiet", "ObjectCreated:Post priv/kept"}, sqlEventKeys(evs))
+	require.JSONEq(t, `{"id":`+strconv.FormatInt(evs[1].ID, 10)+`,"type":"ObjectCreated:Post","bucketId":"priv","name":"kept"}`, n.Payload)
 }
 
 // TestSQLEventsAPIOperations: the SQL API's writes emit exactly the reference's event for each

@@ -144,6 +144,9 @@ type Config struct {
 	// WEBHOOK_MAX_RETRY_INTERVAL: the longest wait between attempts to deliver a refused event
 	// (the wait starts at 1s and doubles). Default 5m.
 	WebhookMaxRetry time.Duration
+	// EVENTS_POLL_INTERVAL: how often the delivering server looks for new events (notifications
+	// wake it at once when the database sends them: storage.events_notify). Default 1s.
+	EventsPoll time.Duration
 	// EVENTS_RETENTION: events older than this are deleted from storage.events, delivered or
 	// not. Default 168h.
 	EventsRetention time.Duration
@@ -367,6 +370,7 @@ var envVars = []envVar{
 	{"WEBHOOK_API_KEY", "", "sent with every webhook as Authorization: Bearer <key>; empty = no Authorization header", func(c *Config, v string) error { c.WebhookAPIKey = v; return nil }},
 	{"WEBHOOK_TIMEOUT", "10s", "longest webhook delivery attempt (Go duration > 0), then it is retried", positiveDurationVar(func(c *Config, d time.Duration) { c.WebhookTimeout = d })},
 	{"WEBHOOK_MAX_RETRY_INTERVAL", "5m", "longest wait between attempts to deliver a refused event (from 1s, doubling)", positiveDurationVar(func(c *Config, d time.Duration) { c.WebhookMaxRetry = d })},
+	{"EVENTS_POLL_INTERVAL", "1s", "how often the delivering server looks for new events (at once on a notification when storage.events_notify is on)", positiveDurationVar(func(c *Config, d time.Duration) { c.EventsPoll = d })},
 	{"EVENTS_RETENTION", "168h", "delete events from storage.events this long after the change, delivered or not", positiveDurationVar(func(c *Config, d time.Duration) { c.EventsRetention = d })},
 	{"STORAGE_PPROF_ADDR", "", "host:port serving /debug/pprof/ (CPU and heap profiles); empty = off; keep it on loopback", func(c *Config, v string) error { c.PprofAddr = v; return nil }},
 	{"S3_PROTOCOL_ENABLED", "true", "serve the S3 protocol at /s3 and /storage/v1/s3 (only false turns it off)", func(c *Config, v string) error { c.S3Enabled = v != "false"; return nil }},

@@ -104,7 +104,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	// Storage events are recorded by the database whatever happens here; one server at a time
 	// delivers them to WEBHOOK_URL (and prunes them after EVENTS_RETENTION).
 	dispatcher := events.New(events.Config{DB: db.pool, URL: cfg.WebhookURL, APIKey: cfg.WebhookAPIKey,
-		Timeout: cfg.WebhookTimeout, MaxBackoff: cfg.WebhookMaxRetry, Retention: cfg.EventsRetention,
+		Timeout: cfg.WebhookTimeout, MaxBackoff: cfg.WebhookMaxRetry, Retention: cfg.EventsRetention, PollInterval: cfg.EventsPoll,
 		Tenant: events.Tenant{Ref: cfg.TenantID, Host: publicHost(cfg)}, Logger: log})
 
 	lim := serverLimits(cfg, openFiles, filesErr, log)
