@@ -28,6 +28,9 @@ const (
 	DefaultBatch         = 100
 	DefaultLanes         = 8
 	DefaultPruneInterval = 10 * time.Minute
+	// DefaultBacklogInterval: counting the undelivered events reads the partial index, which a
+	// long outage of the receiver makes large.
+	DefaultBacklogInterval = 15 * time.Second
 )
 
 // leaseName is the dispatcher's lease in storage_internal.leases.
@@ -64,10 +67,11 @@ type Config struct {
 	LeaseTTL time.Duration
 	// Batch: events fetched per query. Lanes: objects delivered at once.
 	Batch, Lanes int
-	// PruneInterval: time between the leader's pruning runs.
-	PruneInterval time.Duration
-	Tenant        Tenant
-	Logger        *slog.Logger
+	// PruneInterval: time between the leader's pruning runs. BacklogInterval: time between
+	// counts of the undelivered events (Stats), on every server.
+	PruneInterval, BacklogInterval time.Duration
+	Tenant                         Tenant
+	Logger                         *slog.Logger
 }
 
 // Stats is a snapshot of a Dispatcher, cheap to take (no database access).
@@ -75,8 +79,8 @@ type Stats struct {
 	Leader         bool   // this server delivers (holds the lease)
 	Delivered      uint64 // events this server delivered since it started
 	FailedAttempts uint64 // attempts this server made that failed (non-2xx, network error, timeout)
-	// Backlog is the number of undelivered events at the last check (every PollInterval on
-	// every server, and after each of the leader's passes); -1 before the first.
+	// Backlog is the number of undelivered events at the last check (every BacklogInterval, on
+	// every server); -1 before the first, and always without a webhook URL.
 	Backlog int64
 	// OldestUndelivered is the age of the oldest undelivered event at the last check; 0 when
 	// none.
@@ -124,6 +128,7 @@ func New(cfg Config) *Dispatcher {
 	def(&cfg.PollInterval, DefaultPollInterval)
 	def(&cfg.LeaseTTL, DefaultLeaseTTL)
 	def(&cfg.PruneInterval, DefaultPruneInterval)
+	def(&cfg.BacklogInterval, DefaultBacklogInterval)
 	// A renewal every third of the ttl leaves at least two thirds of it to any attempt.
 	cfg.LeaseTTL = max(cfg.LeaseTTL, 2*cfg.Timeout)
 	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.MinBackoff)
@@ -178,9 +183,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 				return
 			}
 		}
-		if time.Since(d.lastBacklog) >= d.cfg.PollInterval {
-			d.refreshBacklog(ctx, pool)
-		}
+		d.refreshBacklog(ctx, pool)
 		select {
 		case <-ctx.Done():
 			return
@@ -500,8 +503,12 @@ func (d *Dispatcher) prune(ctx context.Context, pool *pgxpool.Pool) {
 	}
 }
 
-// refreshBacklog counts the undelivered events for Stats.
+// refreshBacklog counts the undelivered events for Stats, at most every BacklogInterval.
+// Without a webhook nothing is ever delivered, and the count would only grow: it stays -1.
 func (d *Dispatcher) refreshBacklog(ctx context.Context, pool *pgxpool.Pool) {
+	if d.cfg.URL == "" || time.Since(d.lastBacklog) < d.cfg.BacklogInterval {
+		return
+	}
 	d.lastBacklog = time.Now()
 	var n int64
 	var oldest *time.Time

@@ -209,7 +209,7 @@ func eventIDs(evs []sqlEvent) []int64 {
 func startDispatcher(t *testing.T, pool *pgxpool.Pool, url string, adjust ...func(*events.Config)) (d *events.Dispatcher, stop func()) {
 	t.Helper()
 	cfg := events.Config{DB: pool, URL: url, APIKey: "hook-secret", Timeout: 5 * time.Second,
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond, BacklogInterval: 50 * time.Millisecond,
 		Tenant: events.Tenant{Ref: "proj-ref", Host: "storage.example.com"},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, a := range adjust {
@@ -343,6 +343,8 @@ func TestEventsWebhookReceiverDown(t *testing.T) {
 		`select count(*) from storage.events where last_error = 'webhook answered HTTP 503' and delivered_at is null`).Scan(&failed))
 	require.Positive(t, failed)
 	require.Positive(t, d.Stats().FailedAttempts)
+	require.Eventually(t, func() bool { s := d.Stats(); return s.Leader && s.Backlog == 20 && s.OldestUndelivered > 0 },
+		eventsWait, 10*time.Millisecond, "Stats: %+v", d.Stats())
 	require.Empty(t, r.accepted())
 
 	r.setAnswer(nil)
