@@ -679,6 +679,8 @@ func TestCLIBadConfiguration(t *testing.T) {
 		{"UPLOAD_FILE_SIZE_LIMIT negative", []string{"UPLOAD_FILE_SIZE_LIMIT=-5"}, []string{"UPLOAD_FILE_SIZE_LIMIT"}, true},
 		{"SERVER_READ_TIMEOUT not a duration", []string{"SERVER_READ_TIMEOUT=forever"}, []string{"SERVER_READ_TIMEOUT"}, true},
 		{"STORAGE_LEFTOVER_GRACE zero", []string{"STORAGE_LEFTOVER_GRACE=0"}, []string{"STORAGE_LEFTOVER_GRACE", "positive"}, true},
+		{"WEBHOOK_URL not an http URL", []string{"WEBHOOK_URL=hooks.example.com/storage"}, []string{"WEBHOOK_URL", "http(s) URL"}, true},
+		{"WEBHOOK_TIMEOUT zero", []string{"WEBHOOK_TIMEOUT=0"}, []string{"WEBHOOK_TIMEOUT", "positive"}, true},
 		{"RATE_LIMITER_DRIVER redis", []string{"RATE_LIMITER_DRIVER=redis"}, []string{"RATE_LIMITER_DRIVER", "only memory"}, true},
 		{"IMAGE_TRANSFORMATION_QUALITY out of range", []string{"IMAGE_TRANSFORMATION_QUALITY=101"}, []string{"IMAGE_TRANSFORMATION_QUALITY", "20 to 100"}, true},
 		{"database unreachable", []string{"DATABASE_URL=postgres://nobody@127.0.0.1:1/x", "AUTH_JWT_SECRET=s"}, []string{"cannot reach the database"}, false},

@@ -178,7 +178,7 @@ func TestSQLFunctionsComment(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{
 		"allow_any_operation", "allow_only_operation", "bucket_create", "bucket_delete", "bucket_empty",
-		"bucket_get", "bucket_list", "bucket_update", "extension", "filename", "foldername",
+		"bucket_get", "bucket_list", "bucket_update", "events_replay", "extension", "filename", "foldername",
 		"object_copy", "object_delete", "object_delete_many", "object_delete_prefix", "object_info",
 		"object_list", "object_list_v2", "object_move", "operation", "s3_delete_object", "s3_delete_objects", "s3_list_multipart_uploads", "s3_list_objects", "s3_list_parts", "signing_secret_set",
 		"url_sign", "url_sign_many", "url_sign_upload",

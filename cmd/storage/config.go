@@ -141,6 +141,21 @@ type Config struct {
 	// interrupted uploads (the file store's temporary files, unfinished S3 multipart uploads)
 	// by itself (Go duration, > 0). Longer than any live upload stays idle. Default 1h.
 	LeftoverGrace time.Duration
+	// WEBHOOK_URL: where storage events are POSTed (the reference's webhook), by one server at
+	// a time. Empty (the default): none are sent; they are still recorded in storage.events and
+	// notified on channel storage_events. WEBHOOK_API_KEY, when set, is sent as a bearer token.
+	WebhookURL, WebhookAPIKey string
+	// WEBHOOK_TIMEOUT: the longest one delivery attempt may take. Default 10s.
+	WebhookTimeout time.Duration
+	// WEBHOOK_MAX_RETRY_INTERVAL: the longest wait between attempts to deliver a refused event
+	// (the wait starts at 1s and doubles). Default 5m.
+	WebhookMaxRetry time.Duration
+	// EVENTS_POLL_INTERVAL: how often the delivering server looks for new events (notifications
+	// wake it at once when the database sends them: storage.events_notify). Default 1s.
+	EventsPoll time.Duration
+	// EVENTS_RETENTION: events older than this are deleted from storage.events, delivered or
+	// not. Default 168h.
+	EventsRetention time.Duration
 	// S3_PROTOCOL_ENABLED: serve the S3 protocol at /s3 (and /storage/v1/s3). Default true;
 	// only "false" turns it off (as the reference reads it).
 	S3Enabled bool
@@ -355,6 +370,23 @@ var envVars = []envVar{
 		c.LeftoverGrace = d
 		return nil
 	}},
+	{"WEBHOOK_URL", "", "http(s) URL storage events are POSTed to, by one server at a time; empty = none sent (still recorded in storage.events and notified on storage_events)", func(c *Config, v string) error {
+		if v == "" {
+			c.WebhookURL = ""
+			return nil
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("must be an http(s) URL such as https://hooks.example.com/storage")
+		}
+		c.WebhookURL = v
+		return nil
+	}},
+	{"WEBHOOK_API_KEY", "", "sent with every webhook as Authorization: Bearer <key>; empty = no Authorization header", func(c *Config, v string) error { c.WebhookAPIKey = v; return nil }},
+	{"WEBHOOK_TIMEOUT", "10s", "longest webhook delivery attempt (Go duration > 0), then it is retried", positiveDurationVar(func(c *Config, d time.Duration) { c.WebhookTimeout = d })},
+	{"WEBHOOK_MAX_RETRY_INTERVAL", "5m", "longest wait between attempts to deliver a refused event (from 1s, doubling)", positiveDurationVar(func(c *Config, d time.Duration) { c.WebhookMaxRetry = d })},
+	{"EVENTS_POLL_INTERVAL", "1s", "how often the delivering server looks for new events (at once on a notification when storage.events_notify is on)", positiveDurationVar(func(c *Config, d time.Duration) { c.EventsPoll = d })},
+	{"EVENTS_RETENTION", "168h", "delete events from storage.events this long after the change, delivered or not", positiveDurationVar(func(c *Config, d time.Duration) { c.EventsRetention = d })},
 	{"STORAGE_PPROF_ADDR", "", "host:port serving /debug/pprof/ (CPU and heap profiles); empty = off; keep it on loopback", func(c *Config, v string) error { c.PprofAddr = v; return nil }},
 	{"S3_PROTOCOL_ENABLED", "true", "serve the S3 protocol at /s3 and /storage/v1/s3 (only false turns it off)", func(c *Config, v string) error { c.S3Enabled = v != "false"; return nil }},
 	{"S3_PROTOCOL_ACCESS_KEY_ID", "", "S3 access key id of the server-wide key pair (requests run as SERVICE_KEY's role); empty = session tokens only", func(c *Config, v string) error { c.S3ProtocolKeyID = v; return nil }},
@@ -448,6 +480,17 @@ func durationVar(set func(*Config, time.Duration)) func(*Config, string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
 			return errors.New("must be a Go duration such as 30s or 2m")
+		}
+		set(c, d)
+		return nil
+	}
+}
+
+func positiveDurationVar(set func(*Config, time.Duration)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("must be a positive Go duration such as 10s or 5m")
 		}
 		set(c, d)
 		return nil

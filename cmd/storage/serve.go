@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 
+	"github.com/pgstorage/storage/events"
 	"github.com/pgstorage/storage/identity"
 	"github.com/pgstorage/storage/lifecycle"
 	"github.com/pgstorage/storage/metrics"
@@ -117,6 +118,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		log.Warn("STORAGE_GC_INTERVAL=0: this server collects no blobs and works no bucket-empty jobs; another server must")
 	}
 
+	// Storage events are recorded by the database whatever happens here; one server at a time
+	// delivers them to WEBHOOK_URL (and prunes them after EVENTS_RETENTION).
+	dispatcher := events.New(events.Config{DB: db.pool, URL: cfg.WebhookURL, APIKey: cfg.WebhookAPIKey,
+		Timeout: cfg.WebhookTimeout, MaxBackoff: cfg.WebhookMaxRetry, Retention: cfg.EventsRetention, PollInterval: cfg.EventsPoll,
+		Tenant: events.Tenant{Ref: cfg.TenantID, Host: publicHost(cfg)}, Logger: log})
+
 	lim := serverLimits(cfg, openFiles, filesErr, log)
 	rest := proxy.New(proxy.Config{
 		Verifier:            verifier,
@@ -197,9 +204,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		defer close(releaseDone)
 		resumable.Run(gcCtx) // TUS release requests between servers
 	}()
-	// The collector and the TUS listener stop before the pool closes (deferred above, so it
-	// runs after this).
-	defer func() { stopGC(); <-gcDone; <-releaseDone }()
+	eventsDone := make(chan struct{})
+	go func() {
+		defer close(eventsDone)
+		dispatcher.Run(gcCtx)
+	}()
+	// The collector, the TUS listener and the event dispatcher stop before the pool closes
+	// (deferred above, so it runs after this).
+	defer func() { stopGC(); <-gcDone; <-releaseDone; <-eventsDone }()
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -219,6 +231,14 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// publicHost is the host webhooks name as the tenant's (STORAGE_PUBLIC_URL's), or "".
+func publicHost(cfg Config) string {
+	if cfg.PublicURL == nil {
+		return ""
+	}
+	return cfg.PublicURL.Host
 }
 
 // fileExists reports whether path names an existing file (or anything that is not certainly

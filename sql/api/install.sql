@@ -8,7 +8,8 @@
 --                     signing_secret_set for the owner, and the policy helpers of migration
 --                     004 (foldername, filename, extension, operation, allow_*_operation).
 --   storage_internal  everything else: checks, SECURITY DEFINER helpers, the server's upload
---                     steps, the collector's functions, trigger functions. Request roles have
+--                     steps, the collector's and the event dispatcher's functions, trigger
+--                     functions. Request roles have
 --                     USAGE and execute exactly what the API they call needs; see the audit
 --                     table in SECURITY.md.
 --
@@ -49,4 +50,5 @@
 {{ template "s3.sql" . }}
 {{ template "s3_multipart.sql" . }}
 {{ template "blob_collect.sql" . }}
-{{ template "collector_lease.sql" . }}
+{{ template "lease.sql" . }}
+{{ template "events.sql" . }}
