@@ -68,8 +68,9 @@ type Collector struct {
 	// leftovers.go); 0 means DefaultLeftoverGrace.
 	LeftoverGrace time.Duration
 
-	// Observe, when set, is told what each run of Run did (metrics). It must not block.
-	Observe func(Stats, error)
+	// Observe, when set, is told what each run of Run did and the work left after it
+	// (metrics); backlog is nil when it could not be read. It must not block.
+	Observe func(st Stats, err error, backlog *Backlog)
 
 	kickOnce sync.Once
 	kick     chan struct{}
@@ -81,12 +82,22 @@ type Collector struct {
 type Stats struct {
 	Leader       bool  // false: another collector held the lease, nothing was done
 	Deleted      int   // freed versions whose blobs were deleted from the store
+	FreedBytes   int64 // their sizes, as their rows recorded them
 	Variants     int   // cached variants deleted with them (blob.VariantPrefix)
 	Failed       int   // versions whose deletes failed (retried after a backoff)
 	Expired      int   // in-flight uploads expired
 	EmptyDeleted int64 // rows deleted by bucket-empty jobs
 	EmptyDone    int   // bucket-empty jobs finished
 	Leftovers    int   // leftovers of interrupted writes removed from the store
+}
+
+// Backlog is the collector's work waiting, as Run reads it after every run (on every server,
+// leader or not) for Observe.
+type Backlog struct {
+	Queued    int64         // blobs queued for deletion
+	Due       int64         // of them, those past the retention window: deletable now
+	Oldest    time.Duration // age of the oldest queued blob; 0 when none
+	EmptyJobs int64         // bucket-empty jobs not finished
 }
 
 func (c *Collector) kickChan() chan struct{} {
@@ -113,7 +124,7 @@ func (c *Collector) Run(ctx context.Context) {
 		st, err := c.RunOnce(ctx)
 		took := time.Since(start).Round(time.Millisecond)
 		if c.Observe != nil && ctx.Err() == nil {
-			c.Observe(st, err)
+			c.Observe(st, err, c.backlog(ctx))
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -121,7 +132,7 @@ func (c *Collector) Run(ctx context.Context) {
 		case err != nil:
 			c.log().Warn("blob collector", "error", err)
 		case st.Deleted+st.Failed+st.Expired+st.EmptyDone > 0 || st.EmptyDeleted > 0:
-			c.log().Info("blob collector", "deleted", st.Deleted, "variants", st.Variants, "failed", st.Failed,
+			c.log().Info("blob collector", "deleted", st.Deleted, "freed_bytes", st.FreedBytes, "variants", st.Variants, "failed", st.Failed,
 				"expired_uploads", st.Expired, "empty_rows", st.EmptyDeleted, "empty_jobs_done", st.EmptyDone, "took", took)
 		}
 		select {
@@ -131,6 +142,23 @@ func (c *Collector) Run(ctx context.Context) {
 		case <-c.kickChan():
 		}
 	}
+}
+
+// backlog reads the work left; nil when the database does not answer (the run's error says
+// why, or the next read will).
+func (c *Collector) backlog(ctx context.Context) *Backlog {
+	var b Backlog
+	var oldest *time.Time
+	err := c.DB.QueryRow(ctx, `select queued, due, oldest_freed_at, empty_jobs from storage_internal.collector_backlog($1)`,
+		c.Retention).Scan(&b.Queued, &b.Due, &oldest, &b.EmptyJobs)
+	if err != nil {
+		c.log().Debug("blob collector: read the backlog", "error", err)
+		return nil
+	}
+	if oldest != nil {
+		b.Oldest = max(time.Since(*oldest), 0)
+	}
+	return &b
 }
 
 func (c *Collector) log() *slog.Logger {
@@ -326,9 +354,11 @@ func (c *Collector) collectBatch(ctx context.Context, conn *pgx.Conn, st *Stats)
 		}
 	}
 	if len(done) > 0 {
-		if _, err := conn.Exec(ctx, `select storage_internal.blob_collect_done($1)`, done); err != nil {
+		var freed int64
+		if err := conn.QueryRow(ctx, `select storage_internal.blob_collect_done($1)`, done).Scan(&freed); err != nil {
 			return 0, fmt.Errorf("collect: %w", err)
 		}
+		st.FreedBytes += freed
 	}
 	st.Deleted += len(done)
 	return len(done), ctx.Err()

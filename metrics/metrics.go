@@ -49,6 +49,9 @@ type Registry struct {
 	leftoversRemoved   prometheus.Counter
 	emptyRowsDeleted   prometheus.Counter
 	emptyJobsCompleted prometheus.Counter
+	queued, due        prometheus.Gauge
+	oldestQueued       prometheus.Gauge
+	emptyJobs          prometheus.Gauge
 }
 
 // latencyBuckets (seconds) start below a millisecond: a small request here takes a fraction of
@@ -89,6 +92,10 @@ func New(version string) *Registry {
 		"Leftovers of interrupted writes found in the blob store and removed (the server's reconcile findings).")
 	r.emptyRowsDeleted = f.counter("storage_empty_job_rows_deleted_total", "Rows deleted by bucket-empty jobs.")
 	r.emptyJobsCompleted = f.counter("storage_empty_jobs_completed_total", "Bucket-empty jobs finished.")
+	r.queued = f.gauge("storage_collector_queued_blobs", "Blobs queued for deletion (freed, kept for STORAGE_BLOB_RETENTION), after the last run.")
+	r.due = f.gauge("storage_collector_due_blobs", "Queued blobs past the retention window, deletable now: the collector's backlog after the last run.")
+	r.oldestQueued = f.gauge("storage_collector_oldest_queued_age_seconds", "Age of the oldest queued blob at the last run (up to the retention window is normal).")
+	r.emptyJobs = f.gauge("storage_empty_jobs_pending", "Bucket-empty jobs not finished, after the last run.")
 
 	for _, result := range []string{"led", "skipped", "failed"} {
 		r.collectorRuns.WithLabelValues(result)
@@ -225,6 +232,12 @@ func (f factory) counter(name, help string) prometheus.Counter {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	f.reg.MustRegister(c)
 	return c
+}
+
+func (f factory) gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	f.reg.MustRegister(g)
+	return g
 }
 
 func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {

@@ -36,6 +36,8 @@ func TestCLIMetricsAndLog(t *testing.T) {
 	require.Contains(t, string(body), `storage_http_requests_total{operation="storage.version",protocol="rest",status_class="2xx"} 1`)
 	require.Contains(t, string(body), `storage_db_pool_max_connections{pool="main"}`)
 	require.Contains(t, string(body), `storage_blob_requests_total{backend="file",operation="leftovers"}`, "the store is counted")
+	require.Contains(t, string(body), "\nstorage_events_delivered_total 0\n", "the event dispatcher is there (no webhook: nothing delivered)")
+	require.Contains(t, string(body), `storage_collector_runs_total{result="led"}`)
 	require.Equal(t, 0, s.stop(syscall.SIGTERM))
 	var found bool
 	for _, line := range strings.Split(s.stderr.String(), "\n") {

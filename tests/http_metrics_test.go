@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -8,13 +9,16 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgstorage/storage/blob/file"
+	"github.com/pgstorage/storage/lifecycle"
 	"github.com/pgstorage/storage/metrics"
 )
 
@@ -272,4 +276,95 @@ func TestHTTPRequestLog(t *testing.T) {
 	for _, secret := range []string{o.service, o.userA, token, "abcdef0123456789"} {
 		require.NotContains(t, out, secret, "a credential reached the log")
 	}
+}
+
+// gathered is reg's metrics as a scrape would read them.
+func gathered(t *testing.T, reg *metrics.Registry) map[string]*dto.MetricFamily {
+	t.Helper()
+	fams, err := reg.Gatherer().Gather()
+	require.NoError(t, err)
+	m := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		m[f.GetName()] = f
+	}
+	return m
+}
+
+// TestMetricsCollector: the collector's metrics count what it deleted and the bytes its rows
+// recorded (a row whose metadata records no usable size frees no counted bytes, and its delete
+// still succeeds), and after each run the queue: all of it, the part past retention, the oldest.
+func TestMetricsCollector(t *testing.T) {
+	t.Parallel()
+	reg := metrics.New("test")
+	o := &objEnv{setupHTTP(t)}
+	o.mkBucket(t, `{"name":"b"}`)
+	o.mustUpload(t, "b", "a", "12345")
+	o.mustUpload(t, "b", "b", strings.Repeat("x", 100))
+	o.mustUpload(t, "b", "c", "abc")
+	r := o.upload(t, "PUT", "b", "a", o.service, "1234567") // frees the 5 bytes
+	require.Equal(t, http.StatusOK, r.Status, "%s", r)
+	require.Equal(t, http.StatusOK, o.do(t, "DELETE", "/object/b/b", o.service, "").Status) // frees 100
+	// The owner may write anything into metadata; deleting the row must still free its blob.
+	_, err := o.db.Pool.Exec(context.Background(), `update storage.objects set metadata = jsonb_set(metadata, '{size}', '"abc"') where name = 'c'`)
+	require.NoError(t, err)
+	_, err = o.db.Pool.Exec(context.Background(), `delete from storage.objects where name = 'c'`)
+	require.NoError(t, err)
+
+	// runs the collector until one of its runs led, and records it.
+	run := func(retention time.Duration) {
+		t.Helper()
+		c := o.newCollector(retention)
+		led := make(chan struct{}, 1)
+		c.Interval = 20 * time.Millisecond // the test server's own collector may hold the lease for a moment
+		c.Observe = func(st lifecycle.Stats, err error, b *lifecycle.Backlog) {
+			// Not the test's goroutine: assert, not require.
+			assert.NoError(t, err)
+			assert.NotNil(t, b, "the backlog is read after every run")
+			reg.CollectorRun(st, err, b)
+			if st.Leader {
+				select {
+				case led <- struct{}{}:
+				default:
+				}
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); c.Run(ctx) }()
+		select {
+		case <-led:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the collector never led a run")
+		}
+		cancel()
+		<-done
+	}
+
+	run(time.Hour) // nothing is due: the three stay queued
+	m := gathered(t, reg)
+	require.Equal(t, float64(3), series(m, "storage_collector_queued_blobs")[""])
+	require.Equal(t, float64(0), series(m, "storage_collector_due_blobs")[""])
+	require.Greater(t, series(m, "storage_collector_oldest_queued_age_seconds")[""], float64(0))
+	require.Equal(t, float64(0), series(m, "storage_collector_blobs_freed_total")[""])
+
+	run(0)
+	m = gathered(t, reg)
+	require.Equal(t, float64(3), series(m, "storage_collector_blobs_freed_total")[""])
+	require.Equal(t, float64(105), series(m, "storage_collector_freed_bytes_total")[""])
+	require.Equal(t, float64(0), series(m, "storage_collector_queued_blobs")[""])
+	require.Equal(t, float64(0), series(m, "storage_collector_oldest_queued_age_seconds")[""])
+	require.Equal(t, float64(0), series(m, "storage_empty_jobs_pending")[""])
+	require.GreaterOrEqual(t, series(m, "storage_collector_runs_total")["result=led"], float64(2))
+}
+
+// TestEventsCarryRequestID: an object event recorded by a request names the request's id
+// (X-Request-Id) as reqId, so a webhook receiver can find the request's log line.
+func TestEventsCarryRequestID(t *testing.T) {
+	t.Parallel()
+	o := &objEnv{setupHTTP(t)}
+	o.mkBucket(t, `{"name":"b"}`)
+	r := o.upload(t, "POST", "b", "k", o.service, "x", withHeader("X-Request-Id", "req-for-event"))
+	require.Equal(t, http.StatusOK, r.Status, "%s", r)
+	require.Equal(t, []string{"ObjectCreated:Post req-for-event"},
+		o.column(t, `select type || ' ' || (payload ->> 'reqId') from storage.events where name = 'k'`))
 }

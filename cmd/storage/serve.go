@@ -123,6 +123,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	dispatcher := events.New(events.Config{DB: db.pool, URL: cfg.WebhookURL, APIKey: cfg.WebhookAPIKey,
 		Timeout: cfg.WebhookTimeout, MaxBackoff: cfg.WebhookMaxRetry, Retention: cfg.EventsRetention, PollInterval: cfg.EventsPoll,
 		Tenant: events.Tenant{Ref: cfg.TenantID, Host: publicHost(cfg)}, Logger: log})
+	reg.Events(dispatcher.Stats)
 
 	lim := serverLimits(cfg, openFiles, filesErr, log)
 	rest := proxy.New(proxy.Config{

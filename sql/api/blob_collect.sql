@@ -43,14 +43,20 @@ $$;
 revoke all on function storage_internal.blob_collect_next(interval, integer) from public;
 grant execute on function storage_internal.blob_collect_next(interval, integer) to storage_server;
 
--- storage_internal.blob_collect_done(versions) → void: the blobs of versions are gone from the store;
--- their queue entries go too.
-create or replace function storage_internal.blob_collect_done(versions text[]) returns void
+-- storage_internal.blob_collect_done(versions) → bigint: the blobs of versions are gone from
+-- the store; their queue entries go too. Returns the bytes their rows recorded (the freed
+-- bytes the metrics count; uploads that never became rows recorded none).
+create or replace function storage_internal.blob_collect_done(versions text[]) returns bigint
   language sql
   security definer
   set search_path = pg_catalog, pg_temp
   as $$
-    delete from storage.blobs_freed f where f.version = any (blob_collect_done.versions)
+    with gone as (
+      delete from storage.blobs_freed f where f.version = any (blob_collect_done.versions)
+      returning f.version, f.size
+    )
+    -- A version queued twice was freed once.
+    select coalesce(sum(s), 0)::bigint from (select max(g.size) as s from gone g group by g.version) v
   $$;
 revoke all on function storage_internal.blob_collect_done(text[]) from public;
 grant execute on function storage_internal.blob_collect_done(text[]) to storage_server;
@@ -105,7 +111,27 @@ grant execute on function storage_internal.blob_upload_expire(interval, text) to
 comment on function storage_internal.blob_collect_next(interval, integer) is
   'Internal, for the collector (storage_server): up to max_count queued blobs freed at least retention ago that no row references; entries of blobs referenced again are dropped.';
 comment on function storage_internal.blob_collect_done(text[]) is
-  'Internal, for the collector (storage_server): these blobs are gone from the store; their queue entries go.';
+  'Internal, for the collector (storage_server): these blobs are gone from the store; their queue entries go. Returns the bytes their rows recorded.';
+
+-- storage_internal.collector_backlog(retention) → (queued, due, oldest_freed_at, empty_jobs):
+-- the collector's work as metrics show it: blobs queued, those past the retention window (due
+-- for deletion now), when the oldest was queued, and bucket-empty jobs not finished.
+create or replace function storage_internal.collector_backlog(retention interval)
+  returns table (queued bigint, due bigint, oldest_freed_at timestamptz, empty_jobs bigint)
+  language sql
+  stable
+  security definer
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select (select count(*) from storage.blobs_freed),
+           (select count(*) from storage.blobs_freed f where f.freed_at <= now() - collector_backlog.retention),
+           (select min(f.freed_at) from storage.blobs_freed f),
+           (select count(*) from storage.bucket_empty_jobs j where j.finished_at is null)
+  $$;
+revoke all on function storage_internal.collector_backlog(interval) from public;
+grant execute on function storage_internal.collector_backlog(interval) to storage_server;
+comment on function storage_internal.collector_backlog(interval) is
+  'Internal, for the servers'' metrics (storage_server): blobs queued, those due for deletion (past retention), the oldest''s queue time, unfinished bucket-empty jobs.';
 comment on function storage_internal.blob_collect_failed(text, text) is
   'Internal, for the collector (storage_server): deleting a blob failed; retry after an exponential backoff.';
 comment on function storage_internal.blob_upload_expire(interval, text) is

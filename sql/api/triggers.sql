@@ -80,6 +80,20 @@ grant execute on function storage_internal.writes_unchecked() to anon, authentic
 comment on function storage_internal.writes_unchecked() is
   'Internal: whether the current role (a superuser or the tables'' owner) is exempt from the objects_guard trigger.';
 
+-- storage_internal.metadata_size(metadata) → bigint: the size a row's metadata records for its
+-- bytes, or NULL when it records none that fits a bigint (a SQL caller may write anything
+-- there; freeing a blob must not fail on it). The collector sums it as the bytes it freed.
+create or replace function storage_internal.metadata_size(metadata jsonb) returns bigint
+  language sql immutable parallel safe
+  as $$
+    select case when jsonb_typeof(metadata -> 'size') = 'number'
+                 and (metadata ->> 'size')::numeric between 0 and 9223372036854775807
+                then (metadata ->> 'size')::numeric::bigint end
+  $$;
+revoke all on function storage_internal.metadata_size(jsonb) from public;
+comment on function storage_internal.metadata_size(jsonb) is
+  'Internal: the size a row''s metadata records (NULL when none fits a bigint); queued with a freed blob.';
+
 -- storage_internal.objects_free_blobs() — AFTER DELETE on storage.objects, per statement.
 -- Queues each distinct version of the deleted rows in storage.blobs_freed. No "still
 -- referenced?" check here: two transactions removing the last two rows of one blob would each
@@ -91,8 +105,8 @@ create or replace function storage_internal.objects_free_blobs() returns trigger
   set search_path = pg_catalog, pg_temp
   as $$
 begin
-  insert into storage.blobs_freed (version, bucket_id)
-  select distinct on (o.version) o.version, o.bucket_id
+  insert into storage.blobs_freed (version, bucket_id, size)
+  select distinct on (o.version) o.version, o.bucket_id, storage_internal.metadata_size(o.metadata)
   from old_rows o
   where o.version is not null;
   return null;
@@ -112,8 +126,8 @@ create or replace function storage_internal.objects_free_replaced_blobs() return
   set search_path = pg_catalog, pg_temp
   as $$
 begin
-  insert into storage.blobs_freed (version, bucket_id)
-  select distinct on (o.version) o.version, o.bucket_id
+  insert into storage.blobs_freed (version, bucket_id, size)
+  select distinct on (o.version) o.version, o.bucket_id, storage_internal.metadata_size(o.metadata)
   from old_rows o
   where o.version is not null
     and not exists (select from new_rows n where n.version = o.version);
@@ -132,8 +146,9 @@ create or replace function storage_internal.objects_free_all_blobs() returns tri
   set search_path = pg_catalog, pg_temp
   as $$
 begin
-  insert into storage.blobs_freed (version, bucket_id)
-  select distinct o.version, o.bucket_id from storage.objects o where o.version is not null;
+  insert into storage.blobs_freed (version, bucket_id, size)
+  select distinct on (o.version) o.version, o.bucket_id, storage_internal.metadata_size(o.metadata)
+  from storage.objects o where o.version is not null;
   return null;
 end
 $$;
