@@ -308,7 +308,10 @@ func TestEventsWebhookDeliversEveryChange(t *testing.T) {
 		`,"applyTime":`+strconv.FormatInt(created.UnixMilli(), 10)+`},"sentAt":"`+sentAt+`","tenant":{"ref":"proj-ref","host":"storage.example.com"}}`,
 		string(mustJSON(t, h.Body)))
 	require.Equal(t, "standard", want[1].Payload["uploadType"])
-	require.Equal(t, map[string]any{"name": "a.txt", "bucketId": "ev", "version": *want[3].Version}, want[4].Payload["oldObject"])
+	// A request's events carry its id, the old key's too.
+	reqID := want[4].Payload["reqId"]
+	require.Regexp(t, uuidPattern, reqID)
+	require.Equal(t, map[string]any{"name": "a.txt", "bucketId": "ev", "version": *want[3].Version, "reqId": reqID}, want[4].Payload["oldObject"])
 
 	// Delivered means marked so.
 	require.Eventually(t, func() bool {
