@@ -54,7 +54,8 @@
 // Environment: BENCH_DURATION (wrk and pgbench duration per workload, default 10s),
 // BENCH_WARMUP (unmeasured wrk run before each workload, default 1s; 0 skips it), BENCH_KEEP=1
 // (keep the temporary directory: server log, PostgreSQL log, blobs), BENCH_LISTING=0 (skip the
-// listing benchmark), BENCH_PROFILE=0 (no profiles), BENCH_ONLY=<regexp> (run only the
+// listing benchmark), BENCH_PROFILE=0 (no profiles), BENCH_LOG_LEVEL (the server's LOG_LEVEL,
+// default warn: info adds its line per request), BENCH_ONLY=<regexp> (run only the
 // workloads, image transformation runs ("render …": BENCH_ONLY=render picks the four,
 // BENCH_ONLY='render.*cold' the cold ones), transfers ("upload 1 GiB", "resumable upload 1 GiB, 6 MiB chunks", "S3 upload 1 GiB …", "download
 // 1 GiB") and "listing" whose names match, and no ceilings but the small upload's; a picked

@@ -80,8 +80,8 @@ func (r *report) markdown() string {
 	}
 	p("- load average (1, 5, 15 min) at start: %s; at end: %s (the machine is not reserved for the run: anything else running shows here and in the numbers)\n", r.loadStart, r.loadEnd)
 	p("- settings: wrk -t%d -c%d -d%s --latency --timeout %s, after a %s warm-up per workload; server: storage serve, "+
-		"file backend and embedded PostgreSQL in a fresh directory under %s, LOG_LEVEL=warn\n",
-		r.settings.threads, r.settings.conns, wrkDuration(r.settings.duration), wrkDuration(r.settings.timeout), r.warmup, filepath.Dir(r.dataDir))
+		"file backend and embedded PostgreSQL in a fresh directory under %s, LOG_LEVEL=%s\n",
+		r.settings.threads, r.settings.conns, wrkDuration(r.settings.duration), wrkDuration(r.settings.timeout), r.warmup, filepath.Dir(r.dataDir), logLevel())
 	if r.scheduler != "" {
 		p("- %s\n", r.scheduler)
 	}

@@ -64,7 +64,7 @@ func serverEnv(dataDir string, uploadLimit int64, pprofAddr string, extra []stri
 		"STORAGE_BACKEND=file",
 		"SERVER_HOST=127.0.0.1",
 		"SERVER_PORT=0", // the server binds a free port and prints it
-		"LOG_LEVEL=warn",
+		"LOG_LEVEL="+logLevel(),
 		"UPLOAD_FILE_SIZE_LIMIT="+strconv.FormatInt(uploadLimit, 10),
 		// The image benchmark compares a server with the variant cache and one without: the
 		// caller's shell must not decide either.
@@ -73,6 +73,15 @@ func serverEnv(dataDir string, uploadLimit int64, pprofAddr string, extra []stri
 	)
 	// Later entries win (exec.Cmd keeps the last value of a duplicated name).
 	return append(env, extra...)
+}
+
+// logLevel is the server's LOG_LEVEL: warn (no line per request), unless BENCH_LOG_LEVEL
+// says otherwise (info measures what the request log costs).
+func logLevel() string {
+	if v := os.Getenv("BENCH_LOG_LEVEL"); v != "" {
+		return v
+	}
+	return "warn"
 }
 
 // startServer starts bin/storage serve with its data in dir/data and waits for the four lines

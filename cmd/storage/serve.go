@@ -34,7 +34,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if jwksOnly && (!cfg.JWKS.HasKeys() || !cfg.JWKS.HasURLSigningKey()) {
 		return errors.New("AUTH_JWT_SECRET is required when DATABASE_URL is set (only the embedded default generates one), unless JWT_JWKS has keys and a urlSigningKey")
 	}
-	log := newLogger(cfg, stderr)
+	sink := newLogSink(stderr)
+	logCtx, stopLog := context.WithCancel(context.Background())
+	logDone := make(chan struct{})
+	go func() { defer close(logDone); sink.run(logCtx) }()
+	defer func() { stopLog(); <-logDone }() // last: every line is out before serve returns
+	log := newLogger(cfg, sink)
 	// First, so the embedded cluster and everything else start under the raised limit.
 	openFiles, filesErr := raiseOpenFiles()
 	// Listen first: a taken port fails fast, before a cluster is started.
@@ -225,13 +230,15 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	return srv.Shutdown()
 }
 
-// newLogger is the server's logger: LOG_FORMAT's lines, from LOG_LEVEL up.
-func newLogger(cfg Config, w io.Writer) *slog.Logger {
+// newLogger is the server's logger: LOG_FORMAT's lines, from LOG_LEVEL up, buffered in sink
+// (logsink.go).
+func newLogger(cfg Config, sink *logSink) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(sink, opts)
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(sink, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(flushingHandler{h, sink})
 }
 
 // publicHost is the host webhooks name as the tenant's (STORAGE_PUBLIC_URL's), or "".
