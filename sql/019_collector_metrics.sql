@@ -1,8 +1,11 @@
--- 019 collector metrics: a freed blob is queued with the size its row recorded
--- (storage.blobs_freed.size, NULL when none), so that storage_internal.blob_collect_done can
--- return the bytes a batch freed; storage_internal.collector_backlog reports the queue and the
--- unfinished bucket-empty jobs for the servers' metrics. Reversible. Locks: ACCESS EXCLUSIVE on
--- storage.blobs_freed briefly (a nullable column without default: no rewrite).
+-- 019 collector metrics, events of any size: a freed blob is queued with the size its row
+-- recorded (storage.blobs_freed.size, NULL when none), so that
+-- storage_internal.blob_collect_done can return the bytes a batch freed;
+-- storage_internal.collector_backlog reports the queue and the unfinished bucket-empty jobs for
+-- the servers' metrics. The event triggers insert their rows straight from the transition
+-- tables (018's built one jsonb array per statement first, which a statement of a million rows
+-- overflows: 54000), so storage_internal.events_record goes. Reversible. Locks: ACCESS
+-- EXCLUSIVE on storage.blobs_freed briefly (a nullable column without default: no rewrite).
 
 alter table storage.blobs_freed add column size bigint;
 comment on column storage.blobs_freed.size is
@@ -10,11 +13,13 @@ comment on column storage.blobs_freed.size is
 -- Its return type changes (void → bigint): replaced, not redefined.
 drop function storage_internal.blob_collect_done(text[]);
 {{ install_snapshot "019" }}
+drop function storage_internal.events_record(jsonb);
 
 ---- create above / drop below ----
 
 drop function storage_internal.collector_backlog(interval);
 drop function storage_internal.blob_collect_done(text[]);
 {{ install_snapshot "018" }}
-drop function storage_internal.metadata_size(jsonb);
+drop function storage_internal.metadata_size(jsonb), storage_internal.event_context(),
+  storage_internal.event_payload(text, text, text, text, jsonb, jsonb, text, jsonb);
 alter table storage.blobs_freed drop column size;

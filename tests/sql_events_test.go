@@ -308,3 +308,29 @@ func TestSQLEventsPrune(t *testing.T) {
 	require.NoError(t, db.Pool.QueryRow(ctx, `select undelivered from storage_internal.events_backlog()`).Scan(&count))
 	require.Equal(t, int64(1), count)
 }
+
+// TestSQLEventsLargeStatement: a statement changing more rows than fit in one jsonb value (its
+// events' payloads come to 260 MiB here, over PostgreSQL's 256 MiB limit for a jsonb array)
+// still succeeds and records every event, on insert and delete (update's trigger is built the
+// same way): the triggers stream their rows.
+func TestSQLEventsLargeStatement(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	exec := func(sql string) int64 {
+		t.Helper()
+		tag, err := db.Pool.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+		return tag.RowsAffected()
+	}
+	exec(`insert into storage.buckets (id, name) values ('big', 'big')`)
+	require.Equal(t, int64(260), exec(`insert into storage.objects (bucket_id, name, metadata)
+		select 'big', 'k' || i, jsonb_build_object('pad', repeat('x', 1 << 20)) from generate_series(1, 260) i`))
+	require.Equal(t, int64(260), exec(`delete from storage.objects where bucket_id = 'big'`))
+	var counts []string
+	rows, err := db.Pool.Query(ctx, `select type || ' ' || count(*) from storage.events where bucket_id = 'big' group by type order by type`)
+	require.NoError(t, err)
+	counts, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"ObjectCreated:Post 260", "ObjectRemoved:Delete 260"}, counts)
+}

@@ -36,44 +36,44 @@
 -- 960–985 with events recorded, 195–238 with events notified. The dispatcher polls instead
 -- (EVENTS_POLL_INTERVAL), and wakes at once on notifications when they are on.
 
--- storage_internal.events_record(changes) → void: writes the events of one statement's
--- changes, in the order given, and notifies each when storage.events_notify is on. changes holds one element per event:
--- {"type", "bucket_id", "name", "version", "metadata", "old"} ("old": the previous key of an
--- ObjectCreated:Move). Only the owner may execute it: the three trigger functions below, which
--- run as the owner, call it.
-create or replace function storage_internal.events_record(changes jsonb) returns void
-  language plpgsql
-  security definer
-  set search_path = pg_catalog, pg_temp
+-- Each trigger writes its statement's events with one INSERT … SELECT from its transition
+-- tables, in key order, whatever the statement's size (a DBA's DELETE of a million rows writes
+-- a million events, streaming: nothing is aggregated in memory first).
+
+-- storage_internal.event_context() → (upload_type, req, notify, copy): what the events of the
+-- current statement take from the request's settings: the door's uploadType (from
+-- storage.operation), {"reqId": storage.request_id} ({} for SQL callers), whether to notify
+-- (storage.events_notify), whether the statement is a copy.
+create or replace function storage_internal.event_context(out upload_type text, out req jsonb, out notify boolean, out copy boolean)
+  language sql
+  stable
   as $$
-declare
-  _op text := coalesce(current_setting('storage.operation', true), '');
-  _req jsonb := jsonb_strip_nulls(jsonb_build_object('reqId', nullif(current_setting('storage.request_id', true), '')));
-  _upload text := case when _op like 'storage.s3.%' then 's3' when _op like 'storage.tus.%' then 'resumable' else 'standard' end;
-  _notify boolean := coalesce(current_setting('storage.events_notify', true), '') in ('on', 'true', '1');
-  _n bigint;
-begin
-  with ins as (
-    insert into storage.events (type, bucket_id, name, version, payload)
-    select c ->> 'type', c ->> 'bucket_id', c ->> 'name', c ->> 'version',
-           jsonb_build_object('name', c -> 'name', 'bucketId', c -> 'bucket_id', 'version', c -> 'version',
-                              'metadata', c -> 'metadata')
-           || case when c ->> 'type' like 'ObjectCreated:%' then jsonb_build_object('uploadType', _upload) else '{}' end
-           || _req
-           || case when c ? 'old' then jsonb_build_object('oldObject', (c -> 'old') || _req) else '{}' end
-    from jsonb_array_elements(changes) with ordinality as x(c, i)
-    order by x.i
-    returning id, type, bucket_id, name
-  )
-  select count(case when _notify then pg_notify('storage_events',
-           json_build_object('id', ins.id, 'type', ins.type, 'bucketId', ins.bucket_id, 'name', ins.name)::text) end)
-  into _n
-  from ins;
-end
-$$;
-revoke all on function storage_internal.events_record(jsonb) from public;
-comment on function storage_internal.events_record(jsonb) is
-  'Internal, for the storage.objects event triggers (owner only): writes one statement''s object events into storage.events and, when storage.events_notify is on, notifies each on channel storage_events.';
+    select case when o like 'storage.s3.%' then 's3' when o like 'storage.tus.%' then 'resumable' else 'standard' end,
+           jsonb_strip_nulls(jsonb_build_object('reqId', nullif(current_setting('storage.request_id', true), ''))),
+           coalesce(current_setting('storage.events_notify', true), '') in ('on', 'true', '1'),
+           o in ('storage.object.copy', 'storage.s3.object.copy')
+    from (select coalesce(current_setting('storage.operation', true), '') as o) s
+  $$;
+revoke all on function storage_internal.event_context() from public;
+comment on function storage_internal.event_context() is
+  'Internal, for the storage.objects event triggers (owner only): the uploadType, reqId, notification switch and copy flag of the current statement, from the request''s settings.';
+
+-- storage_internal.event_payload(…) → jsonb: an event's payload, the reference's shape:
+-- {name, bucketId, version, metadata, uploadType (ObjectCreated:* only), reqId (requests
+-- only), oldObject (ObjectCreated:Move: {name, bucketId, version, reqId})}.
+create or replace function storage_internal.event_payload(type text, name text, bucket_id text, version text,
+  metadata jsonb, old jsonb, upload_type text, req jsonb) returns jsonb
+  language sql
+  immutable parallel safe
+  as $$
+    select jsonb_build_object('name', name, 'bucketId', bucket_id, 'version', version, 'metadata', metadata)
+           || case when type like 'ObjectCreated:%' then jsonb_build_object('uploadType', upload_type) else '{}' end
+           || req
+           || case when old is not null then jsonb_build_object('oldObject', old || req) else '{}' end
+  $$;
+revoke all on function storage_internal.event_payload(text, text, text, text, jsonb, jsonb, text, jsonb) from public;
+comment on function storage_internal.event_payload(text, text, text, text, jsonb, jsonb, text, jsonb) is
+  'Internal, for the storage.objects event triggers (owner only): an event''s payload in the reference''s shape.';
 
 -- storage_internal.objects_events_insert() — AFTER INSERT on storage.objects, per statement.
 create or replace function storage_internal.objects_events_insert() returns trigger
@@ -82,18 +82,22 @@ create or replace function storage_internal.objects_events_insert() returns trig
   set search_path = pg_catalog, pg_temp
   as $$
 declare
-  _type text := case when current_setting('storage.operation', true) in ('storage.object.copy', 'storage.s3.object.copy')
-                     then 'ObjectCreated:Copy' else 'ObjectCreated:Post' end;
-  _changes jsonb;
+  c record := storage_internal.event_context();
+  _type text := case when c.copy then 'ObjectCreated:Copy' else 'ObjectCreated:Post' end;
+  _n bigint;
 begin
-  select jsonb_agg(jsonb_build_object('type', _type, 'bucket_id', n.bucket_id, 'name', n.name,
-                                      'version', n.version, 'metadata', n.metadata)
-                   order by n.bucket_id, n.name collate "C")
-  into _changes
-  from new_rows n;
-  if _changes is not null then
-    perform storage_internal.events_record(_changes);
-  end if;
+  with ins as (
+    insert into storage.events (type, bucket_id, name, version, payload)
+    select _type, n.bucket_id, n.name, n.version,
+           storage_internal.event_payload(_type, n.name, n.bucket_id, n.version, n.metadata, null, c.upload_type, c.req)
+    from new_rows n
+    order by n.bucket_id, n.name collate "C"
+    returning id, type, bucket_id, name
+  )
+  select count(case when c.notify then pg_notify('storage_events',
+           json_build_object('id', ins.id, 'type', ins.type, 'bucketId', ins.bucket_id, 'name', ins.name)::text) end)
+  into _n
+  from ins;
   return null;
 end
 $$;
@@ -109,8 +113,8 @@ create or replace function storage_internal.objects_events_update() returns trig
   set search_path = pg_catalog, pg_temp
   as $$
 declare
-  _copy boolean := current_setting('storage.operation', true) in ('storage.object.copy', 'storage.s3.object.copy');
-  _changes jsonb;
+  c record := storage_internal.event_context();
+  _n bigint;
 begin
   with pairs as (
     select o.bucket_id as old_bucket, o.name as old_name, o.version as old_version, o.metadata as old_metadata,
@@ -125,33 +129,37 @@ begin
     from old_rows o full join new_rows n on n.id = o.id
   ),
   evs as (
-    -- The old key's event first: ObjectRemoved:Move (or Delete) before the new key's.
-    select p.bucket_id as k_bucket, p.name as k_name, 1 as ord,
-           jsonb_build_object('type', case p.kind when 'move' then 'ObjectRemoved:Move' else 'ObjectRemoved:Delete' end,
-                              'bucket_id', p.old_bucket, 'name', p.old_name, 'version', p.old_version,
-                              'metadata', p.old_metadata) as c
+    -- The old key's event first: ObjectRemoved:Move (or Delete) before the new key's; both
+    -- sort under the new key (k_bucket, k_name).
+    select case p.kind when 'move' then 'ObjectRemoved:Move' else 'ObjectRemoved:Delete' end as type,
+           p.old_bucket as bucket_id, p.old_name as name, p.old_version as version, p.old_metadata as metadata,
+           null::jsonb as old, coalesce(p.bucket_id, p.old_bucket) as k_bucket, coalesce(p.name, p.old_name) as k_name, 1 as ord
     from pairs p where p.kind in ('move', 'delete')
     union all
-    select p.bucket_id, p.name, 2,
-           jsonb_build_object('type', case
-                                        when p.kind = 'move' then 'ObjectCreated:Move'
-                                        when _copy then 'ObjectCreated:Copy'
-                                        when p.kind = 'put' then 'ObjectCreated:Put'
-                                        when p.kind = 'metadata' then 'ObjectUpdated:Metadata'
-                                        else 'ObjectCreated:Post'
-                                      end,
-                              'bucket_id', p.bucket_id, 'name', p.name, 'version', p.version, 'metadata', p.metadata)
-           || case when p.kind = 'move'
-                   then jsonb_build_object('old', jsonb_build_object('name', p.old_name, 'bucketId', p.old_bucket, 'version', p.old_version))
-                   else '{}' end
+    select case
+             when p.kind = 'move' then 'ObjectCreated:Move'
+             when c.copy then 'ObjectCreated:Copy'
+             when p.kind = 'put' then 'ObjectCreated:Put'
+             when p.kind = 'metadata' then 'ObjectUpdated:Metadata'
+             else 'ObjectCreated:Post'
+           end,
+           p.bucket_id, p.name, p.version, p.metadata,
+           case when p.kind = 'move' then jsonb_build_object('name', p.old_name, 'bucketId', p.old_bucket, 'version', p.old_version) end,
+           p.bucket_id, p.name, 2
     from pairs p where p.kind in ('move', 'put', 'metadata', 'insert')
+  ),
+  ins as (
+    insert into storage.events (type, bucket_id, name, version, payload)
+    select e.type, e.bucket_id, e.name, e.version,
+           storage_internal.event_payload(e.type, e.name, e.bucket_id, e.version, e.metadata, e.old, c.upload_type, c.req)
+    from evs e
+    order by e.k_bucket, e.k_name collate "C", e.ord
+    returning id, type, bucket_id, name
   )
-  select jsonb_agg(e.c order by coalesce(e.k_bucket, e.c ->> 'bucket_id'), coalesce(e.k_name, e.c ->> 'name') collate "C", e.ord)
-  into _changes
-  from evs e;
-  if _changes is not null then
-    perform storage_internal.events_record(_changes);
-  end if;
+  select count(case when c.notify then pg_notify('storage_events',
+           json_build_object('id', ins.id, 'type', ins.type, 'bucketId', ins.bucket_id, 'name', ins.name)::text) end)
+  into _n
+  from ins;
   return null;
 end
 $$;
@@ -166,16 +174,21 @@ create or replace function storage_internal.objects_events_delete() returns trig
   set search_path = pg_catalog, pg_temp
   as $$
 declare
-  _changes jsonb;
+  c record := storage_internal.event_context();
+  _n bigint;
 begin
-  select jsonb_agg(jsonb_build_object('type', 'ObjectRemoved:Delete', 'bucket_id', o.bucket_id, 'name', o.name,
-                                      'version', o.version, 'metadata', o.metadata)
-                   order by o.bucket_id, o.name collate "C")
-  into _changes
-  from old_rows o;
-  if _changes is not null then
-    perform storage_internal.events_record(_changes);
-  end if;
+  with ins as (
+    insert into storage.events (type, bucket_id, name, version, payload)
+    select 'ObjectRemoved:Delete', o.bucket_id, o.name, o.version,
+           storage_internal.event_payload('ObjectRemoved:Delete', o.name, o.bucket_id, o.version, o.metadata, null, c.upload_type, c.req)
+    from old_rows o
+    order by o.bucket_id, o.name collate "C"
+    returning id, type, bucket_id, name
+  )
+  select count(case when c.notify then pg_notify('storage_events',
+           json_build_object('id', ins.id, 'type', ins.type, 'bucketId', ins.bucket_id, 'name', ins.name)::text) end)
+  into _n
+  from ins;
   return null;
 end
 $$;
