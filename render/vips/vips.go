@@ -5,7 +5,10 @@
 package vips
 
 /*
+#cgo pkg-config: vips
 #include <malloc.h>
+#include <stdatomic.h>
+#include <vips/vips.h>
 
 // keepFreedMemory raises glibc's trim threshold: memory a render frees stays in the allocator
 // for the next render instead of going back to the kernel (brk, madvise) only to be faulted in
@@ -15,6 +18,33 @@ static void keepFreedMemory(int bytes) {
 	mallopt(M_TRIM_THRESHOLD, bytes);
 #endif
 }
+
+#if VIPS_MAJOR_VERSION == 8 && VIPS_MINOR_VERSION == 14
+// A workaround for a race in libvips 8.14's thread recycler (threadset.c, new in 8.14; read
+// in the disassembly of Debian 12's 8.14.1). An idle worker leaves once it has had no work
+// for 15 s: its wait times out, then it takes the set's lock, unlinks itself and frees its
+// record. vips_threadset_run, between the two, can take that worker off the free list and
+// write a task into it: the task lands in freed memory (glibc later aborts on the corrupted
+// heap, the SIGABRT in g_object_unref of a busy server) and never runs. That wait is the
+// recycler's only call of vips_semaphore_down_timeout, made through libvips' PLT, so this
+// definition in the executable takes its place: an idle worker waits for work as long as it
+// takes and is reused, and leaves only when vips_shutdown wakes it with its kill flag set.
+// libvips keeps as many threads as it ever needed at once: a few per render in progress,
+// which render.Queue bounds.
+static atomic_long untimedWaits; // how often libvips' workers waited here: the tests check it
+
+int vips_semaphore_down_timeout(VipsSemaphore *s, gint64 timeout) {
+	(void) timeout;
+	atomic_fetch_add(&untimedWaits, 1);
+	return vips_semaphore_down(s);
+}
+
+static long idleWaits(void) { return atomic_load(&untimedWaits); }
+static int idleWaitsUntimed(void) { return 1; }
+#else
+static long idleWaits(void) { return 0; }
+static int idleWaitsUntimed(void) { return 0; }
+#endif
 */
 import "C"
 
@@ -311,4 +341,10 @@ func (e *Engine) encode(img *govips.ImageRef, o render.Options, f render.Format)
 		out, _, err = img.ExportJpeg(&govips.JpegExportParams{StripMetadata: true, Quality: q, OptimizeCoding: true})
 	}
 	return out, err
+}
+
+// workersWaitUntimed reports whether libvips' idle workers wait for work without a timeout
+// (the workaround above is built for this libvips), and how many waits they have begun.
+func workersWaitUntimed() (bool, int64) {
+	return C.idleWaitsUntimed() == 1, int64(C.idleWaits())
 }

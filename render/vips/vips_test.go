@@ -563,3 +563,21 @@ func TestMaxPixels(t *testing.T) {
 	// The default limit is 50 MP.
 	require.Equal(t, int64(DefaultMaxPixels), New(Config{}).cfg.MaxPixels)
 }
+
+// TestIdleWorkersWaitUntimed: libvips 8.14's workers wait for work in this package's
+// vips_semaphore_down_timeout, which never times out, not in libvips' own, whose 15-second
+// timeout races with a task handed to the worker (a write to freed memory: the heap
+// corruption glibc aborted the server on under load). A worker has waited once before it runs
+// the task it was given, so a finished render proves the waits go through ours.
+func TestIdleWorkersWaitUntimed(t *testing.T) {
+	t.Parallel()
+	e := New(Config{})
+	_, err := e.Render(encodeJPEG(t, gradient(64, 64)), render.Options{Width: 32}, render.WebP)
+	require.NoError(t, err)
+	untimed, waits := workersWaitUntimed()
+	require.Equal(t, govips.MajorVersion == 8 && govips.MinorVersion == 14, untimed,
+		"the workaround is built for libvips 8.14 alone (this is %s)", govips.Version)
+	if untimed {
+		require.Positive(t, waits, "libvips' workers do not wait in the untimed wait: its own is still linked")
+	}
+}
