@@ -271,15 +271,11 @@ func errorAttrs(err error, status int) []slog.Attr {
 
 // metricsHandler serves the scrape on the API listener (Config.ServeMetrics).
 func (s *Server) metricsHandler() fasthttp.RequestHandler {
-	h := fasthttpadaptor.NewFastHTTPHandler(s.metrics.Handler())
-	op := s.metrics.Op(opMetrics)
-	return func(ctx *fasthttp.RequestCtx) {
-		recordOf(ctx).op = op
-		h(ctx)
-	}
+	return s.probe(opMetrics, fasthttpadaptor.NewFastHTTPHandler(s.metrics.Handler()))
 }
 
-// probe names a handler that is not a route of the SQL API (status, version) for the metrics.
+// probe names a handler that is not a route of the SQL API (status, version, metrics) for the
+// metrics.
 func (s *Server) probe(op string, h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	m := s.metrics.Op(op)
 	return func(ctx *fasthttp.RequestCtx) {

@@ -1,8 +1,8 @@
 -- Storage events: a transactional outbox. Every change of storage.objects — through REST, TUS,
 -- S3, or a SQL caller's plain INSERT, UPDATE or DELETE — writes its events into storage.events
--- in the same transaction, from statement-level triggers (as the blob queue is fed), and, when
--- storage.events_notify is on, announces each with pg_notify('storage_events', …). A
--- rolled-back change emits nothing; a committed one cannot lose its events. The servers' dispatcher (package events, one leader at
+-- in the same transaction, from statement-level triggers (as the blob queue is fed); when
+-- storage.events_notify is on, a trigger on storage.events announces each with
+-- pg_notify('storage_events', …). A rolled-back change emits nothing; a committed one cannot lose its events. The servers' dispatcher (package events, one leader at
 -- a time through the lease 'events') POSTs them to WEBHOOK_URL and marks each delivered.
 --
 -- Event names are the reference's, inferred from the change itself:
@@ -40,23 +40,21 @@
 -- tables, in key order, whatever the statement's size (a DBA's DELETE of a million rows writes
 -- a million events, streaming: nothing is aggregated in memory first).
 
--- storage_internal.event_context() → (upload_type, req, notify, copy): what the events of the
--- current statement take from the request's settings: the door's uploadType (from
--- storage.operation), {"reqId": storage.request_id} ({} for SQL callers), whether to notify
--- (storage.events_notify), whether the statement is a copy.
-create or replace function storage_internal.event_context(out upload_type text, out req jsonb, out notify boolean, out copy boolean)
+-- storage_internal.event_context() → (upload_type, req, copy): what the events of the current
+-- statement take from the request's settings: the door's uploadType (from storage.operation),
+-- {"reqId": storage.request_id} ({} for SQL callers), whether the statement is a copy.
+create or replace function storage_internal.event_context(out upload_type text, out req jsonb, out copy boolean)
   language sql
   stable
   as $$
     select case when o like 'storage.s3.%' then 's3' when o like 'storage.tus.%' then 'resumable' else 'standard' end,
            jsonb_strip_nulls(jsonb_build_object('reqId', nullif(current_setting('storage.request_id', true), ''))),
-           coalesce(current_setting('storage.events_notify', true), '') in ('on', 'true', '1'),
            o in ('storage.object.copy', 'storage.s3.object.copy')
     from (select coalesce(current_setting('storage.operation', true), '') as o) s
   $$;
 revoke all on function storage_internal.event_context() from public;
 comment on function storage_internal.event_context() is
-  'Internal, for the storage.objects event triggers (owner only): the uploadType, reqId, notification switch and copy flag of the current statement, from the request''s settings.';
+  'Internal, for the storage.objects event triggers (owner only): the uploadType, reqId and copy flag of the current statement, from the request''s settings.';
 
 -- storage_internal.event_payload(…) → jsonb: an event's payload, the reference's shape:
 -- {name, bucketId, version, metadata, uploadType (ObjectCreated:* only), reqId (requests
@@ -84,20 +82,12 @@ create or replace function storage_internal.objects_events_insert() returns trig
 declare
   c record := storage_internal.event_context();
   _type text := case when c.copy then 'ObjectCreated:Copy' else 'ObjectCreated:Post' end;
-  _n bigint;
 begin
-  with ins as (
-    insert into storage.events (type, bucket_id, name, version, payload)
-    select _type, n.bucket_id, n.name, n.version,
-           storage_internal.event_payload(_type, n.name, n.bucket_id, n.version, n.metadata, null, c.upload_type, c.req)
-    from new_rows n
-    order by n.bucket_id, n.name collate "C"
-    returning id, type, bucket_id, name
-  )
-  select count(case when c.notify then pg_notify('storage_events',
-           json_build_object('id', ins.id, 'type', ins.type, 'bucketId', ins.bucket_id, 'name', ins.name)::text) end)
-  into _n
-  from ins;
+  insert into storage.events (type, bucket_id, name, version, payload)
+  select _type, n.bucket_id, n.name, n.version,
+         storage_internal.event_payload(_type, n.name, n.bucket_id, n.version, n.metadata, null, c.upload_type, c.req)
+  from new_rows n
+  order by n.bucket_id, n.name collate "C";
   return null;
 end
 $$;
@@ -114,7 +104,6 @@ create or replace function storage_internal.objects_events_update() returns trig
   as $$
 declare
   c record := storage_internal.event_context();
-  _n bigint;
 begin
   with pairs as (
     select o.bucket_id as old_bucket, o.name as old_name, o.version as old_version, o.metadata as old_metadata,
@@ -147,19 +136,12 @@ begin
            case when p.kind = 'move' then jsonb_build_object('name', p.old_name, 'bucketId', p.old_bucket, 'version', p.old_version) end,
            p.bucket_id, p.name, 2
     from pairs p where p.kind in ('move', 'put', 'metadata', 'insert')
-  ),
-  ins as (
-    insert into storage.events (type, bucket_id, name, version, payload)
-    select e.type, e.bucket_id, e.name, e.version,
-           storage_internal.event_payload(e.type, e.name, e.bucket_id, e.version, e.metadata, e.old, c.upload_type, c.req)
-    from evs e
-    order by e.k_bucket, e.k_name collate "C", e.ord
-    returning id, type, bucket_id, name
   )
-  select count(case when c.notify then pg_notify('storage_events',
-           json_build_object('id', ins.id, 'type', ins.type, 'bucketId', ins.bucket_id, 'name', ins.name)::text) end)
-  into _n
-  from ins;
+  insert into storage.events (type, bucket_id, name, version, payload)
+  select e.type, e.bucket_id, e.name, e.version,
+         storage_internal.event_payload(e.type, e.name, e.bucket_id, e.version, e.metadata, e.old, c.upload_type, c.req)
+  from evs e
+  order by e.k_bucket, e.k_name collate "C", e.ord;
   return null;
 end
 $$;
@@ -175,26 +157,35 @@ create or replace function storage_internal.objects_events_delete() returns trig
   as $$
 declare
   c record := storage_internal.event_context();
-  _n bigint;
 begin
-  with ins as (
-    insert into storage.events (type, bucket_id, name, version, payload)
-    select 'ObjectRemoved:Delete', o.bucket_id, o.name, o.version,
-           storage_internal.event_payload('ObjectRemoved:Delete', o.name, o.bucket_id, o.version, o.metadata, null, c.upload_type, c.req)
-    from old_rows o
-    order by o.bucket_id, o.name collate "C"
-    returning id, type, bucket_id, name
-  )
-  select count(case when c.notify then pg_notify('storage_events',
-           json_build_object('id', ins.id, 'type', ins.type, 'bucketId', ins.bucket_id, 'name', ins.name)::text) end)
-  into _n
-  from ins;
+  insert into storage.events (type, bucket_id, name, version, payload)
+  select 'ObjectRemoved:Delete', o.bucket_id, o.name, o.version,
+         storage_internal.event_payload('ObjectRemoved:Delete', o.name, o.bucket_id, o.version, o.metadata, null, c.upload_type, c.req)
+  from old_rows o
+  order by o.bucket_id, o.name collate "C";
   return null;
 end
 $$;
 revoke all on function storage_internal.objects_events_delete() from public;
 comment on function storage_internal.objects_events_delete() is
   'Trigger (after delete on storage.objects): records ObjectRemoved:Delete per row in storage.events.';
+
+-- storage_internal.events_notify() — AFTER INSERT on storage.events, per row, when
+-- storage.events_notify is on (the trigger's WHEN): announces the event on channel
+-- storage_events as {"id", "type", "bucketId", "name"}. Off, the WHEN costs a setting read per
+-- event and nothing fires.
+create or replace function storage_internal.events_notify() returns trigger
+  language plpgsql
+  as $$
+begin
+  perform pg_notify('storage_events',
+    json_build_object('id', new.id, 'type', new.type, 'bucketId', new.bucket_id, 'name', new.name)::text);
+  return null;
+end
+$$;
+revoke all on function storage_internal.events_notify() from public;
+comment on function storage_internal.events_notify() is
+  'Trigger (after insert on storage.events, when storage.events_notify is on): notifies channel storage_events of the event.';
 
 -- The dispatcher's side (package events): SECURITY DEFINER, for the owner and the servers'
 -- role storage_server only.
