@@ -360,7 +360,7 @@ func (r Report) Summary(applied bool) string {
 	s := strings.Join(parts, ", ")
 	switch {
 	case !applied && r.StaleUploads+r.Leftovers+r.Orphans > 0:
-		s += "; run with --apply to repair"
+		s += "; storage reconcile --apply repairs them"
 	case applied && r.Errors > 0:
 		s += fmt.Sprintf("; %d repairs failed", r.Errors)
 	case applied && r.StaleUploads+r.Leftovers+r.Orphans > 0:

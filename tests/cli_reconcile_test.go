@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -265,6 +266,11 @@ func TestCLIKillMidUploadReconcile(t *testing.T) {
 	// Without a grace period both are reported; nothing changes without --apply.
 	res = reconcile(t, "--grace", "0s")
 	lines := cliRcLines(t, res.stdout)
+	// storage check reports the same, and the kill broke no invariant: the interrupted
+	// upload's blob is its in-flight entry's, whose removal is the collector's business.
+	chk := cliRun(t, bin, env, "check", "--grace", "0s")
+	require.Equal(t, 0, chk.code, "storage check\nstdout:\n%s\nstderr:\n%s", chk.stdout, cliTail(chk.stderr))
+	require.Equal(t, strings.Replace(res.stdout, "\nreconcile (grace", "\ncheck (grace", 1), chk.stdout)
 	require.Len(t, lines, 3, "stdout:\n%s", res.stdout)
 	stale := cliRcStaleRE.FindStringSubmatch(lines[0])
 	require.NotNil(t, stale, "want the stale upload of b/big.bin first, got:\n%s", res.stdout)
@@ -277,7 +283,7 @@ func TestCLIKillMidUploadReconcile(t *testing.T) {
 		require.NoError(t, err, "timestamp %q", ts)
 		require.WithinDuration(t, time.Now(), started, 10*time.Minute)
 	}
-	require.Equal(t, cliRcSummary("0s", 1, 1)+"; run with --apply to repair", lines[2])
+	require.Equal(t, cliRcSummary("0s", 1, 1)+"; storage reconcile --apply repairs them", lines[2])
 	require.Equal(t, map[string]int64{tmpName: tmpSize}, cliRcTempFiles(t, blobsDir), "a report changed the temporary files")
 	require.Equal(t, keepContents, cliRcBlobFiles(t, blobsDir), "a report changed the blobs")
 
@@ -319,4 +325,42 @@ func TestCLIKillMidUploadReconcile(t *testing.T) {
 	require.Equal(t, cliRcSummary("0s", 0, 0)+"\n", res.stdout)
 	require.Empty(t, cliRcTempFiles(t, blobsDir))
 	require.Len(t, cliRcBlobFiles(t, blobsDir), 3, "the two kept objects and the new big.bin")
+
+	// What breaks the invariants makes storage check fail: a blob nothing references, and a
+	// row whose blob is gone (findings come in key order).
+	orphan := strings.Repeat("f", 32)
+	require.NoError(t, os.MkdirAll(filepath.Join(blobsDir, "ff"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(blobsDir, "ff", orphan), []byte("orphan"), 0o600))
+	bigBlob := filepath.Join(blobsDir, cliRcBlobOf(t, blobsDir, big))
+	require.NoError(t, os.Remove(bigBlob))
+	chk = cliRun(t, bin, env, "check", "--grace", "0s")
+	require.Equal(t, 1, chk.code, "storage check\nstdout:\n%s\nstderr:\n%s", chk.stdout, cliTail(chk.stderr))
+	lines = cliRcLines(t, chk.stdout)
+	require.Len(t, lines, 3, "stdout:\n%s", chk.stdout)
+	bigKey := filepath.ToSlash(strings.TrimPrefix(bigBlob, blobsDir+"/"))
+	require.Equal(t, "missing blob  b/big.bin version "+path.Base(bigKey)+" (key "+bigKey+")", lines[0])
+	require.Regexp(t, `^orphan blob   ff/`+orphan+` 6 bytes written \S+$`, lines[1])
+	require.Equal(t, "check (grace 0s): 0 stale uploads, 0 leftovers, 1 orphan blob, 1 row whose blob is missing; "+
+		"storage reconcile --apply repairs them; rows with missing blobs are left as they are (restore the blobs, or delete the rows)", lines[2])
+	require.Equal(t, "storage check: the invariants do not hold: 1 orphan blobs, 1 rows whose blob is missing",
+		cliOneLine(t, chk.stderr))
+}
+
+// cliRcBlobOf is the path, under blobsDir, of the blob holding content.
+func cliRcBlobOf(t *testing.T, blobsDir string, content []byte) string {
+	t.Helper()
+	var found []string
+	require.NoError(t, filepath.WalkDir(blobsDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.Contains(p, "/.tmp/") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Equal(b, content) {
+			rel, _ := filepath.Rel(blobsDir, p)
+			found = append(found, rel)
+		}
+		return err
+	}))
+	require.Len(t, found, 1, "blobs holding %q", content)
+	return found[0]
 }

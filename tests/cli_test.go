@@ -770,6 +770,7 @@ func TestCLIHelpAndUsage(t *testing.T) {
 		res := cliRun(t, bin, safe, "help")
 		require.Equal(t, 0, res.code, res.stderr)
 		require.Contains(t, res.stdout, "storage reconcile [--apply] [--grace 1h]")
+		require.Contains(t, res.stdout, "storage check [--grace 1h]")
 	})
 	t.Run("reconcile --help shows the flags", func(t *testing.T) {
 		res := cliRun(t, bin, safe, "reconcile", "--help")
@@ -780,6 +781,14 @@ func TestCLIHelpAndUsage(t *testing.T) {
 		require.Contains(t, res.stdout, "--grace")
 		require.Contains(t, res.stdout, "(default 1h0m0s)", "the default grace period")
 		require.Contains(t, res.stdout, "\nEnvironment:\n")
+		require.NoDirExists(t, dataDir)
+	})
+	t.Run("check --help shows the flags", func(t *testing.T) {
+		res := cliRun(t, bin, safe, "check", "--help")
+		require.Equal(t, 0, res.code, res.stderr)
+		require.True(t, strings.HasPrefix(res.stdout, "Usage: storage check [--grace duration]\n"), "got:\n%s", res.stdout)
+		require.NotContains(t, res.stdout, "--apply", "check never repairs")
+		require.Contains(t, res.stdout, "(default 1h0m0s)", "the default grace period")
 		require.NoDirExists(t, dataDir)
 	})
 	t.Run("reconcile unknown flag", func(t *testing.T) {

@@ -4,6 +4,7 @@
 //	storage migrate   apply pending migrations and print the schema version
 //	storage keys      print ANON_KEY=… and SERVICE_ROLE_KEY=… for the configured secret
 //	storage reconcile compare the blob store with the database, and repair with --apply
+//	storage check     reconcile's report; exit status 1 when a blob or row is amiss
 //
 // Configuration comes from the environment; `storage serve --help` lists every variable.
 package main
@@ -29,9 +30,13 @@ Usage:
                      compare the blob store with the database: report (and with --apply
                      repair) blobs nothing references, leftovers of interrupted uploads, and
                      rows whose blob is missing (reported only)
+  storage check [--grace 1h]
+                     reconcile's report, safe on a live deployment; exits 1 when an
+                     invariant is broken (a stored blob nothing references, or a row whose
+                     blob is missing)
   storage help       this text
 
-With no DATABASE_URL, serve, migrate and reconcile start a private PostgreSQL cluster under
+With no DATABASE_URL, serve, migrate, reconcile and check start a private PostgreSQL cluster under
 STORAGE_DATA_DIR (default ./data) using the PostgreSQL server binaries on this machine; only
 one of them can use it at a time.
 `
@@ -60,11 +65,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 0
 	}
 	var rec reconcileFlags
+	chk := reconcileFlags{check: true}
 	commands := map[string]command{
 		"serve":     {run: serve},
 		"migrate":   {run: migrateCmd},
 		"keys":      {run: keysCmd},
 		"reconcile": {run: rec.run, flags: rec.declare},
+		"check":     {run: chk.run, flags: chk.declare},
 	}
 	cmd, ok := commands[name]
 	if !ok {

@@ -11,14 +11,19 @@ import (
 	"github.com/pgstorage/storage/lifecycle"
 )
 
-// reconcileFlags are storage reconcile's flags.
+// reconcileFlags are the flags of storage reconcile and storage check.
 type reconcileFlags struct {
+	// check: storage check, the report only, whose exit status says whether the invariants
+	// hold (no orphan blob, no row whose blob is missing), for operators and monitoring.
+	check bool
 	apply bool
 	grace time.Duration
 }
 
 func (f *reconcileFlags) declare(fs *flag.FlagSet) {
-	fs.BoolVar(&f.apply, "apply", false, "repair: end stale uploads, remove leftovers, delete orphan blobs (default: report only)")
+	if !f.check {
+		fs.BoolVar(&f.apply, "apply", false, "repair: end stale uploads, remove leftovers, delete orphan blobs (default: report only)")
+	}
 	f.grace = time.Hour
 	fs.Var((*graceFlag)(&f.grace), "grace", "leave alone whatever is younger than this `duration` (uploads in progress)")
 }
@@ -38,8 +43,10 @@ func (g *graceFlag) Set(s string) error {
 	return nil
 }
 
-// run reports one line per finding and a summary; findings are not failures (exit 0), failed
-// repairs are.
+// run reports one line per finding and a summary. For reconcile, findings are not failures
+// (exit 0), failed repairs are; for check, a broken invariant is. Stale uploads and leftovers
+// break none: the blob of an upload in flight is referenced by its entry, and the collector
+// removes both on its own.
 func (f *reconcileFlags) run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	blobs, err := openBlobs(ctx, cfg)
 	if err != nil {
@@ -54,7 +61,14 @@ func (f *reconcileFlags) run(ctx context.Context, cfg Config, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "reconcile (grace %s): %s\n", f.grace, r.Summary(f.apply))
+	name := "reconcile"
+	if f.check {
+		name = "check"
+	}
+	fmt.Fprintf(stdout, "%s (grace %s): %s\n", name, f.grace, r.Summary(f.apply))
+	if f.check && r.MissingBlobs+r.Orphans > 0 {
+		return fmt.Errorf("the invariants do not hold: %d orphan blobs, %d rows whose blob is missing", r.Orphans, r.MissingBlobs)
+	}
 	if r.Errors > 0 {
 		return fmt.Errorf("%d repairs failed (see above)", r.Errors)
 	}
