@@ -93,6 +93,24 @@ var ErrNotFound = errors.New("blob: not found")
 // ErrInvalidKey is returned for a key the store refuses (empty, NUL, "..", absolute paths…).
 var ErrInvalidKey = errors.New("blob: invalid key")
 
+// ErrUnavailable marks the errors of a store that cannot serve at the moment: its service is
+// unreachable or failing (S3: no connection, a 5xx answer), or its disk is full or read-only.
+// The servers answer them with 503 and Retry-After, not 500. It is never returned alone: test
+// with errors.Is; the error also wraps the cause.
+var ErrUnavailable = errors.New("blob: store unavailable")
+
+// Unavailable marks err (nil stays nil) as ErrUnavailable, keeping it in the chain.
+func Unavailable(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return unavailableError{err}
+}
+
+type unavailableError struct{ error }
+
+func (e unavailableError) Unwrap() []error { return []error{e.error, ErrUnavailable} }
+
 // ContextReader returns a reader that fails with ctx's error once ctx is done, so a Put stops
 // reading (and discards what it wrote) when its caller gives up, even while the body it reads
 // still has bytes.

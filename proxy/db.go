@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -24,22 +26,51 @@ func NewDB(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
 // call runs the prelude with settings, then query with args, handing the rows to scan (which
 // must consume them). Errors come back through interpretError.
 func (db *DB) call(ctx context.Context, settings []any, query string, args []any, scan func(pgx.Rows) error) error {
-	conn, err := db.acquire(ctx)
-	if err != nil {
-		return err
+	return db.withConn(ctx, func(conn *pgx.Conn) (bool, error) {
+		return sendCall(ctx, conn, settings, query, args, scan)
+	})
+}
+
+// withConn runs f on a pooled connection and, when f says PostgreSQL ran none of it and the
+// connection is gone, runs it again on another. A connection PostgreSQL closed while it sat
+// in the pool (a restart, a failover, a terminated backend) fails its first use; each such
+// connection fails once and is discarded, so the tries are bounded by the pool's size. What
+// may have run is never tried again: the caller gets ErrDatabaseUnavailable.
+func (db *DB) withConn(ctx context.Context, f func(*pgx.Conn) (notRun bool, err error)) error {
+	for tries := 0; ; tries++ {
+		conn, err := db.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		notRun, err := f(conn.Conn())
+		conn.Release()
+		if err == nil || !notRun || !connectionLost(err) || tries >= int(db.pool.Config().MaxConns) {
+			return interpretError(err)
+		}
 	}
-	defer conn.Release()
-	return callOn(ctx, conn.Conn(), settings, query, args, scan)
 }
 
 // callOn is call on a connection the caller holds.
 func callOn(ctx context.Context, conn *pgx.Conn, settings []any, query string, args []any, scan func(pgx.Rows) error) error {
+	_, err := sendCall(ctx, conn, settings, query, args, scan)
+	return interpretError(err)
+}
+
+// sendCall sends the prelude and the call as one batch and reads their results. notRun
+// reports that PostgreSQL ran neither: nothing was sent (pgconn.SafeToRetry), or the server's
+// answer to the prelude was an error. The server answers a pipeline in order, so an error in
+// place of the prelude's result means the prelude did not complete, and the call, in the same
+// implicit transaction, was skipped. (A connection that merely breaks gives no answer: io
+// errors are not PostgreSQL errors, and count as may-have-run.)
+func sendCall(ctx context.Context, conn *pgx.Conn, settings []any, query string, args []any, scan func(pgx.Rows) error) (notRun bool, err error) {
 	b := &pgx.Batch{}
 	b.Queue(preludeSQL, settings...)
 	b.Queue(query, args...)
 	br := conn.SendBatch(ctx, b)
-	err := func() error {
+	err = func() error {
 		if _, err := br.Exec(); err != nil {
+			var pgErr *pgconn.PgError
+			notRun = errors.As(err, &pgErr)
 			return err
 		}
 		rows, err := br.Query()
@@ -59,5 +90,5 @@ func callOn(ctx context.Context, conn *pgx.Conn, settings []any, query string, a
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	return interpretError(err)
+	return notRun || pgconn.SafeToRetry(err), err
 }

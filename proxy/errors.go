@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgstorage/storage/blob"
 )
 
 // Error is a storage error as the REST API reports it. Status is the logical status that goes
@@ -90,7 +92,8 @@ var (
 	ErrInternal = &Error{Status: 500, Code: "InternalError", Label: "Internal", Message: "Internal Server Error", HTTPStatus: 500}
 )
 
-// internalError is ErrInternal carrying cause for the log. A cause that wraps a refusal of the
+// internalError is ErrInternal carrying cause for the log (ErrBlobUnavailable when the blob
+// store could not serve). A cause that wraps a refusal of the
 // client's request (a blob store's Put failing because the request body could not be read)
 // stays that refusal: the failure is the client's.
 func internalError(cause error) *Error {
@@ -99,6 +102,9 @@ func internalError(cause error) *Error {
 		return client
 	}
 	e := *ErrInternal
+	if errors.Is(cause, blob.ErrUnavailable) {
+		e = *ErrBlobUnavailable
+	}
 	e.Cause = cause
 	return &e
 }
@@ -176,6 +182,9 @@ func interpretError(err error) error {
 		}
 		e.Cause = err
 		return &e
+	}
+	if errors.Is(err, blob.ErrUnavailable) { // the doors' blob errors come through here too
+		return internalError(err)
 	}
 	if pgconn.Timeout(err) {
 		return &Error{Status: 544, Code: "DatabaseTimeout", Message: "The connection to the database timed out", HTTPStatus: 544, Cause: err}

@@ -35,6 +35,9 @@ var (
 	// ErrDatabaseUnavailable: PostgreSQL ended or refused the connection (a restart, a
 	// failover, an administrator): the client may retry; the pool reconnects.
 	ErrDatabaseUnavailable = busyError("The database is not available; retry later")
+	// ErrBlobUnavailable: the blob store cannot serve (blob.ErrUnavailable: its S3 service
+	// is unreachable or failing, its disk full or read-only). Nothing was stored.
+	ErrBlobUnavailable = busyError("The blob store is not available; retry later")
 	// ErrRequestTimeout: the client stopped sending its request for limits.Config.ReadIdle
 	// (or did not send its headers within the header timeout). Nothing was stored.
 	ErrRequestTimeout = &Error{Status: 408, Code: "RequestTimeout", Label: "Request Timeout",

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
 
@@ -28,24 +29,21 @@ func (db *DB) Call(ctx context.Context, settings []any, query string, args []any
 // (what a store did with an upload's pieces), after the request's own call checked the
 // caller. Errors are *Error (AsError).
 func (db *DB) ServerCall(ctx context.Context, query string, args []any, scan func(pgx.Rows) error) error {
-	conn, err := db.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	rows, err := conn.Query(ctx, query, args...)
-	if err != nil {
-		return interpretError(err)
-	}
-	defer rows.Close()
-	if scan != nil {
-		if err := scan(rows); err != nil {
-			return interpretError(err)
+	return db.withConn(ctx, func(conn *pgx.Conn) (bool, error) {
+		rows, err := conn.Query(ctx, query, args...)
+		if err != nil {
+			return pgconn.SafeToRetry(err), err
 		}
-	}
-	for rows.Next() {
-	}
-	return interpretError(rows.Err())
+		defer rows.Close()
+		if scan != nil {
+			if err := scan(rows); err != nil {
+				return false, err
+			}
+		}
+		for rows.Next() {
+		}
+		return false, rows.Err()
+	})
 }
 
 // Held is a pooled connection a request keeps across several calls, for a session-level lock

@@ -87,7 +87,12 @@ func withUploadLimit(n int64) httpOpt { return func(c *serverConfig) { c.UploadF
 // store under t.TempDir() unless withBlobStore says otherwise.
 func setupHTTP(t *testing.T, opts ...httpOpt) *httpBundle {
 	t.Helper()
-	db := testdb.New(t)
+	return setupHTTPOn(t, testdb.New(t), opts...)
+}
+
+// setupHTTPOn is setupHTTP on the migrated database db.
+func setupHTTPOn(t *testing.T, db *testdb.DB, opts ...httpOpt) *httpBundle {
+	t.Helper()
 	anon := mintJWT(t, "anon")
 	sc := serverConfig{Config: proxy.Config{
 		JWTSecret:           httpJWTSecret,

@@ -474,8 +474,8 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 }
 
 // appendError maps a failed append: a body over its room is 413, a partial blob that is gone
-// 410, a client that went away or stalled is answered (if at all) as such, anything else is the
-// store's failure.
+// 410, a client that went away or stalled is answered (if at all) as such, a store that cannot
+// serve now (S3 down, disk full) 503 with Retry-After, anything else is the store's failure.
 func (s *Server) appendError(err error) *Error {
 	switch {
 	case errors.Is(err, errTooLarge):
@@ -484,6 +484,8 @@ func (s *Server) appendError(err error) *Error {
 		return errGone
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return &Error{Status: 400, Body: "The request body ended before its Content-Length\n", cause: err}
+	case errors.Is(err, blob.ErrUnavailable):
+		return fromCall(err) // 503 + Retry-After
 	}
 	return &Error{Status: errWriteFailed.Status, Body: errWriteFailed.Body, cause: err}
 }

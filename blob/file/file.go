@@ -156,6 +156,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 // TempDir, which is then fsynced and hard-linked under key, and the link's directory fsynced.
 // Put and CompleteMultipart share it, so a blob becomes visible one way only.
 func (s *Store) commit(op, key, final string, write func(f *os.File) error) (err error) {
+	defer func() { err = diskError(err) }()
 	// Cheap early refusal so a duplicate does not cost a whole upload; the link below is
 	// the authoritative check.
 	if _, err := os.Lstat(final); err == nil {
@@ -202,6 +203,16 @@ func (s *Store) commit(op, key, final string, write func(f *os.File) error) (err
 		return fmt.Errorf("blob/file: %s %q: %w", op, key, err)
 	}
 	return nil
+}
+
+// diskError marks err as blob.ErrUnavailable when the file system refused to store bytes: it is
+// full (ENOSPC, EDQUOT) or read-only (EROFS). That is the operator's to fix, not the client's
+// fault nor a bug, and a retry after the fix succeeds.
+func diskError(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS) {
+		return blob.Unavailable(err)
+	}
+	return err
 }
 
 // link makes final's directory (and its parents) and hard-links tmp there, for Put and

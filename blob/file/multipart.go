@@ -122,6 +122,7 @@ func (s *Store) PutPart(ctx context.Context, key, state string, n int, r io.Read
 }
 
 func (s *Store) writePart(ctx context.Context, dir string, n int, r io.Reader, size int64) (etag string, err error) {
+	defer func() { err = diskError(err) }()
 	f, err := os.CreateTemp(dir, partTempPrefix+"*")
 	if isNotExist(err) {
 		return "", fmt.Errorf("%w: no multipart upload", blob.ErrNotFound)

@@ -38,7 +38,8 @@ func (s *Store) partialPath(key string) (string, error) {
 // unrecorded Append left beyond it, and fsyncs before it returns: the returned size is durable.
 // The file store needs no state of its own (the file is the partial blob, its first offset
 // bytes the recorded ones), so the state is always "".
-func (s *Store) Append(ctx context.Context, key, state string, offset int64, r io.Reader, size int64) (int64, string, error) {
+func (s *Store) Append(ctx context.Context, key, state string, offset int64, r io.Reader, size int64) (_ int64, _ string, err error) {
+	defer func() { err = diskError(err) }()
 	p, err := s.partialPath(key)
 	if err != nil {
 		return offset, state, err

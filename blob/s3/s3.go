@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -17,6 +18,8 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/pgstorage/storage/blob"
 )
@@ -136,6 +139,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		// streams. Checksums only where an operation requires them.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		o.APIOptions = append(o.APIOptions, markUnavailable)
 	})
 	s := &Store{
 		client:      client,
@@ -257,6 +261,32 @@ func (s *Store) putObject(ctx context.Context, k *string, body io.Reader, size i
 	}
 	_, err := s.client.PutObject(ctx, in, unsignedStream)
 	return err
+}
+
+// markUnavailable marks, for every operation, the errors that say the S3 service cannot serve
+// now (blob.ErrUnavailable): no connection, a connection cut, a timeout, a 5xx answer (after
+// the SDK's retries). Errors of the request's body (the client's upload) pass through as they
+// are: the servers tell those apart first.
+func markUnavailable(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("MarkUnavailable",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleInitialize(ctx, in)
+			if err != nil && ctx.Err() == nil && serviceDown(err) {
+				err = blob.Unavailable(err)
+			}
+			return out, md, err
+		}), middleware.Before)
+}
+
+// serviceDown: err is the S3 service's failure, not the request's.
+func serviceDown(err error) bool {
+	var resp *smithyhttp.ResponseError
+	if errors.As(err, &resp) && resp.HTTPStatusCode() != 0 { // 0: no answer at all
+		return resp.HTTPStatusCode() >= 500
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // unsignedStream sends a request's body as a stream: unsigned (UNSIGNED-PAYLOAD, see putObject)

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,9 +90,14 @@ func configure(ctx context.Context, adminURL string) error {
 		return err
 	}
 	defer conn.Close(ctx)
+	return createRoles(ctx, conn)
+}
+
+// createRoles creates the cluster-wide roles the migrations expect, once per cluster.
+func createRoles(ctx context.Context, conn *pgx.Conn) error {
 	// The test role owns each test database and runs the migrations, like a deployment's
 	// migrating role; it is a member of the request roles so the prelude can SET ROLE.
-	_, err = conn.Exec(ctx, fmt.Sprintf(`
+	_, err := conn.Exec(ctx, fmt.Sprintf(`
 do $$
 begin
   if not exists (select from pg_roles where rolname = 'anon') then create role anon nologin noinherit; end if;
@@ -157,4 +163,91 @@ func NewMigrated(t testing.TB, m pgtestdb.Migrator) *DB {
 	super := admin
 	super.Database = conf.Database
 	return &DB{Pool: pool, URL: conf.URL(), SuperURL: super.URL()}
+}
+
+// Private is a PostgreSQL cluster of one test's own, for tests that stop, restart or crash
+// the database under a running server: a migrated database in it, and the means to restart it.
+type Private struct {
+	*DB
+	dir     string
+	cluster *cluster.Cluster
+}
+
+// NewPrivate starts a cluster for t (stopped and removed when t ends) and migrates a database
+// in it. Its directory is short, so its unix socket stays at the same path across restarts.
+func NewPrivate(t testing.TB) *Private {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pgp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil { // the postgres OS user must reach it
+		t.Fatal(err)
+	}
+	p := &Private{dir: filepath.Join(dir, "pg")}
+	p.start(t)
+	t.Cleanup(func() { p.cluster.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.cluster.ConnString(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := createRoles(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "create database storage owner "+pgtestdb.DefaultRoleUsername); err != nil {
+		t.Fatal(err)
+	}
+	conf := pgtestdb.Config{DriverName: "pgx", User: pgtestdb.DefaultRoleUsername, Password: pgtestdb.DefaultRolePassword,
+		Database: "storage", Options: url.Values{"sslmode": {"disable"}, "host": {p.cluster.SocketDir()}}.Encode()}
+	if err := (Migrator{}).Migrate(ctx, nil, conf); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, conf.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	super := conf
+	super.User, super.Password = "postgres", ""
+	p.DB = &DB{Pool: pool, URL: conf.URL(), SuperURL: super.URL()}
+	return p
+}
+
+func (p *Private) start(t testing.TB) {
+	t.Helper()
+	c, err := cluster.Start(context.Background(), cluster.Options{Dir: p.dir, Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cluster = c
+}
+
+// Restart stops the cluster and starts it again: with a fast shutdown (open sessions are
+// ended with an error, transactions in flight roll back) or an immediate one (the
+// postmaster and every backend quit at once; crash recovery at the next start). down, when
+// not nil, is called while the server is down, before it starts again.
+func (p *Private) Restart(t testing.TB, immediate bool, down func()) {
+	t.Helper()
+	if immediate {
+		b, err := os.ReadFile(filepath.Join(p.dir, "postmaster.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pid int
+		if _, err := fmt.Sscan(string(b), &pid); err != nil {
+			t.Fatalf("postmaster.pid: %v", err)
+		}
+		if err := syscall.Kill(pid, syscall.SIGQUIT); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = p.cluster.Stop() // after SIGQUIT it reports the abnormal exit
+	if down != nil {
+		down()
+	}
+	p.start(t)
 }

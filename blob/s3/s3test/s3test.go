@@ -91,6 +91,7 @@ type Server struct {
 	AccessKeyID     string
 	SecretAccessKey string
 
+	bin     string
 	dir     string // temporary directory: the posix root under it
 	cmd     *exec.Cmd
 	out     *tailBuffer
@@ -136,31 +137,54 @@ func start(bin string) (*Server, error) {
 		Endpoint:        "http://" + addr,
 		AccessKeyID:     "blobtest",
 		SecretAccessKey: randomHex(20),
+		bin:             bin,
 		dir:             dir,
 		out:             &tailBuffer{max: 64 << 10},
-		exited:          make(chan struct{}),
 	}
-	s.cmd = exec.Command(bin, "--port", addr, "--region", Region, "--quiet", "posix", root)
-	s.cmd.Dir = dir
-	s.cmd.Env = append(cleanEnv(),
-		"ROOT_ACCESS_KEY="+s.AccessKeyID,
-		"ROOT_SECRET_KEY="+s.SecretAccessKey,
-	)
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	setProcAttr(s.cmd)
-	if err := s.cmd.Start(); err != nil {
+	if err := s.launch(); err != nil {
+		if s.cmd != nil {
+			s.Stop()
+		}
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
-	if err := s.waitListening(addr); err != nil {
-		s.Stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// launch starts the process on the server's address and root and waits until it listens.
+func (s *Server) launch() error {
+	addr := strings.TrimPrefix(s.Endpoint, "http://")
+	s.exited = make(chan struct{})
+	cmd := exec.Command(s.bin, "--port", addr, "--region", Region, "--quiet", "posix", filepath.Join(s.dir, "root"))
+	cmd.Dir = s.dir
+	cmd.Env = append(cleanEnv(),
+		"ROOT_ACCESS_KEY="+s.AccessKeyID,
+		"ROOT_SECRET_KEY="+s.SecretAccessKey,
+	)
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	setProcAttr(cmd)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", s.bin, err)
+	}
+	s.cmd = cmd
+	exited := s.exited
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(exited)
+	}()
+	return s.waitListening(addr)
+}
+
+// Restart kills the server's process (SIGKILL: the S3 service gone at once, connections cut
+// mid-request), calls down while it is gone, and starts it again on the same address with the
+// same root, so its buckets and objects are back.
+func (s *Server) Restart(down func()) error {
+	kill(s.cmd)
+	<-s.exited
+	if down != nil {
+		down()
+	}
+	return s.launch()
 }
 
 // waitListening polls until addr accepts a connection, the server exits, or startTimeout.

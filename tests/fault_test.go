@@ -1,0 +1,304 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgstorage/storage/blob/s3"
+	"github.com/pgstorage/storage/blob/s3/s3test"
+	"github.com/pgstorage/storage/lifecycle"
+	"github.com/pgstorage/storage/tests/testdb"
+)
+
+// The fault tests: the database or the blob store fails under a running server and a mixed
+// load. Clients see success or 503 with Retry-After (the reference's error shape), never a
+// 500; the server recovers by itself; bytes and rows agree afterwards.
+
+// faultKeys is how many keys the mixed load writes and reads.
+const faultKeys = 16
+
+// faultLoad is a mixed load of REST requests run by a few workers until stopped: upserts,
+// downloads, infos, lists, signs and copies on faultKeys keys of bucket "b". It records every
+// outcome; what a fault test may see is success or a refusal to retry later.
+type faultLoad struct {
+	base, token string
+	client      *http.Client
+
+	ok, busy atomic.Int64 // 2xx; 503 with Retry-After
+	mu       sync.Mutex
+	bad      []string          // anything else, described
+	written  map[string][]byte // every content ever sent per key (upserts may fail after commit)
+	stop     chan struct{}
+	done     sync.WaitGroup
+}
+
+func startFaultLoad(t *testing.T, base, token string, workers int) *faultLoad {
+	l := &faultLoad{base: base, token: token, stop: make(chan struct{}), written: map[string][]byte{},
+		client: &http.Client{Timeout: time.Minute}}
+	for i := range faultKeys {
+		key := fmt.Sprintf("k%02d", i)
+		content := []byte("first version of " + key)
+		l.written[key+"#0"] = content
+		status, body, _, err := l.send("POST", "/object/b/"+key, "text/plain", content)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, status, "%s", body)
+	}
+	for w := range workers {
+		l.done.Add(1)
+		go l.work(w)
+	}
+	return l
+}
+
+// send makes one request and reads the whole answer.
+func (l *faultLoad) send(method, path, contentType string, body []byte) (int, []byte, http.Header, error) {
+	req, err := http.NewRequest(method, l.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if l.token != "" {
+		req.Header.Set("Authorization", "Bearer "+l.token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("x-upsert", "true")
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header, err
+}
+
+func (l *faultLoad) work(w int) {
+	defer l.done.Done()
+	rng := rand.New(rand.NewPCG(uint64(w), 22))
+	for n := 0; ; n++ {
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		key := fmt.Sprintf("k%02d", rng.IntN(faultKeys))
+		var (
+			what        string
+			status      int
+			body        []byte
+			header      http.Header
+			err         error
+			wantContent bool
+		)
+		switch op := rng.IntN(6); op {
+		case 0:
+			content := []byte(fmt.Sprintf("%s written by worker %d, write %d", key, w, n))
+			l.mu.Lock()
+			l.written[fmt.Sprintf("%s#%d.%d", key, w, n)] = content
+			l.mu.Unlock()
+			what = "upsert " + key
+			status, body, header, err = l.send("POST", "/object/b/"+key, "text/plain", content)
+		case 1:
+			what, wantContent = "download "+key, true
+			status, body, header, err = l.send("GET", "/object/b/"+key, "", nil)
+		case 2:
+			what = "info " + key
+			status, body, header, err = l.send("GET", "/object/info/b/"+key, "", nil)
+		case 3:
+			what = "list"
+			status, body, header, err = l.send("POST", "/object/list/b", "application/json", []byte(`{"prefix":"","limit":100}`))
+		case 4:
+			what = "sign " + key
+			status, body, header, err = l.send("POST", "/object/sign/b/"+key, "application/json", []byte(`{"expiresIn":60}`))
+		case 5:
+			what = "copy " + key
+			status, body, header, err = l.send("POST", "/object/copy", "application/json",
+				[]byte(`{"bucketId":"b","sourceKey":"`+key+`","destinationKey":"copies/`+key+`"}`))
+		}
+		switch {
+		case err != nil:
+			l.fail("%s: %v", what, err)
+		case status == http.StatusOK:
+			if wantContent && !l.wasWritten(key, body) {
+				l.fail("%s: got %q, which was never uploaded", what, body)
+			}
+			l.ok.Add(1)
+		case status == http.StatusServiceUnavailable && header.Get("Retry-After") != "" && isErrorShape(body):
+			l.busy.Add(1)
+		default:
+			l.fail("%s: %d %s", what, status, body)
+		}
+	}
+}
+
+// isErrorShape: the reference's four-field error body.
+func isErrorShape(b []byte) bool {
+	var e map[string]any
+	if json.Unmarshal(b, &e) != nil || len(e) != 4 {
+		return false
+	}
+	for _, k := range []string{"statusCode", "code", "error", "message"} {
+		if _, ok := e[k].(string); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *faultLoad) wasWritten(key string, content []byte) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, c := range l.written {
+		if strings.HasPrefix(k, key+"#") && bytes.Equal(c, content) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *faultLoad) fail(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.bad) < 20 {
+		l.bad = append(l.bad, fmt.Sprintf(format, args...))
+	}
+}
+
+// awaitSuccesses waits until n more requests have succeeded than when it was called.
+func (l *faultLoad) awaitSuccesses(t *testing.T, n int64, what string) {
+	t.Helper()
+	target := l.ok.Load() + n
+	deadline := time.Now().Add(time.Minute)
+	for l.ok.Load() < target {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d requests succeeded in a minute, want %d (%d refused as busy); failures: %v",
+				what, l.ok.Load()-target+n, n, l.busy.Load(), l.failures())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (l *faultLoad) failures() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.bad)
+}
+
+// finish stops the load and requires that it saw nothing but successes and 503s.
+func (l *faultLoad) finish(t *testing.T) {
+	t.Helper()
+	close(l.stop)
+	l.done.Wait()
+	require.Empty(t, l.failures(), "requests that got neither success nor 503 + Retry-After")
+	t.Logf("mixed load: %d succeeded, %d refused with 503", l.ok.Load(), l.busy.Load())
+}
+
+// requireInvariants: every row's blob exists and every stored blob is referenced by a row, the
+// collector's queue or an upload in flight.
+func requireInvariants(t *testing.T, b *httpBundle) {
+	t.Helper()
+	var out strings.Builder
+	r, err := lifecycle.Reconcile(context.Background(), b.db.Pool, b.blobs, lifecycle.ReconcileOptions{Out: &out})
+	require.NoError(t, err)
+	require.Zero(t, r.MissingBlobs+r.Orphans, "reconcile found:\n%s", out.String())
+}
+
+// TestFaultPostgresRestart: PostgreSQL restarted under a mixed load, with a fast shutdown and
+// then an immediate one (crash recovery). While it is away clients get 503 + Retry-After;
+// afterwards the server serves again on new connections without being told, and bytes and
+// rows agree.
+func TestFaultPostgresRestart(t *testing.T) {
+	t.Parallel()
+	pg := testdb.NewPrivate(t)
+	// The test cluster trades durability for speed (synchronous_commit off): an immediate
+	// shutdown would lose the last commits, which no deployment accepts.
+	_, err := pg.Pool.Exec(context.Background(), "alter database storage set synchronous_commit = on")
+	require.NoError(t, err)
+	pg.Pool.Reset()
+	b := setupHTTPOn(t, pg.DB)
+	b.createBucket(t, `{"name":"b"}`)
+	load := startFaultLoad(t, b.baseURL, b.service, 6)
+	load.awaitSuccesses(t, 200, "before the restarts")
+
+	for _, immediate := range []bool{false, true} {
+		busy := load.busy.Load()
+		pg.Restart(t, immediate, func() { load.awaitBusy(t, busy+1, "while PostgreSQL is down") })
+		load.awaitSuccesses(t, 200, fmt.Sprintf("after the restart (immediate: %v)", immediate))
+	}
+	load.finish(t)
+	requireInvariants(t, b)
+}
+
+// awaitBusy waits until n requests in all have been refused with 503.
+func (l *faultLoad) awaitBusy(t *testing.T, n int64, what string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for l.busy.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no request was refused with 503 in a minute; failures: %v", what, l.failures())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFaultS3Restart: the S3 service behind the blob store dies (SIGKILL) under a mixed load
+// and comes back. While it is away, requests that need it get 503 + Retry-After and uploads
+// store no row; afterwards the server serves again, and bytes and rows agree.
+func TestFaultS3Restart(t *testing.T) {
+	t.Parallel()
+	srv, err := s3test.StartServer()
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+	cfg, err := srv.NewBucket(context.Background())
+	require.NoError(t, err)
+	store, err := s3.New(context.Background(), cfg)
+	require.NoError(t, err)
+	b := setupHTTP(t, withBlobStore(store))
+	b.createBucket(t, `{"name":"b"}`)
+	load := startFaultLoad(t, b.baseURL, b.service, 6)
+	load.awaitSuccesses(t, 200, "before the restart")
+	// A collector with no retention: the upserts' old versions are its work.
+	collector := &lifecycle.Collector{DB: b.db.Pool, Blobs: store, Interval: time.Hour}
+	ctx := context.Background()
+	for round := range 2 {
+		busy := load.busy.Load()
+		require.NoError(t, srv.Restart(func() {
+			load.awaitBusy(t, busy+20, "while S3 is down")
+			if round == 0 {
+				st, err := collector.RunOnce(ctx)
+				require.NoError(t, err)
+				require.Positive(t, st.Failed, "the collector's deletes fail while S3 is down: %+v", st)
+				require.Zero(t, st.Deleted, "%+v", st)
+			}
+		}))
+		load.awaitSuccesses(t, 200, "after the restart")
+	}
+	load.finish(t)
+	// The collector catches up: every queued blob is deleted once its retry is due.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := collector.RunOnce(ctx)
+		require.NoError(t, err)
+		var queued int
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "select count(*) from storage.blobs_freed").Scan(&queued))
+		if queued == 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "%d blobs still queued a minute after S3 came back", queued)
+		time.Sleep(100 * time.Millisecond)
+	}
+	requireInvariants(t, b)
+}
