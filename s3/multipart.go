@@ -104,8 +104,8 @@ func (s *Server) createMultipart(r *request) error {
 // storeError is a blob store failure as the S3 door answers it.
 // A refusal of the request (a body that failed its checks, an S3 error the door raised) keeps
 // its answer; a database error (the call that recorded what the store did) is answered as
-// such; anything else is the store's own failure: 500, its cause logged, never worded as the
-// database's (proxy.AsError would call a lost store connection a database outage).
+// such; anything else is the store's own failure (blobError), never worded as the database's
+// (proxy.AsError would call a lost store connection a database outage).
 func storeError(err error) error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -113,6 +113,16 @@ func storeError(err error) error {
 	}
 	var pe *proxy.Error
 	if errors.As(err, &pe) {
+		return fromCall(err)
+	}
+	return blobError(err)
+}
+
+// blobError is the blob store's failure: 503 SlowDown with Retry-After when the store cannot
+// serve now (blob.ErrUnavailable: its S3 service down, its disk full), else 500 with the cause
+// logged.
+func blobError(err error) *Error {
+	if errors.Is(err, blob.ErrUnavailable) {
 		return fromCall(err)
 	}
 	return &Error{Status: 500, Code: errInternal.Code, Message: errInternal.Message, cause: err}

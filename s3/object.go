@@ -183,7 +183,7 @@ func (s *Server) getObject(r *request) error {
 		return errNoSuchKey
 	}
 	if err != nil {
-		return &Error{Status: 500, Code: errInternal.Code, Message: errInternal.Message, cause: err}
+		return blobError(err)
 	}
 	writeObjectHeaders(ctx, &o)
 	for _, ov := range responseOverrides {

@@ -4,17 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgstorage/storage/blob/s3"
@@ -30,12 +36,14 @@ import (
 // faultKeys is how many keys the mixed load writes and reads.
 const faultKeys = 16
 
-// faultLoad is a mixed load of REST requests run by a few workers until stopped: upserts,
-// downloads, infos, lists, signs and copies on faultKeys keys of bucket "b". It records every
+// faultLoad is a mixed load run by a few workers until stopped: REST upserts, downloads,
+// infos, lists, signs and copies, S3 PutObject and GetObject, and TUS uploads, on faultKeys
+// keys of bucket "b". It records every
 // outcome; what a fault test may see is success or a refusal to retry later.
 type faultLoad struct {
 	base, token string
 	client      *http.Client
+	s3          *awss3.Client // the S3 door, as the service role, never retrying
 
 	ok, busy atomic.Int64 // 2xx; 503 with Retry-After
 	mu       sync.Mutex
@@ -45,9 +53,9 @@ type faultLoad struct {
 	done     sync.WaitGroup
 }
 
-func startFaultLoad(t *testing.T, base, token string, workers int) *faultLoad {
-	l := &faultLoad{base: base, token: token, stop: make(chan struct{}), written: map[string][]byte{},
-		client: &http.Client{Timeout: time.Minute}}
+func startFaultLoad(t *testing.T, b *httpBundle, workers int) *faultLoad {
+	l := &faultLoad{base: b.baseURL, token: b.service, stop: make(chan struct{}), written: map[string][]byte{},
+		client: &http.Client{Timeout: time.Minute}, s3: b.s3Service()}
 	for i := range faultKeys {
 		key := fmt.Sprintf("k%02d", i)
 		content := []byte("first version of " + key)
@@ -63,9 +71,13 @@ func startFaultLoad(t *testing.T, base, token string, workers int) *faultLoad {
 	return l
 }
 
-// send makes one request and reads the whole answer.
-func (l *faultLoad) send(method, path, contentType string, body []byte) (int, []byte, http.Header, error) {
-	req, err := http.NewRequest(method, l.base+path, bytes.NewReader(body))
+// send makes one request and reads the whole answer. header is name, value pairs.
+func (l *faultLoad) send(method, path, contentType string, body []byte, header ...string) (int, []byte, http.Header, error) {
+	url := path
+	if !strings.HasPrefix(url, "http") {
+		url = l.base + path
+	}
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -76,6 +88,9 @@ func (l *faultLoad) send(method, path, contentType string, body []byte) (int, []
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("x-upsert", "true")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	resp, err := l.client.Do(req)
 	if err != nil {
 		return 0, nil, nil, err
@@ -103,14 +118,23 @@ func (l *faultLoad) work(w int) {
 			err         error
 			wantContent bool
 		)
-		switch op := rng.IntN(6); op {
+		content := []byte(fmt.Sprintf("%s written by worker %d, write %d", key, w, n))
+		switch op := rng.IntN(9); op {
 		case 0:
-			content := []byte(fmt.Sprintf("%s written by worker %d, write %d", key, w, n))
-			l.mu.Lock()
-			l.written[fmt.Sprintf("%s#%d.%d", key, w, n)] = content
-			l.mu.Unlock()
+			l.wrote(key, w, n, content)
 			what = "upsert " + key
 			status, body, header, err = l.send("POST", "/object/b/"+key, "text/plain", content)
+		case 6:
+			l.wrote(key, w, n, content)
+			what = "S3 PutObject " + key
+			status, body, header, err = l.s3Put(key, content)
+		case 7:
+			what, wantContent = "S3 GetObject "+key, true
+			status, body, header, err = l.s3Get(key)
+		case 8:
+			l.wrote(key, w, n, content)
+			what = "TUS upload " + key
+			status, body, header, err = l.tusUpload(key, content)
 		case 1:
 			what, wantContent = "download "+key, true
 			status, body, header, err = l.send("GET", "/object/b/"+key, "", nil)
@@ -131,7 +155,7 @@ func (l *faultLoad) work(w int) {
 		switch {
 		case err != nil:
 			l.fail("%s: %v", what, err)
-		case status == http.StatusOK:
+		case status == http.StatusOK || status == http.StatusNoContent:
 			if wantContent && !l.wasWritten(key, body) {
 				l.fail("%s: got %q, which was never uploaded", what, body)
 			}
@@ -142,6 +166,70 @@ func (l *faultLoad) work(w int) {
 			l.fail("%s: %d %s", what, status, body)
 		}
 	}
+}
+
+func (l *faultLoad) wrote(key string, w, n int, content []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.written[fmt.Sprintf("%s#%d.%d", key, w, n)] = content
+}
+
+// s3Put and s3Get go through the S3 door; the answer is reduced to a status, the body (the
+// object's bytes, or the error's message) and the Retry-After header.
+func (l *faultLoad) s3Put(key string, content []byte) (int, []byte, http.Header, error) {
+	_, err := l.s3.PutObject(context.Background(), &awss3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String(key),
+		Body: bytes.NewReader(content), ContentLength: aws.Int64(int64(len(content)))})
+	return s3Outcome(err, nil)
+}
+
+func (l *faultLoad) s3Get(key string) (int, []byte, http.Header, error) {
+	out, err := l.s3.GetObject(context.Background(), &awss3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String(key)})
+	if err != nil {
+		return s3Outcome(err, nil)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	return s3Outcome(err, b)
+}
+
+func s3Outcome(err error, body []byte) (int, []byte, http.Header, error) {
+	if err == nil {
+		return http.StatusOK, body, nil, nil
+	}
+	var resp *awshttp.ResponseError
+	if !errors.As(err, &resp) || resp.Response == nil {
+		return 0, nil, nil, err
+	}
+	var apiErr smithy.APIError
+	code := ""
+	if errors.As(err, &apiErr) {
+		code = apiErr.ErrorCode()
+	}
+	b, _ := json.Marshal(map[string]string{"statusCode": strconv.Itoa(resp.HTTPStatusCode()), "code": code,
+		"error": code, "message": err.Error()})
+	return resp.HTTPStatusCode(), b, resp.Response.Header, nil
+}
+
+// tusUpload creates a resumable upload of content and sends it in one PATCH.
+func (l *faultLoad) tusUpload(key string, content []byte) (int, []byte, http.Header, error) {
+	md := tusMD("bucketName", "b", "objectName", key)
+	status, body, header, err := l.send("POST", "/upload/resumable", "", nil, "Tus-Resumable", "1.0.0",
+		"Upload-Length", strconv.Itoa(len(content)), "Upload-Metadata", md)
+	if err != nil || status != http.StatusCreated {
+		return tusOutcome(status, body, header, err)
+	}
+	return tusOutcome(l.send("PATCH", header.Get("Location"), "application/offset+octet-stream", content,
+		"Tus-Resumable", "1.0.0", "Upload-Offset", "0"))
+}
+
+// tusOutcome gives a TUS refusal (a plain-text body) the error shape, so the load judges all
+// doors alike.
+func tusOutcome(status int, body []byte, header http.Header, err error) (int, []byte, http.Header, error) {
+	if err != nil || status < 300 {
+		return status, body, header, err
+	}
+	b, _ := json.Marshal(map[string]string{"statusCode": strconv.Itoa(status), "code": "tus", "error": "tus", "message": string(body)})
+	return status, b, header, nil
 }
 
 // isErrorShape: the reference's four-field error body.
@@ -230,7 +318,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 	pg.Pool.Reset()
 	b := setupHTTPOn(t, pg.DB)
 	b.createBucket(t, `{"name":"b"}`)
-	load := startFaultLoad(t, b.baseURL, b.service, 6)
+	load := startFaultLoad(t, b, 6)
 	load.awaitSuccesses(t, 200, "before the restarts")
 
 	for _, immediate := range []bool{false, true} {
@@ -268,7 +356,7 @@ func TestFaultS3Restart(t *testing.T) {
 	require.NoError(t, err)
 	b := setupHTTP(t, withBlobStore(store))
 	b.createBucket(t, `{"name":"b"}`)
-	load := startFaultLoad(t, b.baseURL, b.service, 6)
+	load := startFaultLoad(t, b, 6)
 	load.awaitSuccesses(t, 200, "before the restart")
 	// A collector with no retention: the upserts' old versions are its work.
 	collector := &lifecycle.Collector{DB: b.db.Pool, Blobs: store, Interval: time.Hour}

@@ -280,6 +280,13 @@ func markUnavailable(stack *middleware.Stack) error {
 
 // serviceDown: err is the S3 service's failure, not the request's.
 func serviceDown(err error) bool {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "ExistingObjectIsDirectory" {
+		// versitygw's POSIX backend removes a directory once a delete empties it, which races
+		// with a put into it (its mkdir, then its link: the link fails, answered with this
+		// 409). No key of ours is a directory of another, so it is that race: a retry works.
+		return true
+	}
 	var resp *smithyhttp.ResponseError
 	if errors.As(err, &resp) && resp.HTTPStatusCode() != 0 { // 0: no answer at all
 		return resp.HTTPStatusCode() >= 500
