@@ -32,10 +32,11 @@ const (
 	DefaultUploadExpiry = 24 * time.Hour
 )
 
-// leaseTTL is how long the leader's lease lasts without renewal: a collector renews it before
-// every batch and gives it up after its run, so this only matters when a leader dies in a run
-// (another takes over this long after). Longer than any one batch can take.
-const leaseTTL = 2 * time.Minute
+// leaseTTL is how long the leader's lease lasts without renewal: a collector gives it up after
+// its run, so this only matters when a leader dies in a run (a server killed, its machine
+// lost): another server, or the same one restarted, takes over this long after. While a run
+// works the lease is renewed every third of it (keepLease), however long one step takes.
+const leaseTTL = 10 * time.Second
 
 // Sizes of the collector's steps: one batch of queue entries per SQL call, one batch of rows
 // per empty-job call, and the deletes in flight at once against the blob store.
@@ -181,37 +182,99 @@ func (c *Collector) RunOnce(ctx context.Context) (Stats, error) {
 	if st.Leader, err = c.renewLease(ctx, conn); err != nil || !st.Leader {
 		return st, err
 	}
-	// Give the lease up after the run, so any server may make the next one at once.
-	defer conn.Exec(context.WithoutCancel(ctx), `select storage_internal.collector_lease_give_up($1)`, c.holder()) //nolint:errcheck // it expires anyway
-	if err := c.workEmptyJobs(ctx, conn, &st); err != nil {
-		return st, err
+	// The run works under runCtx, which ends when the lease is lost; after it, the lease is
+	// given up (once its keeper has stopped, or the keeper could take it again) so that any
+	// server may make the next run at once.
+	runCtx, lost := context.WithCancelCause(ctx)
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		c.keepLease(runCtx, lost)
+	}()
+	defer func() {
+		lost(nil)
+		<-kept
+		conn.Exec(context.WithoutCancel(ctx), `select storage_internal.collector_lease_give_up($1)`, c.holder()) //nolint:errcheck // it expires anyway
+	}()
+	err = c.run(runCtx, conn, &st)
+	if cause := context.Cause(runCtx); err != nil && errors.Is(cause, errLeaseLost) {
+		err = cause
+	}
+	return st, err
+}
+
+// keepLease renews the lease every third of leaseTTL until ctx ends, on a connection of its own
+// (the run's is busy), opened at the first renewal: most runs end before it. A renewal that
+// finds another holder ends the run (lost); one that fails is retried at the next tick. (The
+// lease may then expire and another collector start beside this one, as after any stall: the
+// SQL functions re-check each blob as they hand it out, and a blob deleted twice is deleted.)
+func (c *Collector) keepLease(ctx context.Context, lost context.CancelCauseFunc) {
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	t := time.NewTicker(leaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var err error
+		if conn == nil {
+			if conn, err = pgx.ConnectConfig(ctx, c.DB.Config().ConnConfig.Copy()); err != nil {
+				conn = nil
+				c.log().Warn("blob collector: renew the leader lease", "error", err)
+				continue
+			}
+		}
+		ok, err := c.renewLease(ctx, conn)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			c.log().Warn("blob collector: renew the leader lease", "error", err)
+			conn.Close(ctx)
+			conn = nil
+		case err == nil && !ok:
+			lost(errLeaseLost)
+			return
+		}
+	}
+}
+
+// run is one run's work, as the lease's holder.
+func (c *Collector) run(ctx context.Context, conn *pgx.Conn, st *Stats) error {
+	if err := c.workEmptyJobs(ctx, conn, st); err != nil {
+		return err
 	}
 	expiry := c.UploadExpiry
 	if expiry <= 0 {
 		expiry = DefaultUploadExpiry
 	}
 	if err := conn.QueryRow(ctx, `select count(*) from storage_internal.blob_upload_expire($1)`, expiry).Scan(&st.Expired); err != nil {
-		return st, fmt.Errorf("expire uploads: %w", err)
+		return fmt.Errorf("expire uploads: %w", err)
 	}
 	// Resumable uploads expire on their own clock; their partial bytes become leftovers,
 	// which removeLeftovers takes once they are older than the grace period.
 	var resumable int
 	if err := conn.QueryRow(ctx, `select count(*) from storage_internal.resumable_expire()`).Scan(&resumable); err != nil {
-		return st, fmt.Errorf("expire resumable uploads: %w", err)
+		return fmt.Errorf("expire resumable uploads: %w", err)
 	}
 	st.Expired += resumable
 	// So do S3 multipart uploads; their parts are discarded here (the store knows them by the
 	// upload's state), and anything a failed discard leaves is a leftover like any other.
 	n, err := c.expireMultipart(ctx, conn)
 	if err != nil {
-		return st, err
+		return err
 	}
 	st.Expired += n
 	st.Leftovers = c.removeLeftovers(ctx, conn)
 	for {
-		n, err := c.collectBatch(ctx, conn, &st)
+		n, err := c.collectBatch(ctx, conn, st)
 		if err != nil || n == 0 {
-			return st, err
+			return err
 		}
 	}
 }

@@ -51,7 +51,7 @@ var cliEnvVarNames = []string{
 	"SERVER_HEADER_TIMEOUT", "SERVER_MAX_CONNECTIONS", "SERVER_MAX_CONNECTIONS_PER_IP",
 	"SERVER_MAX_UPLOADS", "SERVER_MAX_DOWNLOADS", "DATABASE_STATEMENT_TIMEOUT",
 	"DATABASE_LOCK_TIMEOUT", "DATABASE_POOL_ACQUIRE_TIMEOUT",
-	"STORAGE_LEFTOVER_GRACE",
+	"STORAGE_LEFTOVER_GRACE", "STORAGE_UPLOAD_EXPIRY",
 }
 
 // cliBin is the storage binary shared by the tests of this file. It is built once (a
@@ -679,6 +679,7 @@ func TestCLIBadConfiguration(t *testing.T) {
 		{"UPLOAD_FILE_SIZE_LIMIT negative", []string{"UPLOAD_FILE_SIZE_LIMIT=-5"}, []string{"UPLOAD_FILE_SIZE_LIMIT"}, true},
 		{"SERVER_READ_TIMEOUT not a duration", []string{"SERVER_READ_TIMEOUT=forever"}, []string{"SERVER_READ_TIMEOUT"}, true},
 		{"STORAGE_LEFTOVER_GRACE zero", []string{"STORAGE_LEFTOVER_GRACE=0"}, []string{"STORAGE_LEFTOVER_GRACE", "positive"}, true},
+		{"STORAGE_UPLOAD_EXPIRY zero", []string{"STORAGE_UPLOAD_EXPIRY=0"}, []string{"STORAGE_UPLOAD_EXPIRY", "positive"}, true},
 		{"WEBHOOK_URL not an http URL", []string{"WEBHOOK_URL=hooks.example.com/storage"}, []string{"WEBHOOK_URL", "http(s) URL"}, true},
 		{"WEBHOOK_TIMEOUT zero", []string{"WEBHOOK_TIMEOUT=0"}, []string{"WEBHOOK_TIMEOUT", "positive"}, true},
 		{"RATE_LIMITER_DRIVER redis", []string{"RATE_LIMITER_DRIVER=redis"}, []string{"RATE_LIMITER_DRIVER", "only memory"}, true},
@@ -737,6 +738,7 @@ func TestCLIHelpAndUsage(t *testing.T) {
 		"STORAGE_BLOB_RETENTION":   "168h",
 		"STORAGE_GC_INTERVAL":      "30s",
 		"STORAGE_LEFTOVER_GRACE":   "1h",
+		"STORAGE_UPLOAD_EXPIRY":    "24h",
 		// The limits: SERVER_READ_TIMEOUT and SERVER_WRITE_TIMEOUT are idle timeouts.
 		"SERVER_HEADER_TIMEOUT":         "30s",
 		"SERVER_MAX_CONNECTIONS":        "auto",

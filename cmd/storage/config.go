@@ -141,6 +141,11 @@ type Config struct {
 	// interrupted uploads (the file store's temporary files, unfinished S3 multipart uploads)
 	// by itself (Go duration, > 0). Longer than any live upload stays idle. Default 1h.
 	LeftoverGrace time.Duration
+	// STORAGE_UPLOAD_EXPIRY: age after which the collector takes an upload still marked in
+	// flight (storage.blob_uploads) for the leftover of a server that died, ends it (a later
+	// commit is refused) and queues its blob (Go duration, > 0). Longer than any upload may
+	// take. Default 24h.
+	UploadExpiry time.Duration
 	// WEBHOOK_URL: where storage events are POSTed (the reference's webhook), by one server at
 	// a time. Empty (the default): none are sent; they are still recorded in storage.events and
 	// notified on channel storage_events. WEBHOOK_API_KEY, when set, is sent as a bearer token.
@@ -370,6 +375,7 @@ var envVars = []envVar{
 		c.LeftoverGrace = d
 		return nil
 	}},
+	{"STORAGE_UPLOAD_EXPIRY", "24h", "the collector ends uploads still in flight this long after they started (their server died) and deletes their bytes; a later commit is refused; longer than any upload may take", positiveDurationVar(func(c *Config, d time.Duration) { c.UploadExpiry = d })},
 	{"WEBHOOK_URL", "", "http(s) URL storage events are POSTed to, by one server at a time; empty = none sent (still recorded in storage.events and notified on storage_events)", func(c *Config, v string) error {
 		if v == "" {
 			c.WebhookURL = ""

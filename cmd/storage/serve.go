@@ -116,7 +116,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	// The collector deletes freed blobs and works bucket-empty jobs in the background; with
 	// several servers on one database, one of them at a time (advisory lock).
 	collector := &lifecycle.Collector{DB: db.pool, Blobs: blobs, Retention: cfg.BlobRetention,
-		Interval: cfg.GCInterval, LeftoverGrace: cfg.LeftoverGrace, Logger: log, Observe: reg.CollectorRun}
+		Interval: cfg.GCInterval, LeftoverGrace: cfg.LeftoverGrace, UploadExpiry: cfg.UploadExpiry, Logger: log, Observe: reg.CollectorRun}
 	emptyQueued := collector.Kick
 	if cfg.GCInterval == 0 {
 		emptyQueued = nil
