@@ -538,11 +538,11 @@ func judgeAnswer(resp *http.Response, want ...int) (asExpected, serverErr bool, 
 	case cl == classServerError:
 		return false, true, detail
 	case cl == classBusy:
-		return true, false, detail // shedding load is always allowed
+		return true, false, "shed (503)" // shedding load is always allowed
 	}
 	for _, w := range want {
 		if st == w {
-			return true, false, detail
+			return true, false, fmt.Sprintf("answered %d", st)
 		}
 	}
 	return false, false, detail
@@ -606,18 +606,19 @@ func (m *misbehaver) stalledUpload(ctx context.Context) (bool, bool, string) {
 	_, _ = conn.Write(pattern[16<<10 : size]) // may fail: the server has given up
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		return m.absent(ctx, key, "closed by the server ("+err.Error()+")")
+		return m.absent(ctx, key, "dropped by the server", "closed by the server ("+err.Error()+")")
 	}
 	defer resp.Body.Close()
 	ok, serverErr, detail := judgeAnswer(resp, http.StatusRequestTimeout)
 	if !ok || serverErr {
 		return ok, serverErr, detail
 	}
-	return m.absent(ctx, key, detail)
+	return m.absent(ctx, key, detail, detail)
 }
 
-// absent checks that an upload that was cut off stored nothing under key.
-func (m *misbehaver) absent(ctx context.Context, key, detail string) (bool, bool, string) {
+// absent checks that an upload that was cut off stored nothing under key. label is the
+// episode's outcome when it did not, detail what happened for the message when it did.
+func (m *misbehaver) absent(ctx context.Context, key, label, detail string) (bool, bool, string) {
 	a, err := m.http.send(ctx, "GET", m.r.s.base+"/object/info/authenticated/"+soakBucket+"/"+key, true, nil, nil)
 	if err != nil {
 		return false, false, detail + "; info: " + err.Error()
@@ -625,7 +626,7 @@ func (m *misbehaver) absent(ctx context.Context, key, detail string) (bool, bool
 	cl, st := classify(a.status, a.header.Get("Retry-After") != "", a.head, http.StatusNotFound)
 	switch cl {
 	case classExpected4xx, classBusy:
-		return true, false, ""
+		return true, false, label
 	case classServerError:
 		return false, true, fmt.Sprintf("%s; info answered %d (logical %d): %s", detail, a.status, st, short(a.head))
 	default:
@@ -653,7 +654,7 @@ func (m *misbehaver) cutUpload(ctx context.Context) (bool, bool, string) {
 		}
 	}
 	m.closeAbruptly(conn)
-	return m.absent(ctx, key, "cut after 256 KiB")
+	return m.absent(ctx, key, "nothing stored", "cut after 256 KiB")
 }
 
 // readDownload sends GET for the large object and reads the answer's headers.
@@ -685,7 +686,7 @@ func (m *misbehaver) cutDownload(ctx context.Context) (bool, bool, string) {
 	if err != nil {
 		return false, false, "read: " + err.Error()
 	}
-	return true, false, ""
+	return true, false, "cut after 128 KiB"
 }
 
 // slowDownload reads the large object 512 KiB at a time, every timeout/10: never idle near
@@ -716,7 +717,7 @@ func (m *misbehaver) slowDownload(ctx context.Context) (bool, bool, string) {
 			return true, false, ""
 		}
 	}
-	return true, false, ""
+	return true, false, "completed"
 }
 
 // stalledDownload reads 64 KiB of the large object and stops reading past the timeout: the
@@ -746,7 +747,7 @@ func (m *misbehaver) stalledDownload(ctx context.Context) (bool, bool, string) {
 	if err == nil && 64<<10+n == largeSize {
 		return false, false, "the whole object arrived after a stall past the write timeout"
 	}
-	return true, false, ""
+	return true, false, "dropped by the server"
 }
 
 // sleepCtx waits d; false when ctx ended first.

@@ -94,13 +94,17 @@ func (r *soakResult) markdown(b *strings.Builder) {
 			latency(percentile(o.latencies, 50)), latency(percentile(o.latencies, 99)))
 	}
 
-	b.WriteString("\n| misbehaving client | episodes | as expected | not as expected | server errors |\n|---|---|---|---|---|\n")
+	b.WriteString("\n| misbehaving client | episodes | as expected | how | not as expected | server errors |\n|---|---|---|---|---|---|\n")
 	for _, k := range misbehavingKinds {
 		n := rec.slow[k.name]
 		if n == nil {
 			n = &[3]int{}
 		}
-		fmt.Fprintf(b, "| %s | %d | %d | %d | %d |\n", k.name, n[0]+n[1]+n[2], n[0], n[1], n[2])
+		var how []string
+		for _, h := range sortedKeys(rec.slowHow[k.name]) {
+			how = append(how, fmt.Sprintf("%s: %d", h, rec.slowHow[k.name][h]))
+		}
+		fmt.Fprintf(b, "| %s | %d | %d | %s | %d | %d |\n", k.name, n[0]+n[1]+n[2], n[0], strings.Join(how, ", "), n[1], n[2])
 	}
 
 	if len(rec.findings) > 0 {

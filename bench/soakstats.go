@@ -113,7 +113,8 @@ type recorder struct {
 	mu       sync.Mutex
 	buckets  []*bucket
 	ops      map[string]*opStats
-	slow     map[string]*[3]int // misbehaving kinds: as expected, not, server errors
+	slow     map[string]*[3]int        // misbehaving kinds: as expected, not, server errors
+	slowHow  map[string]map[string]int // misbehaving kinds' episodes as expected, by how they ended
 	findings map[string][]finding
 	nfind    map[string]int
 }
@@ -123,7 +124,7 @@ const maxFindings = 5
 
 func newRecorder(start time.Time, interval, duration time.Duration) *recorder {
 	return &recorder{start: start, interval: interval, n: intervals(duration, interval), ops: map[string]*opStats{},
-		slow: map[string]*[3]int{}, findings: map[string][]finding{}, nfind: map[string]int{}}
+		slow: map[string]*[3]int{}, slowHow: map[string]map[string]int{}, findings: map[string][]finding{}, nfind: map[string]int{}}
 }
 
 // intervals is how many intervals a run of duration has (a last partial one included).
@@ -188,6 +189,10 @@ func (r *recorder) episode(kind string, start time.Time, asExpected, serverErr b
 	case asExpected:
 		b.slowOK++
 		k[0]++
+		if r.slowHow[kind] == nil {
+			r.slowHow[kind] = map[string]int{}
+		}
+		r.slowHow[kind][detail]++
 	default:
 		b.slowWrong++
 		k[1]++
