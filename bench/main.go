@@ -379,7 +379,9 @@ func serverWarnings(s *server) string {
 	}
 	var lines []string
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+		// LOG_FORMAT json (the default) or text.
+		if strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`) ||
+			strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
 			lines = append(lines, l)
 		}
 	}

@@ -164,14 +164,18 @@ func (c *client) do(ctx context.Context, q req) (answer, bool) {
 		if ctx.Err() != nil {
 			return a, false // the run was cut short: not the server's doing
 		}
-		c.r.rec.request(q.op, start, d, classClientError, err.Error())
+		c.r.rec.request(q.op, start, d, classClientError, q.method+" "+q.op+": "+err.Error())
 		return a, false
 	}
 	cl, st := classify(a.status, a.header.Get("Retry-After") != "", a.head, q.expect...)
-	detail := fmt.Sprintf("%s %s → %d (logical %d): %s", q.method, strings.TrimPrefix(url, c.r.s.base), a.status, st, short(a.head))
+	shown := strings.TrimPrefix(url, c.r.s.base)
+	if i := strings.IndexByte(shown, '?'); i >= 0 {
+		shown = shown[:i] + "?…" // a signature or token: long, and says nothing
+	}
+	detail := fmt.Sprintf("%s %s → %d (logical %d): %s", q.method, shown, a.status, st, short(a.head))
 	if cl == classOK && q.check != nil {
 		if err := q.check(a); err != nil {
-			cl, detail = classWrong, fmt.Sprintf("%s %s → %d: %v", q.method, strings.TrimPrefix(url, c.r.s.base), a.status, err)
+			cl, detail = classWrong, fmt.Sprintf("%s %s → %d: %v", q.method, shown, a.status, err)
 		}
 	}
 	c.r.rec.request(q.op, start, d, cl, detail)
