@@ -139,7 +139,7 @@ func (r *soakResult) markdown(b *strings.Builder) {
 		}
 		if rc.StaleUploads > 0 {
 			fmt.Fprintf(b, "**Finding** (not one of the targets): %d uploads still marked in flight after the load settled: the server never ended them, "+
-				"so their rows in storage.blob_uploads (and whatever they wrote) stay until the collector expires them (TUS_URL_EXPIRY_MS / 24 h). "+
+				"so their rows in storage.blob_uploads (and whatever they wrote) stay until the collector expires them (lifecycle.DefaultUploadExpiry, 24 h). "+
 				"Their keys and start times are below; compare with the intervals' 503s and the misbehaving clients.\n\n", rc.StaleUploads)
 		}
 		if len(r.reconLines) > 0 {
