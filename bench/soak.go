@@ -150,7 +150,6 @@ func runSoak(ctx context.Context, o soakOptions, procs *procSet) int {
 type soakResult struct {
 	backend    string
 	rec        *recorder
-	conns      int
 	reconcile  lifecycle.Report
 	reconErr   error
 	settled    string             // how the drain went
@@ -228,7 +227,7 @@ func soakBackend(ctx context.Context, o soakOptions, procs *procSet, storageBin,
 	start := time.Now()
 	rec := newRecorder(start, o.interval, o.duration)
 	run := &soakRun{s: s, rec: rec, timeout: soakTimeout}
-	res = &soakResult{backend: backend, rec: rec, conns: o.conns}
+	res = &soakResult{backend: backend, rec: rec}
 
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var sampling sync.WaitGroup
