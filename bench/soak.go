@@ -154,7 +154,8 @@ type soakResult struct {
 	reconErr   error
 	settled    string             // how the drain went
 	server5xx  map[string]float64 // the server's own count of 5xx answers, by protocol and operation
-	warnings   string             // the server's first warnings, if any
+	errorLines []string           // the server's first log lines of requests answered 5xx (503 aside)
+	errorCount int                // and how many there were
 	reconLines []string           // reconcile's finding lines (the first 20)
 	exitReason string             // non-empty: the server exited during the run
 }
@@ -169,7 +170,7 @@ func soakBackend(ctx context.Context, o soakOptions, procs *procSet, storageBin,
 		return nil, err
 	}
 	defer func() {
-		if o.keep || (err != nil && ctx.Err() == nil) {
+		if o.keep || (err != nil && ctx.Err() == nil) || (res != nil && !res.pass()) {
 			progress("kept %s (server.log, data/pg/postgres.log, blobs)", dir)
 			return
 		}
@@ -284,7 +285,7 @@ func soakBackend(ctx context.Context, o soakOptions, procs *procSet, storageBin,
 	if text, err := scrape(ctx, s); err == nil {
 		res.server5xx = serverErrorsByRoute(text)
 	}
-	res.warnings = serverWarnings(s)
+	res.errorLines, res.errorCount = serverErrorLines(s.logPath, 5)
 	progress("soak: checking the invariants (reconcile, grace 0)")
 	var out bytes.Buffer
 	res.reconcile, res.reconErr = lifecycle.Reconcile(ctx, pool, store, lifecycle.ReconcileOptions{Grace: 0, Out: &out})
@@ -462,4 +463,27 @@ func firstLines(s string, n int) []string {
 		out = append(out, l)
 	}
 	return out
+}
+
+// serverErrorLines returns the first n lines of the server's JSON log for requests it
+// answered with a 5xx other than 503, and how many there were: the server's own account of
+// each server error (its error field names the cause).
+func serverErrorLines(path string, n int) ([]string, int) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0
+	}
+	var lines []string
+	count := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		i := strings.Index(l, `"status":5`)
+		if i < 0 || strings.HasPrefix(l[i:], `"status":503`) {
+			continue
+		}
+		count++
+		if len(lines) < n {
+			lines = append(lines, l)
+		}
+	}
+	return lines, count
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -251,4 +252,26 @@ func TestSoakMisbehavingCount(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, 16, misbehavingCount(256))
 	require.Equal(t, len(misbehavingKinds), misbehavingCount(20))
+}
+
+func TestSoakServerErrorLines(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/server.log"
+	log := strings.Join([]string{
+		`{"level":"ERROR","msg":"request","status":500,"error":"a"}`,
+		`{"level":"ERROR","msg":"request","status":503,"error":"busy"}`,
+		`{"level":"WARN","msg":"request","status":404}`,
+		`{"level":"ERROR","msg":"request","status":544,"error":"b"}`,
+		`{"level":"ERROR","msg":"request","status":500,"error":"c"}`,
+	}, "\n")
+	require.NoError(t, os.WriteFile(path, []byte(log), 0o644))
+	lines, n := serverErrorLines(path, 2)
+	require.Equal(t, 3, n)
+	require.Equal(t, []string{
+		`{"level":"ERROR","msg":"request","status":500,"error":"a"}`,
+		`{"level":"ERROR","msg":"request","status":544,"error":"b"}`,
+	}, lines)
+	lines, n = serverErrorLines(path+".missing", 2)
+	require.Empty(t, lines)
+	require.Zero(t, n)
 }

@@ -123,8 +123,8 @@ func (r *soakResult) markdown(b *strings.Builder) {
 			fmt.Fprintf(b, "- %s: %.0f\n", k, r.server5xx[k])
 		}
 	}
-	if r.warnings != "" {
-		fmt.Fprintf(b, "\nServer warnings: %s\n", r.warnings)
+	if r.errorCount > 0 {
+		fmt.Fprintf(b, "\nThe server's log has %d requests answered 5xx (503 aside); the first:\n\n```\n%s\n```\n", r.errorCount, strings.Join(r.errorLines, "\n"))
 	}
 
 	if r.exitReason == "" {
