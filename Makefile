@@ -105,6 +105,11 @@ bench: postgres build ## run the benchmarks (wrk, pgbench); not part of make tes
 	$(GO) build -o bin/bench-hello ./bench/hello
 	$(GO) run ./bench
 
+.PHONY: soak
+
+soak: postgres build versitygw ## soak both backends: SOAK_CONNECTIONS (256) clients for SOAK_DURATION (10m) each; exits 1 when a target is missed; not part of make test
+	$(GO) run ./bench -soak -storage $(BIN)
+
 .PHONY: test/js chromium
 
 test/js: postgres build versitygw chromium ## run the storage-js, supabase-js and tus-js-client suites (tests/js: node --test, file and s3 backends, headless Chromium)

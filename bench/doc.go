@@ -73,4 +73,17 @@
 //
 // To add a workload, add an entry to workloads (workloads.go): its request, its reference
 // rate, and optionally a fixture and a response check.
+//
+// Soak mode (-soak, `make soak`; soak*.go) is a pass/fail test instead: for each backend
+// (SOAK_BACKENDS, default "file,s3": the embedded default, and S3 on a versitygw it starts) it
+// starts the server with 10 s inactivity timeouts and the collector freeing blobs at once, and
+// keeps SOAK_CONNECTIONS (default 256) clients on it for SOAK_DURATION (default 10m). Fifteen in
+// sixteen are well-behaved, each on its own keep-alive connection, looping over a weighted mix
+// of operations (soakMix) on a bounded set of objects of their own; the rest misbehave
+// (misbehavingKinds: slow and stalled uploads and downloads, transfers cut halfway). Every
+// SOAK_INTERVAL (default 1m) it reports requests by outcome class, p50/p99, and the server's
+// RSS, fds, database connections and goroutines sampled every 5 s; after the load it waits for
+// in-flight work to drain, runs lifecycle.Reconcile with grace 0, and judges the targets
+// (soakstats.go). The report goes to stdout and bench/results/soak.md (-out), and the exit
+// code is 1 when a target is missed. SOAK_KEEP=1 keeps the temporary directories.
 package main

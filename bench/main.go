@@ -45,7 +45,11 @@ func run() int {
 	flag.StringVar(&o.helloBin, "hello", "bin/bench-hello", "the hello-world ceiling server (go build -o bin/bench-hello ./bench/hello)")
 	flag.StringVar(&o.out, "out", "bench/results/latest.md", "where to write the report (also printed to stdout)")
 	flag.Int64Var(&o.bigSize, "big", 1<<30, "size in bytes of the large upload and download")
+	soak := flag.Bool("soak", false, "run the soak instead of the benchmarks (make soak; SOAK_* settings, see soak.go)")
 	flag.Parse()
+	if *soak {
+		return soakMain(o)
+	}
 	var err error
 	if o.duration, err = envDuration("BENCH_DURATION", 10*time.Second); err != nil {
 		return fail(err)
@@ -375,7 +379,9 @@ func serverWarnings(s *server) string {
 	}
 	var lines []string
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+		// LOG_FORMAT json (the default) or text.
+		if strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`) ||
+			strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
 			lines = append(lines, l)
 		}
 	}
