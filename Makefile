@@ -90,6 +90,15 @@ rclone: ## make sure rclone exists for tests/cli_rclone_test.go (installs Debian
 	  exit 1; \
 	fi
 
+.PHONY: fuzz fuzz/smoke
+FUZZTIME ?= 1m
+
+fuzz: ## run every fuzz target (scripts/fuzz) for FUZZTIME each (default 1m), one at a time; FUZZ=regexp picks some
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz
+
+fuzz/smoke: ## every fuzz target for 3s: each still builds, runs and finds nothing quickly
+	FUZZTIME=3s GO=$(GO) scripts/fuzz
+
 .PHONY: bench
 
 bench: postgres build ## run the benchmarks (wrk, pgbench); not part of make test

@@ -75,7 +75,9 @@ func New(cfg Config) (*Verifier, error) {
 	if err := CheckRoles(roles); err != nil {
 		return nil, err
 	}
-	v := &Verifier{parser: jwt.NewParser(), roles: map[string]bool{}}
+	// Strict decoding: base64url segments whose padding bits are not zero spell the same bytes
+	// differently; such a token is not the one that was signed (see TestVerify).
+	v := &Verifier{parser: jwt.NewParser(jwt.WithStrictDecoding()), roles: map[string]bool{}}
 	for _, r := range roles {
 		v.roles[r] = true
 	}

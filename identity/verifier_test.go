@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,6 +125,38 @@ func TestVerify(t *testing.T) {
 		// other's header and payload with good's signature.
 		forged := other[:len(other)-43] + good[len(good)-43:]
 		refused(t, forged, "signature verification failed")
+	})
+
+	t.Run("NonCanonicalEncoding", func(t *testing.T) {
+		t.Parallel()
+		// Base64url text whose last character carries padding bits has several spellings of
+		// the same bytes; only the one with zero padding bits is the token that was signed. A
+		// respelled token (accepted, it would pass any check made on the exact string, such as
+		// a list of revoked tokens) is refused as malformed, in any segment.
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		respell := func(seg string) string { // the same bytes, the lowest padding bit set
+			return seg[:len(seg)-1] + string(alphabet[strings.IndexByte(alphabet, seg[len(seg)-1])|1])
+		}
+		hs256 := func(input string) string {
+			mac := hmac.New(sha256.New, []byte(testSecret))
+			mac.Write([]byte(input))
+			return input + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+		}
+		// {"role":"anon"}  (16 bytes, 22 characters: 4 padding bits), signature 43 characters
+		// (2 padding bits), header {"alg":"HS256"} 15 bytes: none, so padded with a space.
+		header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256"} `))
+		payload := base64.RawURLEncoding.EncodeToString([]byte(`{"role":"anon"} `))
+		good := hs256(header + "." + payload)
+		_, err := v.Verify(good)
+		require.NoError(t, err)
+		for _, tok := range []string{
+			good[:len(good)-43] + respell(good[len(good)-43:]),
+			hs256(header + "." + respell(payload)),
+			hs256(respell(header) + "." + payload),
+		} {
+			require.NotEqual(t, good, tok)
+			refused(t, tok, "Invalid Compact JWS")
+		}
 	})
 
 	t.Run("Expired", func(t *testing.T) {

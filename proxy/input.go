@@ -23,9 +23,10 @@ const notTextMessage = " must be UTF-8 text without NUL characters"
 func isText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
 
 // isJSONBText reports whether PostgreSQL can store the JSON document b as jsonb: valid UTF-8,
-// no NUL byte, and no \u0000 escape. Backslashes occur only inside strings, where each starts
-// an escape of two characters or, for \u, six; so an escaped backslash followed by "u0000"
-// is text, not the escape.
+// no NUL byte, no \u0000 escape (22P05), and no UTF-16 surrogate escape outside a pair (a
+// high one followed by a low one), which jsonb refuses as invalid input (22P02). Backslashes
+// occur only inside strings, where each starts an escape of two characters or, for \u, six;
+// so an escaped backslash followed by "u0000" is text, not the escape.
 func isJSONBText(b []byte) bool {
 	if !utf8.Valid(b) {
 		return false
@@ -35,13 +36,45 @@ func isJSONBText(b []byte) bool {
 		case 0:
 			return false
 		case '\\':
-			if i+5 < len(b) && b[i+1] == 'u' && string(b[i+2:i+6]) == "0000" {
+			u, ok := unicodeEscape(b, i)
+			switch {
+			case !ok: // not a \u escape (or not JSON, which the parsers refuse)
+			case u == 0 || u >= 0xDC00 && u <= 0xDFFF:
 				return false
+			case u >= 0xD800 && u <= 0xDBFF:
+				if low, ok := unicodeEscape(b, i+6); !ok || low < 0xDC00 || low > 0xDFFF {
+					return false
+				}
+				i += 6 // the pair's high half; the loop steps over the low one
+			}
+			if ok {
+				i += 4 // the hex digits
 			}
 			i++ // the escaped character
 		}
 	}
 	return true
+}
+
+// unicodeEscape reads the \uXXXX escape at b[i:], if there is one.
+func unicodeEscape(b []byte, i int) (rune, bool) {
+	if i+5 >= len(b) || b[i] != '\\' || b[i+1] != 'u' {
+		return 0, false
+	}
+	var u rune
+	for _, c := range b[i+2 : i+6] {
+		switch {
+		case '0' <= c && c <= '9':
+			u = u<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			u = u<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			u = u<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return u, true
 }
 
 // notText is the schema-style refusal of a body property or query parameter that is not text

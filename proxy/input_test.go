@@ -27,6 +27,15 @@ func TestIsJSONBText(t *testing.T) {
 		`{"a":"tail\u000`:        true, // not JSON, but nothing jsonb would refuse as text
 		`{"a":"\"\u0000"}`:       false,
 		`{"a":"\"","b":"u0000"}`: true,
+		// UTF-16 surrogate escapes: jsonb takes a high-low pair, and refuses either half alone.
+		`{"a":"\ud83d\ude00"}`: true,
+		`{"a":"\uD83D\uDE00"}`: true,
+		`{"a":"\ud800"}`:       false,
+		`{"\udc00":1}`:         false,
+		`{"a":"\ude00\ud83d"}`: false,
+		`{"a":"\ud83d\u0041"}`: false,
+		`{"a":"\ud83dx"}`:      false,
+		`{"a":"\\ud800"}`:      true, // an escaped backslash, then the text ud800
 	} {
 		require.Equal(t, want, isJSONBText([]byte(doc)), doc)
 	}

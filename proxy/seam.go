@@ -273,3 +273,8 @@ func ByteRange(ctx *fasthttp.RequestCtx, size int64) (int64, int64, bool, bool) 
 // Sandboxed reports whether a download of type ct must carry Content-Security-Policy:
 // sandbox (see writeObjectHeaders).
 func Sandboxed(ct string) bool { return sandboxed(ct) }
+
+// StorableJSON reports whether PostgreSQL can store the JSON document b as jsonb (UTF-8, no
+// NUL, no \u0000 escape, surrogate escapes only in pairs): doors refuse user metadata that is
+// not, before the database would (ErrMetadataNotText).
+func StorableJSON(b []byte) bool { return isJSONBText(b) }

@@ -1,11 +1,13 @@
 package s3
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/valyala/fasthttp"
@@ -234,7 +236,8 @@ func encodeToken(after string, continued bool) string {
 // line is the resume point.
 func decodeToken(token string) (string, error) {
 	raw, err := base64.StdEncoding.DecodeString(token)
-	if err != nil {
+	// The resume point goes to the database as text: refused here, not there.
+	if err != nil || !utf8.Valid(raw) || bytes.IndexByte(raw, 0) >= 0 {
 		return "", invalidParameter("continuation token")
 	}
 	after := ""

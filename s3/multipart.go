@@ -343,6 +343,32 @@ type completeRequest struct {
 	} `xml:"Part"`
 }
 
+// parseCompleteRequest reads CompleteMultipartUpload's document: the part numbers (1 to
+// 10000) and ETags in the order listed; an empty body lists none (nil: the SQL API then takes
+// every uploaded part).
+func parseCompleteRequest(doc []byte) (numbers []int32, etags []string, err error) {
+	if len(bytes.TrimSpace(doc)) == 0 {
+		return nil, nil, nil
+	}
+	if err := xmlWellFormed(doc); err != nil {
+		return nil, nil, err
+	}
+	var req completeRequest
+	if err := xml.Unmarshal(doc, &req); err != nil {
+		return nil, nil, errMalformedXML.with("Invalid XML payload: " + err.Error())
+	}
+	numbers, etags = []int32{}, []string{}
+	for i, p := range req.Parts {
+		n, err := strconv.Atoi(strings.TrimSpace(p.PartNumber))
+		if err != nil || n < 1 || n > 10000 {
+			return nil, nil, errInvalidRequest.with("Body, CompleteMultipartUpload, Part, " + strconv.Itoa(i) + ", PartNumber must be an integer from 1 to 10000")
+		}
+		numbers = append(numbers, int32(n))
+		etags = append(etags, strings.TrimSpace(p.ETag))
+	}
+	return numbers, etags, nil
+}
+
 // completeMultipart answers POST /s3/{b}/{k}?uploadId=U: check the part list (as the
 // uploader), have the store assemble the object, commit the row (as the uploader).
 func (s *Server) completeMultipart(r *request) error {
@@ -358,27 +384,9 @@ func (s *Server) completeMultipart(r *request) error {
 	if err != nil {
 		return err
 	}
-	var numbers []int32
-	var etags []string
-	if len(bytes.TrimSpace(doc)) > 0 {
-		if err := xmlWellFormed(doc); err != nil {
-			return err
-		}
-		var req completeRequest
-		if err := xml.Unmarshal(doc, &req); err != nil {
-			return errMalformedXML.with("Invalid XML payload: " + err.Error())
-		}
-		for i, p := range req.Parts {
-			n, err := strconv.Atoi(strings.TrimSpace(p.PartNumber))
-			if err != nil || n < 1 || n > 10000 {
-				return errInvalidRequest.with("Body, CompleteMultipartUpload, Part, " + strconv.Itoa(i) + ", PartNumber must be an integer from 1 to 10000")
-			}
-			numbers = append(numbers, int32(n))
-			etags = append(etags, strings.TrimSpace(p.ETag))
-		}
-		if numbers == nil {
-			numbers, etags = []int32{}, []string{}
-		}
+	numbers, etags, err := parseCompleteRequest(doc)
+	if err != nil {
+		return err
 	}
 	version := uploadID(ctx)
 	settings := r.settings(s)

@@ -447,6 +447,31 @@ type deleteRequest struct {
 	Quiet string `xml:"Quiet"`
 }
 
+// parseDeleteRequest reads DeleteObjects' document: the keys (1 to max of them) and Quiet.
+func parseDeleteRequest(body []byte, max int) (names []string, quiet bool, err error) {
+	if err := xmlWellFormed(body); err != nil {
+		return nil, false, err
+	}
+	var doc deleteRequest
+	if err := xml.Unmarshal(body, &doc); err != nil {
+		return nil, false, errMalformedXML.with("Invalid XML payload: " + err.Error())
+	}
+	if len(doc.Objects) == 0 {
+		return nil, false, errMalformedXML.with("The XML you provided was not well-formed or did not validate against our published schema")
+	}
+	if len(doc.Objects) > max {
+		return nil, false, errTooManyKeys.with("Bulk object requests are limited to " + strconv.Itoa(max) + " objects per request.")
+	}
+	names = make([]string, len(doc.Objects))
+	for i, o := range doc.Objects {
+		if o.Key == nil {
+			return nil, false, errMalformedXML.with("The XML you provided was not well-formed or did not validate against our published schema")
+		}
+		names[i] = *o.Key
+	}
+	return names, strings.TrimSpace(doc.Quiet) == "true", nil
+}
+
 // deleteObjects answers POST /s3/{b}?delete: every key the caller may delete goes; the
 // answer lists each key as Deleted (gone or missing) or Error (AccessDenied), or only the
 // errors when Quiet (as AWS; the reference lists all).
@@ -455,25 +480,9 @@ func (s *Server) deleteObjects(r *request) error {
 	if err != nil {
 		return err
 	}
-	if err := xmlWellFormed(body); err != nil {
+	names, quiet, err := parseDeleteRequest(body, s.cfg.MaxDeleteObjects)
+	if err != nil {
 		return err
-	}
-	var doc deleteRequest
-	if err := xml.Unmarshal(body, &doc); err != nil {
-		return errMalformedXML.with("Invalid XML payload: " + err.Error())
-	}
-	if len(doc.Objects) == 0 {
-		return errMalformedXML.with("The XML you provided was not well-formed or did not validate against our published schema")
-	}
-	if len(doc.Objects) > s.cfg.MaxDeleteObjects {
-		return errTooManyKeys.with("Bulk object requests are limited to " + strconv.Itoa(s.cfg.MaxDeleteObjects) + " objects per request.")
-	}
-	names := make([]string, len(doc.Objects))
-	for i, o := range doc.Objects {
-		if o.Key == nil {
-			return errMalformedXML.with("The XML you provided was not well-formed or did not validate against our published schema")
-		}
-		names[i] = *o.Key
 	}
 	var deleted, refused []string
 	err = s.db.Call(r.ctx, r.settings(s), `select name, deleted from storage.s3_delete_objects(bucket_id => $1, names => $2)`,
@@ -496,7 +505,7 @@ func (s *Server) deleteObjects(r *request) error {
 		return err
 	}
 	w := newXML("DeleteResult")
-	if strings.TrimSpace(doc.Quiet) != "true" {
+	if !quiet {
 		for _, k := range deleted {
 			w.open("Deleted")
 			w.elem("Key", k)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"mime/multipart"
 	"net/url"
@@ -202,10 +203,25 @@ func applyCondition(raw json.RawMessage, fields map[string]string, covered map[s
 		if !ok1 || !ok2 || lo < 0 || hi < lo {
 			return errPolicyCondition
 		}
-		pol.minSize, pol.maxSize = int64(lo), int64(hi)
+		// Sizes are whole bytes: the bounds round inwards, and a range no size fits is
+		// refused like an inverted one.
+		minSize, maxSize := byteCount(math.Ceil(lo)), byteCount(math.Floor(hi))
+		if maxSize < minSize {
+			return errPolicyCondition
+		}
+		pol.minSize, pol.maxSize = minSize, maxSize
 		return nil
 	}
 	return errPolicyUnsupported
+}
+
+// byteCount converts a non-negative whole number of bytes, saturating at the largest int64
+// (converting a larger float64 would wrap to a negative size).
+func byteCount(v float64) int64 {
+	if v >= math.MaxInt64 { // float64(math.MaxInt64) is 2^63, itself out of range
+		return math.MaxInt64
+	}
+	return int64(v)
 }
 
 // match applies eq or starts-with to a field (absent: ""), marking it covered.

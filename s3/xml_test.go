@@ -53,7 +53,9 @@ func TestContinuationToken(t *testing.T) {
 	after, err = decodeToken("bDpiLnR4dA==")
 	require.NoError(t, err)
 	require.Equal(t, "b.txt", after)
-	for _, bad := range []string{"zzzz", "not base64!", "eDpiLnR4dA==" /* x:b.txt */, "bA==" /* l */} {
+	// A resume point the database could not store as text (NUL, invalid UTF-8) is refused
+	// here, as a token this server never issued, not by the database.
+	for _, bad := range []string{"zzzz", "not base64!", "eDpiLnR4dA==" /* x:b.txt */, "bA==" /* l */, "bDphAA==" /* l:a\x00 */, "bDr/" /* l:\xff */} {
 		_, err := decodeToken(bad)
 		require.Equal(t, invalidParameter("continuation token"), err, bad)
 	}

@@ -788,3 +788,24 @@ func (o *objEnv) waitAdvisoryLock(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestTUSMetadataNotStorable: user metadata (Upload-Metadata's metadata) that is JSON but that
+// jsonb cannot store (a lone UTF-16 surrogate escape, the \u0000 escape) is refused before
+// the upload exists, as the REST uploads refuse it, not answered 500 by the database's refusal;
+// the REST door refuses the same document the same way. Nothing is stored.
+func TestTUSMetadataNotStorable(t *testing.T) {
+	t.Parallel()
+	o := newObjEnv(t, signFileBackend(t))
+	for _, meta := range []string{`{"a":"\ud800"}`, `{"\udc00":1}`, `{"a":"\u0000"}`} {
+		r := o.tusDo(t, "POST", "/upload/resumable", o.service, nil, "Upload-Length", "5",
+			"Upload-Metadata", tusMD("bucketName", "b", "objectName", "m.txt", "metadata", meta))
+		requireTUS(t, r, 400, "metadata must be UTF-8 text without NUL characters")
+
+		r = o.upload(t, "POST", "b", "m.txt", o.service, "hello", withHeader("x-metadata", base64.StdEncoding.EncodeToString([]byte(meta))))
+		require.Equal(t, 400, r.Status)
+		require.Equal(t, apiError{"400", "InvalidRequest", "InvalidRequest", "metadata must be UTF-8 text without NUL characters"}, requireErrorShape(t, r), meta)
+	}
+	resumable, inFlight := o.tusState(t)
+	require.Equal(t, [2]int{0, 0}, [2]int{resumable, inFlight})
+	require.Empty(t, listBlobs(t, o.blobs))
+}

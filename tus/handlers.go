@@ -71,6 +71,9 @@ func (s *Server) create(c *call) *Error {
 	md = md.set("cacheControl", cacheControl)
 	var userMetadata any // NULL unless valid JSON (invalid JSON is ignored, as by the reference)
 	if m, ok := md.get("metadata"); ok && json.Valid([]byte(m)) {
+		if !proxy.StorableJSON([]byte(m)) { // refused as the REST uploads refuse it
+			return tusErr(400, proxy.ErrMetadataNotText.Message)
+		}
 		userMetadata = m
 	}
 
