@@ -18,8 +18,9 @@ build: libvips ## build bin/storage
 run: postgres build ## build and start `storage serve` on the embedded default (data in ./data)
 	STORAGE_DATA_DIR=$${STORAGE_DATA_DIR:-$(DATA)} ./$(BIN) serve
 
-test: postgres libvips versitygw rclone ## run every test against real PostgreSQL (ephemeral cluster unless TEST_DATABASE_URL)
+test: postgres libvips versitygw rclone ## run every test against real PostgreSQL (ephemeral cluster unless TEST_DATABASE_URL), every fuzz target for 3s, the JS clients
 	$(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) fuzz/smoke
 	$(MAKE) test/js
 
 test/race: postgres libvips versitygw rclone ## the tests with the race detector

@@ -76,5 +76,10 @@ func fromCall(err error) *Error {
 	if e.Status == 503 || e.Status == 544 {
 		return &Error{Status: 503, Body: e.Message, Headers: e.Headers, cause: err}
 	}
+	if e.Status >= 400 && e.Status < 500 {
+		// Any other refusal of the request (e.g. InvalidParameter, a value the database will
+		// not store) is the client's, answered as the REST routes word it.
+		return &Error{Status: e.Status, Body: e.Message, cause: err}
+	}
 	return &Error{Status: 500, Body: errInternal.Body, cause: err}
 }

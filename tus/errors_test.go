@@ -27,6 +27,7 @@ func TestFromCall(t *testing.T) {
 		"23505": {Status: 409, Body: "The resource already exists"},
 		"55P03": {Status: 423, Body: "The resource is locked"},
 		"57014": {Status: 503, Body: "The connection to the database timed out"},
+		"22P02": {Status: 400, Body: "pg message"}, // any other refusal keeps its status
 		"XX000": {Status: 500, Body: "Something went wrong with that request\n"},
 	} {
 		got := fromCall(&pgconn.PgError{Code: code, Message: "pg message"})
