@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"mime/multipart"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -93,7 +95,7 @@ func (s *Server) store(r *request, u *upload, owner string) (string, stored, err
 	err = s.blobs.Put(blobCtx, blob.VersionKey(version), m, size)
 	sum := hashing.Sum().Sum(nil)
 	if err != nil {
-		_ = s.db.ObjectUploadAbort(ctx, settings, version)
+		s.abortUpload(ctx, settings, version)
 		if errors.Is(err, errTooLarge) {
 			return "", stored{}, ErrEntityTooLarge
 		}
@@ -102,7 +104,7 @@ func (s *Server) store(r *request, u *upload, owner string) (string, stored, err
 	st := stored{size: m.n, md5: hex.EncodeToString(sum)}
 	if u.check != nil {
 		if err := u.check(st.size); err != nil {
-			_ = s.db.ObjectUploadAbort(ctx, settings, version)
+			s.abortUpload(ctx, settings, version)
 			return "", stored{}, err
 		}
 	}
@@ -116,10 +118,35 @@ func (s *Server) store(r *request, u *upload, owner string) (string, stored, err
 	}
 	id, err := s.db.ObjectUploadCommit(ctx, settings, p)
 	if err != nil {
-		_ = s.db.ObjectUploadAbort(ctx, settings, version)
+		s.abortUpload(ctx, settings, version)
 		return "", stored{}, err
 	}
 	return id, st, nil
+}
+
+// abortUpload ends an upload that will not commit: its entry goes and its blob is queued for
+// the collector. When the database cannot take the call now (no connection free, a restart),
+// it is tried again in the background, after 1, 2, 4 … 32 s: otherwise the refused upload's
+// blob would wait for the collector's upload expiry (STORAGE_UPLOAD_EXPIRY, a day by default).
+// settings hold copies, never views of the request's buffers, so they outlive it.
+func (s *Server) abortUpload(ctx context.Context, settings []any, version string) {
+	if !unavailable(s.db.ObjectUploadAbort(ctx, settings, version)) {
+		return
+	}
+	go func() {
+		for wait := time.Second; wait <= 32*time.Second; wait *= 2 {
+			time.Sleep(wait)
+			if !unavailable(s.db.ObjectUploadAbort(context.Background(), settings, version)) {
+				return
+			}
+		}
+	}()
+}
+
+// unavailable: err is a 503 (the database or the pool could not take the call).
+func unavailable(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == 503
 }
 
 // parseUpload reads the upload's parameters: from the headers for a raw body, or from the

@@ -21,6 +21,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgstorage/storage/blob/s3"
@@ -389,4 +391,72 @@ func TestFaultS3Restart(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	requireInvariants(t, b)
+}
+
+// TestFaultUploadAbortRetried: an upload whose commit finds no database connection free is
+// refused with 503, and so is its abort, the call that queues its blob for the collector. The
+// abort is tried again in the background once the pool has room: the refused upload leaves
+// neither an entry in flight nor a blob that waits for the upload expiry (a day).
+func TestFaultUploadAbortRetried(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	require.NoError(t, err)
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	b := setupHTTPOn(t, &testdb.DB{Pool: pool, URL: db.URL, SuperURL: db.SuperURL},
+		func(c *serverConfig) { c.PoolAcquireTimeout = 200 * time.Millisecond })
+	b.createBucket(t, `{"name":"b"}`)
+
+	// The upload's body comes in two halves; between them the test takes the server's only
+	// pooled connection.
+	const size = 1 << 20
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest("POST", b.baseURL+"/object/b/k", pr)
+	require.NoError(t, err)
+	req.ContentLength = size
+	req.Header.Set("Authorization", "Bearer "+b.service)
+	answer := make(chan httpResponse, 1)
+	go func() {
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			answer <- httpResponse{Body: []byte(err.Error())}
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		answer <- httpResponse{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	}()
+	_, err = pw.Write(make([]byte, size/2))
+	require.NoError(t, err)
+	inFlight := func() (versions []string) {
+		rows, _ := db.Pool.Query(ctx, "select version from storage.blob_uploads")
+		versions, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return versions
+	}
+	require.Eventually(t, func() bool { return len(inFlight()) == 1 }, 30*time.Second, 10*time.Millisecond, "the upload in flight")
+	version := inFlight()[0]
+	held, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	_, err = pw.Write(make([]byte, size/2))
+	require.NoError(t, err)
+	require.NoError(t, pw.Close())
+	requireBusy(t, <-answer, "No database connection is free; retry later")
+	require.Equal(t, []string{version}, inFlight(), "the abort could not run either")
+
+	held.Release()
+	require.Eventually(t, func() bool { return len(inFlight()) == 0 }, time.Minute, 50*time.Millisecond,
+		"the abort, tried again once a connection is free")
+	var queued []string
+	rows, _ := db.Pool.Query(ctx, "select version from storage.blobs_freed")
+	queued, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{version}, queued, "the refused upload's blob is queued for the collector")
+	var objects int
+	require.NoError(t, db.Pool.QueryRow(ctx, "select count(*) from storage.objects").Scan(&objects))
+	require.Zero(t, objects)
 }
