@@ -96,16 +96,23 @@ func run() int {
 		}
 		return fail(err)
 	}
-	text := rep.markdown()
-	fmt.Print("\n" + text)
-	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+	if err := writeReport(o.out, rep.markdown()); err != nil {
 		return fail(err)
 	}
-	if err := os.WriteFile(o.out, []byte(text), 0o644); err != nil {
-		return fail(err)
-	}
-	fmt.Printf("\nreport written to %s\n", o.out)
 	return 0
+}
+
+// writeReport prints the report and writes it to out.
+func writeReport(out, text string) error {
+	fmt.Print("\n" + text)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\nreport written to %s\n", out)
+	return nil
 }
 
 func fail(err error) int {

@@ -130,15 +130,9 @@ func runSoak(ctx context.Context, o soakOptions, procs *procSet) int {
 			failed = true
 		}
 	}
-	text := b.String()
-	fmt.Print("\n" + text)
-	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+	if err := writeReport(o.out, b.String()); err != nil {
 		return fail(err)
 	}
-	if err := os.WriteFile(o.out, []byte(text), 0o644); err != nil {
-		return fail(err)
-	}
-	fmt.Printf("\nreport written to %s\n", o.out)
 	if failed {
 		fmt.Fprintln(os.Stderr, "soak: a target was missed (see the report)")
 		return 1

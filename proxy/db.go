@@ -24,30 +24,30 @@ type DB struct {
 func NewDB(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
 
 // call runs the prelude with settings, then query with args, handing the rows to scan (which
-// must consume them). Errors come back through interpretError.
+// must consume them). Errors come back through interpretError. A call PostgreSQL did not run
+// on a connection that turned out dead is sent again on another (retry).
 func (db *DB) call(ctx context.Context, settings []any, query string, args []any, scan func(pgx.Rows) error) error {
-	return db.withConn(ctx, func(conn *pgx.Conn) (bool, error) {
-		return sendCall(ctx, conn, settings, query, args, scan)
-	})
-}
-
-// withConn runs f on a pooled connection and, when f says PostgreSQL ran none of it and the
-// connection is gone, runs it again on another. A connection PostgreSQL closed while it sat
-// in the pool (a restart, a failover, a terminated backend) fails its first use; each such
-// connection fails once and is discarded, so the tries are bounded by the pool's size. What
-// may have run is never tried again: the caller gets ErrDatabaseUnavailable.
-func (db *DB) withConn(ctx context.Context, f func(*pgx.Conn) (notRun bool, err error)) error {
 	for tries := 0; ; tries++ {
 		conn, err := db.acquire(ctx)
 		if err != nil {
 			return err
 		}
-		notRun, err := f(conn.Conn())
+		notRun, err := sendCall(ctx, conn.Conn(), settings, query, args, scan)
 		conn.Release()
-		if err == nil || !notRun || !connectionLost(err) || tries >= int(db.pool.Config().MaxConns) {
+		if !db.retry(err, notRun, tries) {
 			return interpretError(err)
 		}
 	}
+}
+
+// retry says whether a call that failed with err after tries earlier tries goes again on
+// another connection: only when PostgreSQL ran none of it (notRun) and the connection is
+// gone. A connection PostgreSQL closed while it sat in the pool (a restart, a failover, a
+// terminated backend) fails its first use; each such connection fails once and is discarded,
+// so the tries are bounded by the pool's size. What may have run is never tried again: the
+// caller gets ErrDatabaseUnavailable.
+func (db *DB) retry(err error, notRun bool, tries int) bool {
+	return err != nil && notRun && connectionLost(err) && tries < int(db.pool.Config().MaxConns)
 }
 
 // callOn is call on a connection the caller holds.

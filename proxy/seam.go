@@ -29,21 +29,34 @@ func (db *DB) Call(ctx context.Context, settings []any, query string, args []any
 // (what a store did with an upload's pieces), after the request's own call checked the
 // caller. Errors are *Error (AsError).
 func (db *DB) ServerCall(ctx context.Context, query string, args []any, scan func(pgx.Rows) error) error {
-	return db.withConn(ctx, func(conn *pgx.Conn) (bool, error) {
-		rows, err := conn.Query(ctx, query, args...)
+	for tries := 0; ; tries++ {
+		conn, err := db.acquire(ctx)
 		if err != nil {
-			return pgconn.SafeToRetry(err), err
+			return err
 		}
-		defer rows.Close()
-		if scan != nil {
-			if err := scan(rows); err != nil {
-				return false, err
-			}
+		notRun, err := serverQuery(ctx, conn.Conn(), query, args, scan)
+		conn.Release()
+		if !db.retry(err, notRun, tries) {
+			return interpretError(err)
 		}
-		for rows.Next() {
+	}
+}
+
+// serverQuery runs query and hands its rows to scan; notRun: nothing was sent.
+func serverQuery(ctx context.Context, conn *pgx.Conn, query string, args []any, scan func(pgx.Rows) error) (notRun bool, err error) {
+	rows, err := conn.Query(ctx, query, args...)
+	if err != nil {
+		return pgconn.SafeToRetry(err), err
+	}
+	defer rows.Close()
+	if scan != nil {
+		if err := scan(rows); err != nil {
+			return false, err
 		}
-		return false, rows.Err()
-	})
+	}
+	for rows.Next() {
+	}
+	return false, rows.Err()
 }
 
 // Held is a pooled connection a request keeps across several calls, for a session-level lock
