@@ -584,6 +584,31 @@ func TestTUSInterruptedPatch(t *testing.T) {
 	})
 }
 
+// TestTUSFinishNotRecorded: a server died after the last PATCH had made the upload's blob and
+// before it recorded the completion. The upload's offset is still the one recorded before, so
+// the client resumes from there (here 0) and sends the bytes again: the blob already under the
+// upload's key is replaced by what this PATCH sent, and the upload completes.
+func TestTUSFinishNotRecorded(t *testing.T) {
+	t.Parallel()
+	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
+		o := newObjEnv(t, be)
+		src := blobtestBytes(3000, 11)
+		loc := o.tusCreate(t, o.service, "b", "again.bin", len(src))
+		var version string
+		require.NoError(t, o.db.Pool.QueryRow(context.Background(), `select version from storage.resumable_uploads`).Scan(&version))
+		earlier := blobtestBytes(len(src), 12)
+		require.NoError(t, o.blobs.Put(context.Background(), blob.VersionKey(version), bytes.NewReader(earlier), int64(len(earlier))))
+
+		r := o.tusPatch(t, loc, o.service, 0, src)
+		requireTUS(t, r, 204, "")
+		require.Equal(t, "1", r.Header.Get("Tus-Complete"))
+		got := o.do(t, "GET", "/object/authenticated/b/again.bin", o.service, "")
+		require.Equal(t, 200, got.Status)
+		require.True(t, bytes.Equal(src, got.Body), "the object's bytes are the ones this PATCH sent")
+		require.Equal(t, []string{blob.VersionKey(version)}, listBlobs(t, o.blobs))
+	})
+}
+
 // TestTUSTwoServers: two servers on one database and one blob store exclude each other from an
 // upload. A PATCH that finds the upload locked asks its holder, on the other server, to let go
 // (a release request through PostgreSQL): the holder cuts its body after a drain delay, keeps

@@ -417,7 +417,7 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 	res := &result{offset: newOffset}
 	complete := appendErr == nil && u.Length != nil && newOffset == *u.Length
 	if complete {
-		if err := s.blobs.Finish(blobCtx, u.blobKey(), state, newOffset); err != nil {
+		if err := s.finish(blobCtx, u.blobKey(), state, newOffset); err != nil {
 			// Recording the last bytes without the object would make HEAD report the upload
 			// whole: a client would stop there. Unrecorded, it sends them again.
 			appendErr, complete = err, false
@@ -474,6 +474,22 @@ func (s *Server) append(c *call, id uploadID, offset int64, empty bool) (*result
 		return nil, s.appendError(appendErr)
 	}
 	return res, nil
+}
+
+// finish makes the upload's blob. Its key is fresh per upload and no object holds it until
+// the completion is recorded (not yet: the lock is held and CompletedAt was nil), so a blob
+// already there was made by an earlier Finish of this upload whose completion a dying server
+// never recorded, and the client has now sent the bytes again from an earlier offset: they
+// replace it.
+func (s *Server) finish(ctx context.Context, key, state string, size int64) error {
+	err := s.blobs.Finish(ctx, key, state, size)
+	if !errors.Is(err, blob.ErrExists) {
+		return err
+	}
+	if err := s.blobs.Delete(ctx, key); err != nil {
+		return err
+	}
+	return s.blobs.Finish(ctx, key, state, size)
 }
 
 // appendError maps a failed append: a body over its room is 413, a partial blob that is gone

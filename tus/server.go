@@ -61,7 +61,7 @@ type Server struct {
 	locks    *proxy.DB     // connections held for upload locks, a pool of their own
 	slots    chan struct{} // one per connection of locks: taken before one is held
 	verifier *identity.Verifier
-	blobs    blob.Resumable
+	blobs    resumableStore
 	log      *slog.Logger
 	holders  holders // this server's PATCHes holding an upload's lock (release.go)
 
@@ -71,7 +71,7 @@ type Server struct {
 
 // New returns the TUS door of p, storing bytes in blobs, which must implement blob.Resumable.
 func New(p *proxy.Server, blobs blob.Store, cfg Config) (*Server, error) {
-	rb, ok := blobs.(blob.Resumable)
+	rb, ok := blobs.(resumableStore)
 	if !ok {
 		return nil, fmt.Errorf("tus: the blob store %T cannot append (blob.Resumable)", blobs)
 	}
@@ -93,6 +93,12 @@ func New(p *proxy.Server, blobs blob.Store, cfg Config) (*Server, error) {
 	}
 	return &Server{cfg: cfg, p: p, db: p.DB(), locks: locks, slots: make(chan struct{}, cfg.MaxConcurrent),
 		verifier: p.Verifier(), blobs: rb, log: cfg.Logger, listening: make(chan struct{})}, nil
+}
+
+// resumableStore is a blob store that can append.
+type resumableStore interface {
+	blob.Store
+	blob.Resumable
 }
 
 // Close closes the lock pool. Call it after the server stopped serving.
