@@ -246,8 +246,11 @@ func reconcileBlobs(ctx context.Context, db *pgxpool.Pool, store blob.Store, o R
 	defer conn.Release()
 	// Versions are compared as blob keys; ordering by version in byte order ("C") is ordering
 	// by key, since blob.VersionKey prefixes a version with its own first characters.
+	// A row whose bytes are inline (storage.inline_blobs) has no blob: it is never missing one.
 	refs, _ := conn.Query(ctx, `select version, kind, bucket_id, coalesce(name, '') from (
-			select version, 'row' as kind, bucket_id, name from storage.objects where version is not null
+			select o.version, case when i.version is null then 'row' else 'inline' end as kind, o.bucket_id, o.name
+			from storage.objects o left join storage.inline_blobs i on i.version = o.version
+			where o.version is not null
 			union all select version, 'queued', bucket_id, null from storage.blobs_freed
 			union all select version, 'upload', bucket_id, name from storage.blob_uploads
 		) r order by version collate "C"`)

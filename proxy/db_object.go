@@ -24,6 +24,7 @@ type object struct {
 	Metadata       json.RawMessage // nil = NULL
 	UserMetadata   json.RawMessage
 	meta           objectMetadata // Metadata, decoded
+	inline         []byte         // the bytes, when inline and asked for (ObjectInfo's withBytes); nil otherwise
 }
 
 // objectMetadata is the system metadata the server keeps in storage.objects.metadata.
@@ -113,18 +114,60 @@ func (db *DB) ObjectUploadAbort(ctx context.Context, settings []any, version str
 	return db.call(ctx, settings, `select storage_internal.object_upload_abort(version => $1)`, []any{version}, nil)
 }
 
-// ObjectInfo calls storage.object_info: the row behind a download, HEAD or info request.
-func (db *DB) ObjectInfo(ctx context.Context, settings []any, bucket, name string, publicOnly bool) (object, error) {
+// objectInfoFrom is storage.object_info's row; a read of the bytes joins the object's inline
+// bytes (storage.inline_blobs; NULL when they are in the blob store) to it, read in the same
+// statement under that table's row policy: a download is one call whatever tier holds them.
+const objectInfoFrom = ` from storage.object_info(bucket_id => $1, name => $2, public_only => $3) o`
+
+// qualifiedObjectColumns is objectColumns of the row o (inline_blobs has a version too).
+const qualifiedObjectColumns = `o.id::text, o.bucket_id, o.name, o.owner::text, o.owner_id, o.version, o.created_at,
+  o.updated_at, o.last_accessed_at, o.metadata, o.user_metadata`
+
+const (
+	objectInfoQuery = `select ` + qualifiedObjectColumns + `, null::bytea` + objectInfoFrom
+	objectReadQuery = `select ` + qualifiedObjectColumns + `, i.data` + objectInfoFrom +
+		` left join storage.inline_blobs i on i.version = o.version`
+)
+
+// ObjectInfo calls storage.object_info: the row behind a download, HEAD or info request;
+// withBytes (a download) adds its inline bytes.
+func (db *DB) ObjectInfo(ctx context.Context, settings []any, bucket, name string, publicOnly, withBytes bool) (object, error) {
+	query := objectInfoQuery
+	if withBytes {
+		query = objectReadQuery
+	}
 	var o object
-	err := db.call(ctx, settings,
-		`select `+objectColumns+` from storage.object_info(bucket_id => $1, name => $2, public_only => $3)`,
-		[]any{bucket, name, publicOnly}, func(rows pgx.Rows) (err error) {
-			if rows.Next() {
-				o, err = scanObject(rows)
-			}
-			return err
-		})
+	err := db.call(ctx, settings, query, []any{bucket, name, publicOnly}, func(rows pgx.Rows) error {
+		if !rows.Next() {
+			return nil
+		}
+		// pgx scans NULL as a nil slice and an empty bytea as an empty one: o.inline tells an
+		// empty inline object from bytes in the store.
+		err := rows.Scan(&o.ID, &o.BucketID, &o.Name, &o.Owner, &o.OwnerID, &o.Version, &o.CreatedAt,
+			&o.UpdatedAt, &o.LastAccessedAt, (*pgJSON)(&o.Metadata), (*pgJSON)(&o.UserMetadata), &o.inline)
+		if err == nil && len(o.Metadata) > 0 {
+			_ = json.Unmarshal(o.Metadata, &o.meta) // metadata written by SQL callers may lack keys
+		}
+		return err
+	})
 	return o, err
+}
+
+// ObjectUploadInline calls storage_internal.object_upload_inline (as the uploader): a whole
+// small upload, its bytes stored in PostgreSQL with the row, in one transaction. Returns the
+// object's id. p's Version, Size and MD5 are not used (the function makes them).
+func (db *DB) ObjectUploadInline(ctx context.Context, settings []any, p uploadCommitParams, data []byte) (id string, err error) {
+	err = db.call(ctx, settings,
+		`select storage_internal.object_upload_inline(bucket_id => $1, name => $2, upsert => $3, owner_id => $4,
+		   data => $5, mimetype => $6, cache_control => $7, user_metadata => $8, x_robots_tag => $9)::text`,
+		[]any{p.Bucket, p.Name, p.Upsert, p.OwnerID, data, p.Mimetype, p.CacheControl, jsonArg(p.UserMetadata), p.XRobotsTag},
+		func(rows pgx.Rows) error {
+			if rows.Next() {
+				return rows.Scan(&id)
+			}
+			return nil
+		})
+	return id, err
 }
 
 // ObjectDelete calls storage.object_delete.

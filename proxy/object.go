@@ -23,10 +23,10 @@ const (
 	readPublic                          // /public/: no JWT read; public buckets only
 )
 
-// lookup returns the object row a read route serves.
-func (s *Server) lookup(r *request, access readAccess) (object, error) {
+// lookup returns the object row a read route serves; withBytes: with its inline bytes.
+func (s *Server) lookup(r *request, access readAccess, withBytes bool) (object, error) {
 	publicOnly := access == readPublic || access == readOptional && r.id.Token == ""
-	return s.db.ObjectInfo(ctxOf(r), s.settings(r), param(r.ctx, "bucket"), param(r.ctx, "key"), publicOnly)
+	return s.db.ObjectInfo(ctxOf(r), s.settings(r), param(r.ctx, "bucket"), param(r.ctx, "key"), publicOnly, withBytes)
 }
 
 // ObjectGet answers GET on the download routes: the bytes, streamed from the blob store, with
@@ -34,7 +34,7 @@ func (s *Server) lookup(r *request, access readAccess) (object, error) {
 // If-None-Match / If-Modified-Since → 304.
 func (s *Server) ObjectGet(access readAccess) handlerFunc {
 	return func(r *request) error {
-		o, err := s.lookup(r, access)
+		o, err := s.lookup(r, access, true)
 		if err != nil {
 			return err
 		}
@@ -48,11 +48,29 @@ func (s *Server) serveBlob(r *request, o *object, expires string) error {
 	if done, err := readHeaders(r.ctx, o, expires); done {
 		return err
 	}
+	if o.inline != nil {
+		return serveBytes(r.ctx, o.inline)
+	}
 	size := int64(0)
 	if o.meta.Size != nil {
 		size = *o.meta.Size
 	}
 	return s.streamBlob(r, blob.VersionKey(deref(o.Version)), size)
+}
+
+// serveBytes sends b, bytes in memory (an inline object, a fresh variant): the request's
+// Range of them (206, or 416), else all of them.
+func serveBytes(ctx *fasthttp.RequestCtx, b []byte) error {
+	size := int64(len(b))
+	offset, length, partial, err := byteRange(ctx, size)
+	if err != nil {
+		return err
+	}
+	if partial {
+		setContentRange(ctx, offset, length, size)
+	}
+	ctx.Response.SetBodyRaw(b[offset : offset+length])
+	return nil
 }
 
 // streamBlob sends the blob under key, size bytes long: the request's Range of it (206, or
@@ -143,7 +161,7 @@ func (s *Server) ObjectHead(access readAccess) handlerFunc {
 		if err := s.echoTransform(r); err != nil {
 			return err
 		}
-		o, err := s.lookup(r, access)
+		o, err := s.lookup(r, access, false)
 		if err != nil {
 			return err
 		}
@@ -165,7 +183,7 @@ func (s *Server) ObjectInfo(access readAccess) handlerFunc {
 		if err := s.echoTransform(r); err != nil {
 			return err
 		}
-		o, err := s.lookup(r, access)
+		o, err := s.lookup(r, access, false)
 		if err != nil {
 			return err
 		}

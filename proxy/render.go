@@ -74,7 +74,7 @@ func (s *Server) RenderImage(access readAccess) handlerFunc {
 		if err != nil {
 			return err
 		}
-		row, err := s.lookup(r, access)
+		row, err := s.lookup(r, access, true)
 		if access == readAuthenticated && errors.Is(err, ErrNoSuchBucket) {
 			e := sqlStates["ST002"].Error // the reference looks up the object alone: NoSuchKey
 			err = &e
@@ -138,7 +138,7 @@ func (s *Server) RenderImageSigned(r *request) error {
 	case o.Format != "webp" && o.Format != "avif":
 		o.Format = ""
 	}
-	row, err := s.db.ObjectInfo(ctxOf(r), s.serviceSettings(r), bucket, key, false)
+	row, err := s.db.ObjectInfo(ctxOf(r), s.serviceSettings(r), bucket, key, false, true)
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func (s *Server) serveVariant(r *request, row *object, o render.Options, expires
 		return ErrRenderBusy
 	}
 	defer release()
-	src, err := s.readSource(version, row.meta.Size, cfg.MaxSourceSize)
+	src, err := s.readSource(row, cfg.MaxSourceSize)
 	if err != nil {
 		return err
 	}
@@ -209,21 +209,20 @@ func (s *Server) serveVariant(r *request, row *object, o render.Options, expires
 			s.log.Warn("render: variant not cached", "key", key, "error", err)
 		}
 	}
-	size := int64(len(out))
-	offset, length, partial, err := byteRange(ctx, size)
-	if err != nil {
-		return err
-	}
-	if partial {
-		setContentRange(ctx, offset, length, size)
-	}
-	ctx.Response.SetBodyRaw(out[offset : offset+length])
-	return nil
+	return serveBytes(ctx, out)
 }
 
-// readSource reads the source's bytes (libvips decodes from memory), at most limit of them.
-func (s *Server) readSource(version string, size *int64, limit int64) ([]byte, error) {
-	body, err := s.blobs.Get(blobCtx, blob.VersionKey(version), 0, -1)
+// readSource reads the source's bytes (libvips decodes from memory), at most limit of them:
+// the row's inline bytes, or its blob's.
+func (s *Server) readSource(row *object, limit int64) ([]byte, error) {
+	if row.inline != nil {
+		if limit > 0 && int64(len(row.inline)) > limit {
+			return nil, renderError(render.ErrFileSize)
+		}
+		return row.inline, nil
+	}
+	size := row.meta.Size
+	body, err := s.blobs.Get(blobCtx, blob.VersionKey(deref(row.Version)), 0, -1)
 	if errors.Is(err, blob.ErrNotFound) {
 		return nil, ErrBlobNotFound
 	}

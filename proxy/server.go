@@ -58,6 +58,10 @@ type Config struct {
 	// unset); otherwise whoever owns the registry serves it.
 	Metrics      *metrics.Registry
 	ServeMetrics bool
+	// InlineMax (STORAGE_INLINE_MAX): uploads of at most this many bytes keep them in
+	// PostgreSQL (storage.inline_blobs), written with the row in one transaction; 0: none.
+	// Reads serve inline bytes whatever it is set to now.
+	InlineMax int64
 }
 
 // Server holds the proxy's dependencies; routes.go wires its handlers.

@@ -108,7 +108,7 @@ func (s *Server) ObjectGetSigned(r *request) error {
 	if err != nil {
 		return err
 	}
-	o, err := s.db.ObjectInfo(ctxOf(r), s.serviceSettings(r), bucket, key, false)
+	o, err := s.db.ObjectInfo(ctxOf(r), s.serviceSettings(r), bucket, key, false, true)
 	if err != nil {
 		return err
 	}

@@ -79,6 +79,13 @@ func (s *Server) store(r *request, u *upload, owner string) (string, stored, err
 	}
 	ctx := ctxOf(r)
 	settings := s.settings(r)
+	data, small, err := s.readInline(u)
+	if err != nil {
+		return "", stored{}, err
+	}
+	if small {
+		return s.storeInline(r, u, owner, data)
+	}
 	version, limit, err := s.db.ObjectUploadPrepare(ctx, settings, uploadPrepareParams{
 		Bucket: u.bucket, Name: u.name, Upsert: u.upsert, Mimetype: u.mimetype,
 		ContentLength: u.contentLength, UserMetadata: u.userMetadata,
@@ -119,6 +126,57 @@ func (s *Server) store(r *request, u *upload, owner string) (string, stored, err
 	id, err := s.db.ObjectUploadCommit(ctx, settings, p)
 	if err != nil {
 		s.abortUpload(ctx, settings, version)
+		return "", stored{}, err
+	}
+	return id, st, nil
+}
+
+// readInline reads the body of an upload small enough to store inline (Config.InlineMax; 0:
+// none): one of a known length up to it, or one of unknown length (chunked, a multipart file
+// part) that ends within it. small false: the body is larger, and u.body still yields all of
+// it (what was read here first).
+func (s *Server) readInline(u *upload) (data []byte, small bool, err error) {
+	limit := s.cfg.InlineMax
+	if limit <= 0 || u.contentLength != nil && *u.contentLength > limit {
+		return nil, false, nil
+	}
+	n := limit + 1
+	if u.contentLength != nil {
+		n = *u.contentLength
+	}
+	buf := make([]byte, n)
+	got, err := io.ReadFull(newClientBody(u.body, u.contentLength), buf)
+	switch {
+	case err == nil && u.contentLength == nil: // more than limit bytes
+		u.body = io.MultiReader(bytes.NewReader(buf), u.body)
+		return nil, false, nil
+	case err == nil:
+		return buf, true, nil
+	case u.contentLength == nil && (err == io.EOF || err == io.ErrUnexpectedEOF): // it ended within limit
+		return buf[:got], true, nil
+	}
+	return nil, false, internalError(err) // the client's body failed (clientBody says how)
+}
+
+// storeInline stores a small upload in one call: its bytes with the row, in one transaction
+// (storage_internal.object_upload_inline), as the uploader.
+func (s *Server) storeInline(r *request, u *upload, owner string, data []byte) (string, stored, error) {
+	sum := md5.Sum(data)
+	st := stored{size: int64(len(data)), md5: hex.EncodeToString(sum[:])}
+	if u.check != nil {
+		if err := u.check(st.size); err != nil {
+			return "", stored{}, err
+		}
+	}
+	p := uploadCommitParams{
+		Bucket: u.bucket, Name: u.name, Upsert: u.upsert, Mimetype: u.mimetype, CacheControl: u.cacheControl,
+		UserMetadata: u.userMetadata, XRobotsTag: u.xRobotsTag,
+	}
+	if owner != "" {
+		p.OwnerID = &owner
+	}
+	id, err := s.db.ObjectUploadInline(ctxOf(r), s.settings(r), p, data)
+	if err != nil {
 		return "", stored{}, err
 	}
 	return id, st, nil

@@ -298,7 +298,7 @@ func (s *Server) uploadPartCopy(r *request) error {
 	}
 	src := *r
 	src.bucket, src.key = srcBucket, srcKey
-	o, err := s.objectInfo(&src)
+	o, err := s.objectInfo(&src, true)
 	if err != nil {
 		return err
 	}
@@ -317,13 +317,22 @@ func (s *Server) uploadPartCopy(r *request) error {
 	if err != nil {
 		return err
 	}
-	etag, err := mp.CopyPart(blobCtx, blob.VersionKey(version), state, n, blob.VersionKey(o.version), offset, length)
-	if errors.Is(err, blob.ErrNotFound) {
-		return errNoSuchKey
-	}
-	if err == nil {
-		etag = strings.Trim(etag, `"`)
-		err = s.recordPart(r, version, n, length, etag, etag)
+	var etag string
+	if o.inline != nil {
+		// Inline bytes are not in the store to copy from: the part is put from them.
+		if offset+length > int64(len(o.inline)) { // metadata a SQL caller wrote
+			return errNoSuchKey
+		}
+		etag, err = s.putPart(r, mp, version, state, n, bytes.NewReader(o.inline[offset:offset+length]), length)
+	} else {
+		etag, err = mp.CopyPart(blobCtx, blob.VersionKey(version), state, n, blob.VersionKey(o.version), offset, length)
+		if errors.Is(err, blob.ErrNotFound) {
+			return errNoSuchKey
+		}
+		if err == nil {
+			etag = strings.Trim(etag, `"`)
+			err = s.recordPart(r, version, n, length, etag, etag)
+		}
 	}
 	if err != nil {
 		return s.partError(r, version, n, err)

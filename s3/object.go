@@ -1,10 +1,12 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,6 +25,7 @@ type object struct {
 	updatedAt    time.Time
 	meta         objectMeta
 	userMetadata map[string]any
+	inline       []byte // the bytes, when inline and asked for (objectInfo's withBytes); nil otherwise
 }
 
 type objectMeta struct {
@@ -35,18 +38,25 @@ type objectMeta struct {
 
 // objectInfo reads the row behind GetObject, HeadObject and GetObjectTagging through
 // storage.object_info, as the caller: missing or hidden is NoSuchKey, whatever the bucket (as
-// the reference answers).
-func (s *Server) objectInfo(r *request) (object, error) {
+// the reference answers). withBytes: with the object's inline bytes (storage.inline_blobs, under
+// its row policy, in the same statement), for the reads of the bytes.
+func (s *Server) objectInfo(r *request, withBytes bool) (object, error) {
 	var o object
-	err := s.db.Call(r.ctx, r.settings(s),
-		`select coalesce(version, ''), updated_at, metadata, user_metadata from storage.object_info(bucket_id => $1, name => $2)`,
+	query := `select coalesce(version, ''), updated_at, metadata, user_metadata, null::bytea
+	  from storage.object_info(bucket_id => $1, name => $2)`
+	if withBytes {
+		query = `select coalesce(o.version, ''), o.updated_at, o.metadata, o.user_metadata, i.data
+		  from storage.object_info(bucket_id => $1, name => $2) o
+		  left join storage.inline_blobs i on i.version = o.version`
+	}
+	err := s.db.Call(r.ctx, r.settings(s), query,
 		[]any{r.bucket, r.key}, func(rows pgx.Rows) error {
 			if !rows.Next() {
 				return nil
 			}
 			var meta, umeta []byte
 			var updated *time.Time
-			if err := rows.Scan(&o.version, &updated, &meta, &umeta); err != nil {
+			if err := rows.Scan(&o.version, &updated, &meta, &umeta, &o.inline); err != nil {
 				return err
 			}
 			if updated != nil {
@@ -159,7 +169,7 @@ func (s *Server) getObject(r *request) error {
 			gate.Release()
 		}
 	}()
-	o, err := s.objectInfo(r)
+	o, err := s.objectInfo(r, true)
 	if err != nil {
 		return err
 	}
@@ -178,7 +188,15 @@ func (s *Server) getObject(r *request) error {
 		e.Headers = [][2]string{{fasthttp.HeaderContentRange, "bytes */" + strconv.FormatInt(o.meta.Size, 10)}}
 		return &e
 	}
-	body, err := s.blobs.Get(blobCtx, blob.VersionKey(o.version), offset, length)
+	var body io.ReadCloser
+	if o.inline != nil {
+		if offset+length > int64(len(o.inline)) { // metadata a SQL caller wrote
+			return errNoSuchKey
+		}
+		body = io.NopCloser(bytes.NewReader(o.inline[offset : offset+length]))
+	} else {
+		body, err = s.blobs.Get(blobCtx, blob.VersionKey(o.version), offset, length)
+	}
 	if errors.Is(err, blob.ErrNotFound) {
 		return errNoSuchKey
 	}
@@ -219,7 +237,7 @@ func parseExpires(v string) (time.Time, error) {
 // headObject answers HEAD /s3/{b}/{k} from the row alone.
 func (s *Server) headObject(r *request) error {
 	ctx := r.ctx
-	o, err := s.objectInfo(r)
+	o, err := s.objectInfo(r, false)
 	if err != nil {
 		return err
 	}
@@ -240,7 +258,7 @@ func (s *Server) headObject(r *request) error {
 
 // getTagging answers GET /s3/{b}/{k}?tagging: tags are never stored.
 func (s *Server) getTagging(r *request) error {
-	if _, err := s.objectInfo(r); err != nil {
+	if _, err := s.objectInfo(r, false); err != nil {
 		return err
 	}
 	w := newXML("Tagging")
@@ -391,7 +409,7 @@ func (s *Server) copyConditions(r *request, bucket, key string) error {
 	}
 	src := *r
 	src.bucket, src.key = bucket, key
-	o, err := s.objectInfo(&src)
+	o, err := s.objectInfo(&src, false)
 	if err != nil {
 		return err
 	}

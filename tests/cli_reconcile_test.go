@@ -148,8 +148,9 @@ func TestCLIKillMidUploadReconcile(t *testing.T) {
 	blobsDir := filepath.Join(dataDir, "blobs")
 	pgDir := filepath.Join(dataDir, "pg")
 	// STORAGE_BACKEND and STORAGE_FILE_BACKEND_PATH are pinned: the file backend in the data dir.
+	// The small objects go to the blob files this test counts, not inline.
 	env := cliEnv("STORAGE_DATA_DIR="+dataDir, "SERVER_HOST=127.0.0.1", "SERVER_PORT="+cliFreePort(t),
-		"STORAGE_BACKEND=file", "STORAGE_FILE_BACKEND_PATH=")
+		"STORAGE_BACKEND=file", "STORAGE_FILE_BACKEND_PATH=", "STORAGE_INLINE_MAX=0")
 	reconcile := func(t *testing.T, args ...string) cliResult {
 		t.Helper()
 		res := cliRun(t, bin, env, append([]string{"reconcile"}, args...)...)

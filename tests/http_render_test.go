@@ -1176,61 +1176,76 @@ func TestRenderRLS(t *testing.T) {
 func TestRenderVariantCache(t *testing.T) {
 	t.Parallel()
 	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
-		q := render.NewQueue(1, 0, 0)
-		o := newRenderEnv(t, be, withQueue(q))
-		version := o.version(t, "pb", "p.png")
-		require.Empty(t, o.variantKeys(t))
-
-		const path = "/render/image/public/pb/p.png?width=100&height=100"
-		first := o.get(t, path, "")
-		body := requireImage(t, first, "image/png", 100, 100)
-		keys := o.variantKeys(t)
-		require.Len(t, keys, 1, "one variant written")
-		require.Contains(t, keys[0], version, "the variant is kept beside its source's version")
-
-		// With the only render slot taken, cached variants are still served (a download, not
-		// a render), byte for byte; what needs a render is refused.
-		release, err := q.Acquire(context.Background())
-		require.NoError(t, err)
-		for _, p := range []string{
-			path,
-			path + "&resize=cover&gravity=ce", // the same pixels: the same variant
-			path + "&format=origin",
-		} {
-			again := o.get(t, p, "")
-			require.Equal(t, body, requireImage(t, again, "image/png", 100, 100), p)
-			require.Equal(t, first.Header.Get("ETag"), again.Header.Get("ETag"))
+		for _, inline := range []bool{false, true} {
+			t.Run(map[bool]string{false: "blob", true: "inline"}[inline], func(t *testing.T) {
+				t.Parallel()
+				testRenderVariantCache(t, be, inline)
+			})
 		}
-		r := o.get(t, path, "", withHeader("Range", "bytes=1-4"))
-		require.Equal(t, http.StatusPartialContent, r.Status, "%s", r)
-		require.Equal(t, body[1:5], r.Body)
-		requireImage(t, o.get(t, "/render/image/authenticated/pb/p.png?width=100&height=100", o.service), "image/png", 100, 100)
-		requireRenderBusy(t, o.get(t, path+"&format=webp", ""))
-		requireRenderBusy(t, o.get(t, "/render/image/public/pb/p.png?width=99", ""))
-		requireRenderBusy(t, o.get(t, path, "", withHeader("Accept", "image/webp")))
-		release()
-		require.Len(t, o.variantKeys(t), 1, "refused requests write nothing")
-
-		// Another object's variant: the collector must keep it while its source lives.
-		requireImage(t, o.get(t, "/render/image/authenticated/b/p.png?width=10", o.service), "image/png", 10, 5)
-		requireImage(t, o.get(t, path+"&format=webp", ""), "image/webp", 100, 100)
-		require.Len(t, o.variantKeys(t), 3)
-
-		// A new version of the object has new variants: the old one is never served for it.
-		o.mustUpload(t, "pb", "p.png", alphaPNG(t, 400, 200), withHeader("Content-Type", "image/png"), withHeader("x-upsert", "true"))
-		body2 := requireImage(t, o.get(t, path, ""), "image/png", 100, 100)
-		require.NotEqual(t, body, body2)
-		require.True(t, inspectImage(t, body2).Alpha)
-
-		// Deleting the object frees its versions, and the collector deletes their variants
-		// with them; the other object's variant stays.
-		requireOKJSON(t, o.do(t, "DELETE", "/object/pb/p.png", o.service, ""))
-		collect(t, o.newCollector(0))
-		left := o.variantKeys(t)
-		require.Len(t, left, 1, "variants left: %v", left)
-		require.Contains(t, left[0], o.version(t, "b", "p.png"))
-		o.requireBlobsAccountedExceptVariants(t)
 	})
+}
+
+// testRenderVariantCache is TestRenderVariantCache with the sources in the blob store, or
+// inline (STORAGE_INLINE_MAX over their size).
+func testRenderVariantCache(t *testing.T, be objectBackend, inline bool) {
+	q := render.NewQueue(1, 0, 0)
+	o := newRenderEnv(t, be, withQueue(q), withInline(map[bool]int64{false: 0, true: 1 << 20}[inline]))
+	version := o.version(t, "pb", "p.png")
+	require.Empty(t, o.variantKeys(t))
+	if inline {
+		o.requireInline(t, "pb", "p.png")
+	}
+
+	const path = "/render/image/public/pb/p.png?width=100&height=100"
+	first := o.get(t, path, "")
+	body := requireImage(t, first, "image/png", 100, 100)
+	keys := o.variantKeys(t)
+	require.Len(t, keys, 1, "one variant written")
+	require.Contains(t, keys[0], version, "the variant is kept beside its source's version")
+
+	// With the only render slot taken, cached variants are still served (a download, not
+	// a render), byte for byte; what needs a render is refused.
+	release, err := q.Acquire(context.Background())
+	require.NoError(t, err)
+	for _, p := range []string{
+		path,
+		path + "&resize=cover&gravity=ce", // the same pixels: the same variant
+		path + "&format=origin",
+	} {
+		again := o.get(t, p, "")
+		require.Equal(t, body, requireImage(t, again, "image/png", 100, 100), p)
+		require.Equal(t, first.Header.Get("ETag"), again.Header.Get("ETag"))
+	}
+	r := o.get(t, path, "", withHeader("Range", "bytes=1-4"))
+	require.Equal(t, http.StatusPartialContent, r.Status, "%s", r)
+	require.Equal(t, body[1:5], r.Body)
+	requireImage(t, o.get(t, "/render/image/authenticated/pb/p.png?width=100&height=100", o.service), "image/png", 100, 100)
+	requireRenderBusy(t, o.get(t, path+"&format=webp", ""))
+	requireRenderBusy(t, o.get(t, "/render/image/public/pb/p.png?width=99", ""))
+	requireRenderBusy(t, o.get(t, path, "", withHeader("Accept", "image/webp")))
+	release()
+	require.Len(t, o.variantKeys(t), 1, "refused requests write nothing")
+
+	// Another object's variant: the collector must keep it while its source lives.
+	requireImage(t, o.get(t, "/render/image/authenticated/b/p.png?width=10", o.service), "image/png", 10, 5)
+	requireImage(t, o.get(t, path+"&format=webp", ""), "image/webp", 100, 100)
+	require.Len(t, o.variantKeys(t), 3)
+
+	// A new version of the object has new variants: the old one is never served for it.
+	o.mustUpload(t, "pb", "p.png", alphaPNG(t, 400, 200), withHeader("Content-Type", "image/png"), withHeader("x-upsert", "true"))
+	body2 := requireImage(t, o.get(t, path, ""), "image/png", 100, 100)
+	require.NotEqual(t, body, body2)
+	require.True(t, inspectImage(t, body2).Alpha)
+
+	// Deleting the object frees its versions, and the collector deletes their variants
+	// with them; the other object's variant stays.
+	requireOKJSON(t, o.do(t, "DELETE", "/object/pb/p.png", o.service, ""))
+	collect(t, o.newCollector(0))
+	left := o.variantKeys(t)
+	require.Len(t, left, 1, "variants left: %v", left)
+	require.Contains(t, left[0], o.version(t, "b", "p.png"))
+	o.requireBlobsAccountedExceptVariants(t)
+	requireInvariants(t, o.httpBundle)
 }
 
 // requireBlobsAccountedExceptVariants is requireBlobsAccounted on the blobs outside render/.

@@ -146,6 +146,10 @@ type Config struct {
 	// commit is refused) and queues its blob (Go duration, > 0). Longer than any upload may
 	// take. Default 24h.
 	UploadExpiry time.Duration
+	// STORAGE_INLINE_MAX: uploads of at most this many bytes keep them in PostgreSQL
+	// (storage.inline_blobs), written with the row in one transaction; 0 = none. At most 1 MiB
+	// (each such body is read into memory first). Default 65536.
+	InlineMax int64
 	// WEBHOOK_URL: where storage events are POSTed (the reference's webhook), by one server at
 	// a time. Empty (the default): none are sent; they are still recorded in storage.events and
 	// notified on channel storage_events. WEBHOOK_API_KEY, when set, is sent as a bearer token.
@@ -376,6 +380,14 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"STORAGE_UPLOAD_EXPIRY", "24h", "the collector ends uploads still in flight this long after they started (their server died) and deletes their bytes; a later commit is refused; longer than any upload may take", positiveDurationVar(func(c *Config, d time.Duration) { c.UploadExpiry = d })},
+	{"STORAGE_INLINE_MAX", "65536", "uploads of at most this many bytes are stored in PostgreSQL with their row (one transaction, no file), 0 = none; at most 1048576", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > 1<<20 {
+			return errors.New("must be a number of bytes from 0 to 1048576")
+		}
+		c.InlineMax = n
+		return nil
+	}},
 	{"WEBHOOK_URL", "", "http(s) URL storage events are POSTed to, by one server at a time; empty = none sent (still recorded in storage.events and notified on storage_events)", func(c *Config, v string) error {
 		if v == "" {
 			c.WebhookURL = ""

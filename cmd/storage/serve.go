@@ -149,6 +149,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Render:              renderConfig(cfg, log),
 		Metrics:             reg,
 		ServeMetrics:        cfg.MetricsEnabled && cfg.MetricsAddr == "",
+		InlineMax:           cfg.InlineMax,
 	}, db.pool)
 	resumable, err := tus.New(rest, blobs, tus.Config{URLPath: cfg.TUSURLPath, Expiry: cfg.TUSExpiry,
 		PublicURL: cfg.PublicURL, AllowForwardedPath: cfg.AllowForwardedPath, MaxConcurrent: cfg.TUSMaxConcurrent, Logger: log})
