@@ -90,13 +90,15 @@ comment on function storage_internal.inline_blob_get(text) is
 -- storage_internal.version_public(version) → boolean: whether an object of a public bucket
 -- holds version. SECURITY DEFINER: it discloses only what the public routes serve to anyone.
 create or replace function storage_internal.version_public(version text) returns boolean
-  language sql stable
+  language plpgsql stable
   security definer
   set search_path = pg_catalog, pg_temp
   as $$
-    select exists (select from storage.objects o join storage.buckets b on b.id = o.bucket_id
-                   where o.version = version_public.version and b.public)
-  $$;
+begin
+  return exists (select from storage.objects o join storage.buckets b on b.id = o.bucket_id
+                 where o.version = version_public.version and b.public);
+end
+$$;
 revoke all on function storage_internal.version_public(text) from public;
 grant execute on function storage_internal.version_public(text) to anon, authenticated, service_role;
 comment on function storage_internal.version_public(text) is
@@ -106,13 +108,17 @@ comment on function storage_internal.version_public(text) is
 -- storage.inline_blobs. A request role reads the bytes of a version when it may read an
 -- object row holding it (its own SELECT policies), or when an object of a public bucket holds
 -- it (what the public routes serve to anyone). SECURITY INVOKER, so that the first test is
--- the caller's RLS; the public test goes through storage_internal.version_public.
+-- the caller's RLS; the public test goes through storage_internal.version_public. Both are
+-- PL/pgSQL, whose plans live for the session: as SQL functions they were planned again for
+-- every row the policy checks, which cost a download more than the rest of its call.
 create or replace function storage_internal.inline_blob_readable(version text) returns boolean
-  language sql stable
+  language plpgsql stable
   as $$
-    select exists (select from storage.objects o where o.version = inline_blob_readable.version)
-        or storage_internal.version_public(inline_blob_readable.version)
-  $$;
+begin
+  return exists (select from storage.objects o where o.version = inline_blob_readable.version)
+      or storage_internal.version_public(inline_blob_readable.version);
+end
+$$;
 revoke all on function storage_internal.inline_blob_readable(text) from public;
 grant execute on function storage_internal.inline_blob_readable(text) to anon, authenticated, service_role;
 comment on function storage_internal.inline_blob_readable(text) is
