@@ -19,6 +19,24 @@ static void keepFreedMemory(int bytes) {
 #endif
 }
 
+// startedAs applies the settings govips.Startup applies, and blocks the untrusted loaders:
+// whoever started libvips (govips starts it with its defaults when called first), it runs
+// with ours.
+static void startedAs(int concurrency) {
+	vips_block_untrusted_set(TRUE);
+	vips_concurrency_set(concurrency);
+	vips_cache_set_max(0);
+	vips_cache_set_max_mem(0);
+	vips_cache_set_max_files(0);
+}
+
+// started reports whether libvips has been started (vips_init registers its types).
+static int started(void) { return g_type_from_name("VipsImage") != 0; }
+
+static int cacheOff(void) {
+	return vips_cache_get_max() == 0 && vips_cache_get_max_mem() == 0 && vips_cache_get_max_files() == 0;
+}
+
 #if VIPS_MAJOR_VERSION == 8 && VIPS_MINOR_VERSION == 14
 // A workaround for a race in libvips 8.14's thread recycler (threadset.c, new in 8.14; read
 // in the disassembly of Debian 12's 8.14.1). An idle worker leaves once it has had no work
@@ -82,10 +100,11 @@ const (
 // in progress (render.Queue).
 type Engine struct{ cfg Config }
 
-var startOnce sync.Once
-
-// New starts libvips once per process (it cannot be restarted) without its operation cache:
-// every render decodes a different source, and a cache would only hold memory.
+// New returns a renderer. libvips itself starts on the first render (start), not here: a
+// server that renders nothing, or not yet, does not pay for it. Starting it (vips_init) loads
+// its modules (HEIF, JPEG XL, ImageMagick, PDF, OpenSlide and the libraries under them) and
+// registers its types: about 10 MiB of the server's resident memory, a sixth of an idle
+// server's (14 MiB with a first render's buffers).
 func New(cfg Config) *Engine {
 	if cfg.MaxPixels <= 0 {
 		cfg.MaxPixels = DefaultMaxPixels
@@ -96,11 +115,25 @@ func New(cfg Config) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	return &Engine{cfg: cfg}
+}
+
+var startOnce sync.Once
+
+// concurrency is libvips' threads per render: one, as the queue runs as many renders as there
+// are cores.
+const concurrency = 1
+
+// start starts libvips once per process (it cannot be restarted), logging to the first
+// caller's logger, without its operation cache: every render decodes a different source, and
+// a cache would only hold memory. Code that calls govips directly starts libvips with govips'
+// defaults when nothing has yet: the settings are applied whoever started it.
+func start(log *slog.Logger) {
 	startOnce.Do(func() {
 		// Loaders libvips marks untrusted (ImageMagick, PDF, SVG, …) parse hostile input
-		// badly; none of them is needed for the formats we accept.
+		// badly; none of them is needed for the formats we accept. vips_init reads the
+		// variable; the call below covers a libvips started before.
 		os.Setenv("VIPS_BLOCK_UNTRUSTED", "1")
-		log := cfg.Logger
 		govips.LoggingSettings(func(domain string, level govips.LogLevel, msg string) {
 			log.Debug("libvips", "domain", domain, "message", msg)
 		}, govips.LogLevelWarning)
@@ -110,10 +143,9 @@ func New(cfg Config) *Engine {
 		// faults per render, 22-25 ms of server CPU on the 2-core machine. With 64 MiB kept:
 		// under 10 faults and 10-15% less CPU per render. RSS under that load stays ~100 MiB.
 		C.keepFreedMemory(64 << 20)
-		// One libvips thread per render: the queue runs as many renders as there are cores.
-		govips.Startup(&govips.Config{ConcurrencyLevel: 1, MaxCacheFiles: 0, MaxCacheMem: 0, MaxCacheSize: 0})
+		govips.Startup(&govips.Config{ConcurrencyLevel: concurrency, MaxCacheFiles: 0, MaxCacheMem: 0, MaxCacheSize: 0})
+		C.startedAs(concurrency)
 	})
-	return &Engine{cfg: cfg}
 }
 
 // decodable are the source formats rendered; the sniffed type decides, not the object's
@@ -132,6 +164,7 @@ func (e *Engine) Render(src []byte, o render.Options, f render.Format) ([]byte, 
 	if len(src) == 0 || !decodable[govips.DetermineImageType(src)] {
 		return nil, render.ErrUnsupported
 	}
+	start(e.cfg.Logger)
 	// libvips reads the source from its images for as long as they live, past the cgo calls
 	// that passed it: the buffer stays pinned until every image made from it is closed (the
 	// defers below run first), so no C code ever reads Go memory the collector may reclaim.
@@ -348,3 +381,10 @@ func (e *Engine) encode(img *govips.ImageRef, o render.Options, f render.Format)
 func workersWaitUntimed() (bool, int64) {
 	return C.idleWaitsUntimed() == 1, int64(C.idleWaits())
 }
+
+// libvipsStarted reports whether libvips has been started in this process.
+func libvipsStarted() bool { return C.started() == 1 }
+
+// libvipsSettings are what start sets: libvips' threads per render, and whether its operation
+// cache is off.
+func libvipsSettings() (int, bool) { return int(C.vips_concurrency_get()), C.cacheOff() == 1 }

@@ -10,6 +10,8 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"testing"
 
 	govips "github.com/davidbyttow/govips/v2/vips"
@@ -580,4 +582,63 @@ func TestIdleWorkersWaitUntimed(t *testing.T) {
 	if untimed {
 		require.Positive(t, waits, "libvips' workers do not wait in the untimed wait: its own is still linked")
 	}
+}
+
+// childEnv marks a test binary started by a test below to run one test in a process of its
+// own: the other tests here start libvips, and a process starts it once.
+const childEnv = "VIPS_TEST_CHILD"
+
+// inChild runs the test named in a new process of this test binary, unless this is that
+// process: it reports whether it is.
+func inChild(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(childEnv) == t.Name() {
+		return true
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), childEnv+"="+t.Name())
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "--- PASS: "+t.Name(), "%s", out)
+	return false
+}
+
+// TestStartsOnFirstRender: libvips starts with the first render, not with the engine (nor
+// for a source refused unread): a server that renders nothing does not carry its modules and
+// types, 9 MiB of resident memory.
+func TestStartsOnFirstRender(t *testing.T) {
+	t.Parallel()
+	if !inChild(t) {
+		return
+	}
+	e := New(Config{})
+	require.False(t, libvipsStarted(), "libvips started with the engine")
+	_, err := e.Render([]byte("neither JPEG, PNG, WebP, GIF, AVIF, HEIF nor TIFF"), render.Options{Width: 32}, render.JPEG)
+	require.ErrorIs(t, err, render.ErrUnsupported)
+	require.False(t, libvipsStarted(), "a source refused from its first bytes started libvips")
+	out, err := e.Render(encodeJPEG(t, gradient(64, 64)), render.Options{Width: 32}, render.WebP)
+	require.NoError(t, err)
+	require.Equal(t, govips.ImageTypeWEBP, govips.DetermineImageType(out))
+	require.True(t, libvipsStarted())
+	threads, cacheOff := libvipsSettings()
+	require.Equal(t, 1, threads)
+	require.True(t, cacheOff)
+}
+
+// TestSettingsWhoeverStarted: when govips started libvips first, with its defaults (its
+// calls start it when nothing has), the first render still sets one thread per render and no
+// operation cache.
+func TestSettingsWhoeverStarted(t *testing.T) {
+	t.Parallel()
+	if !inChild(t) {
+		return
+	}
+	govips.Startup(nil)
+	threads, cacheOff := libvipsSettings()
+	require.False(t, threads == 1 && cacheOff, "govips' defaults are ours: this test proves nothing")
+	_, err := New(Config{}).Render(encodeJPEG(t, gradient(64, 64)), render.Options{Width: 32}, render.WebP)
+	require.NoError(t, err)
+	threads, cacheOff = libvipsSettings()
+	require.Equal(t, 1, threads)
+	require.True(t, cacheOff)
 }
