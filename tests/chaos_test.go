@@ -62,8 +62,10 @@ func chaosSeed(t *testing.T) uint64 {
 // from the id.
 func chaosContent(id uint64, size int) []byte {
 	head := fmt.Sprintf("chaos version %d, %d bytes\n", id, size)
-	size = max(size, len(head))
-	head = fmt.Sprintf("chaos version %d, %d bytes\n", id, size)
+	for len(head) > size { // growing size may add a digit to the header
+		size = len(head)
+		head = fmt.Sprintf("chaos version %d, %d bytes\n", id, size)
+	}
 	return append([]byte(head), blobtest.Bytes(int64(size-len(head)), id)...)
 }
 
@@ -186,7 +188,27 @@ type chaosAnswer struct {
 	err    error
 }
 
+// do sends one request with the service key and reads the whole answer (err: none came).
+// A 503 with Retry-After (the database or the blob store could not take the request now; the
+// versitygw under the S3 backend answers its own directory races so) is sent again, as clients
+// do, up to four more times: a 503 left after that is the answer.
 func (c *chaosClient) do(ctx context.Context, method, u string, body []byte, h ...string) chaosAnswer {
+	for try := 1; ; try++ {
+		a := c.doOnce(ctx, method, u, body, h...)
+		if a.err != nil || a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" || try == 5 {
+			return a
+		}
+		c.count("any request", "503 + Retry-After, sent again")
+		select {
+		case <-ctx.Done():
+			return a
+		case <-time.After(time.Duration(try) * 100 * time.Millisecond):
+		}
+	}
+}
+
+// doOnce is one try of do.
+func (c *chaosClient) doOnce(ctx context.Context, method, u string, body []byte, h ...string) chaosAnswer {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var rd io.Reader
