@@ -690,3 +690,40 @@ func TestSQLSignHMAC(t *testing.T) {
 		require.Equal(t, base64.RawURLEncoding.EncodeToString(data), s, "%d bytes", n)
 	}
 }
+
+// TestSQLSignTokenBytes pins the tokens' bytes: for a given key, key id and claims, the token
+// is the string signed URLs have always carried — header and claims as PostgreSQL's jsonb text
+// renders them, HMAC-SHA-256 over both — so URLs signed by an older server and by this one are
+// interchangeable. Keys shorter and longer than the HMAC block (hashed first), with and
+// without a key id, and after each rotation (the pads and header kept with the key follow it).
+func TestSQLSignTokenBytes(t *testing.T) {
+	t.Parallel()
+	db := sqlSignDB(t)
+	b64 := base64.RawURLEncoding.EncodeToString
+	for _, c := range []struct {
+		secret, kid, header string
+	}{
+		{sqlSignSecret, "", `{"alg":"HS256","typ":"JWT"}`},
+		{"k", "", `{"alg":"HS256","typ":"JWT"}`},
+		{strings.Repeat("long secret, ", 10), "key-1", `{"alg": "HS256", "kid": "key-1", "typ": "JWT"}`},
+		{sqlSignSecret, `k"2`, `{"alg": "HS256", "kid": "k\"2", "typ": "JWT"}`},
+	} {
+		var kid any
+		if c.kid != "" {
+			kid = c.kid
+		}
+		admin(t, db, `select storage.signing_secret_set(convert_to($1, 'UTF8'), $2)`, c.secret, kid)
+		url, err := sqlSignOne(t, db, asService, sqlSignQ, "b", "k", 60)
+		require.NoError(t, err)
+		prefix, token, ok := strings.Cut(url, "?token=")
+		require.True(t, ok, url)
+		require.Equal(t, "/object/sign/b/k", prefix)
+		_, claims := signDecode(t, token)
+		iat := signClaimInt(t, claims, "iat")
+		input := b64([]byte(c.header)) + "." +
+			b64([]byte(fmt.Sprintf(`{"exp": %d, "iat": %d, "url": "b/k", "scope": "download"}`, iat+60, iat)))
+		mac := hmac.New(sha256.New, []byte(c.secret))
+		mac.Write([]byte(input))
+		require.Equal(t, input+"."+b64(mac.Sum(nil)), token, "secret %q, kid %q", c.secret, c.kid)
+	}
+}

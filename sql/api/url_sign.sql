@@ -2,36 +2,53 @@
 -- API produce the same tokens: compact HS256 JWTs signed with the secret in
 -- storage.signing_key, as spec §4 describes.
 
--- storage_internal.hmac_sha256(key, message) → bytea: HMAC-SHA-256 (RFC 2104) on the built-in
--- sha256, so no extension is needed. bytea has no XOR, so the padded key is XORed with the
--- ipad and opad bytes (0x36, 0x5c) eight bytes at a time as bigints: one statement, where a
--- byte loop costs 128 PL/pgSQL assignments per signature.
-create or replace function storage_internal.hmac_sha256(key bytea, message bytea) returns bytea
+-- storage_internal.hmac_pad(key, pad) → bytea: the HMAC-SHA-256 key block (RFC 2104: the key,
+-- hashed when longer than 64 bytes, zero-padded to 64) XORed with the byte pad (0x36 for the
+-- inner hash, 0x5c for the outer). bytea has no XOR, so the block is XORed eight bytes at a time
+-- as bigints. It depends on the key alone: storage.signing_key keeps both pads of the signing
+-- key (generated columns), so a signature costs two sha256 calls and no padding.
+create or replace function storage_internal.hmac_pad(key bytea, pad integer) returns bytea
   language plpgsql immutable parallel safe
   as $$
 declare
   k bytea := key;
-  ipad bytea;
-  opad bytea;
+  word bigint := pad::bigint * 72340172838076673;   -- the byte repeated: 0x0101010101010101 × pad
+  out bytea;
 begin
   if length(k) > 64 then
     k := sha256(k);
   end if;
   k := k || decode(repeat('00', 64 - length(k)), 'hex');
-  select string_agg(int8send(w # 3906369333256140342), '' order by i),   -- 0x3636363636363636
-         string_agg(int8send(w # 6655295901103053916), '' order by i)    -- 0x5c5c5c5c5c5c5c5c
-    into ipad, opad
-    from (select i, ('x' || encode(substr(k, i * 8 + 1, 8), 'hex'))::bit(64)::bigint as w
-          from generate_series(0, 7) i) words;
-  return sha256(opad || sha256(ipad || message));
+  select string_agg(int8send(('x' || encode(substr(k, i * 8 + 1, 8), 'hex'))::bit(64)::bigint # word), '' order by i)
+    into out
+    from generate_series(0, 7) i;
+  return out;
 end
 $$;
+
+-- storage_internal.hmac_sha256(key, message) → bytea: HMAC-SHA-256 (RFC 2104) on the built-in
+-- sha256, so no extension is needed.
+create or replace function storage_internal.hmac_sha256(key bytea, message bytea) returns bytea
+  language sql immutable parallel safe
+  as $$
+    select sha256(storage_internal.hmac_pad(key, 92) || sha256(storage_internal.hmac_pad(key, 54) || message))
+  $$;
 
 -- storage_internal.base64url(bytes) → text: unpadded base64url, the JWT encoding.
 create or replace function storage_internal.base64url(data bytea) returns text
   language sql immutable parallel safe
   as $$
     select translate(replace(rtrim(encode(data, 'base64'), '='), E'\n', ''), '+/', '-_')
+  $$;
+
+-- storage_internal.url_token_header(kid) → text: the base64url JOSE header of the signed-URL
+-- tokens, with the key id when there is one. storage.signing_key keeps it (a generated column).
+create or replace function storage_internal.url_token_header(kid text) returns text
+  language sql immutable parallel safe
+  as $$
+    select storage_internal.base64url(convert_to(
+      case when kid is null then '{"alg":"HS256","typ":"JWT"}'
+           else jsonb_build_object('alg', 'HS256', 'kid', kid, 'typ', 'JWT')::text end, 'UTF8'))
   $$;
 
 -- storage_internal.url_path(bucket_id, name) → text: '<bucket>/<name>' with every character
@@ -79,22 +96,22 @@ create or replace function storage_internal.url_token(claims jsonb) returns text
   set search_path = pg_catalog, pg_temp
   as $$
 declare
-  k storage.signing_key;
+  _header text;
+  _ipad bytea;
+  _opad bytea;
   signing_input text;
 begin
   if not storage_internal.called_by('storage.url_sign', 'storage.url_sign_many', 'storage.url_sign_upload') then
     raise exception using errcode = '42501', message = 'storage_internal.url_token may only be called by the storage.url_sign functions';
   end if;
-  select * into k from storage.signing_key x where x.id = 1;
-  if k.secret is null then
+  -- The key's header and HMAC pads, computed when it was stored.
+  select x.token_header, x.ipad, x.opad into _header, _ipad, _opad from storage.signing_key x where x.id = 1;
+  if not found then
     raise exception using errcode = 'ST010',
       message = 'No signing key: start the storage server once (it stores AUTH_JWT_SECRET) or call storage.signing_secret_set';
   end if;
-  signing_input := storage_internal.base64url(convert_to(
-      case when k.kid is null then '{"alg":"HS256","typ":"JWT"}'
-           else jsonb_build_object('alg', 'HS256', 'kid', k.kid, 'typ', 'JWT')::text end, 'UTF8'))
-    || '.' || storage_internal.base64url(convert_to(claims::text, 'UTF8'));
-  return signing_input || '.' || storage_internal.base64url(storage_internal.hmac_sha256(k.secret, convert_to(signing_input, 'UTF8')));
+  signing_input := _header || '.' || storage_internal.base64url(convert_to(claims::text, 'UTF8'));
+  return signing_input || '.' || storage_internal.base64url(sha256(_opad || sha256(_ipad || convert_to(signing_input, 'UTF8'))));
 end
 $$;
 revoke all on function storage_internal.url_token(jsonb) from public;
@@ -143,9 +160,11 @@ end
 $$;
 
 -- Pure functions: the request roles may use them too.
-revoke all on function storage_internal.hmac_sha256(bytea, bytea), storage_internal.base64url(bytea),
+revoke all on function storage_internal.hmac_pad(bytea, integer), storage_internal.hmac_sha256(bytea, bytea),
+  storage_internal.base64url(bytea), storage_internal.url_token_header(text),
   storage_internal.url_path(text, text), storage_internal.url_expiry(bigint) from public;
-grant execute on function storage_internal.hmac_sha256(bytea, bytea), storage_internal.base64url(bytea),
+grant execute on function storage_internal.hmac_pad(bytea, integer), storage_internal.hmac_sha256(bytea, bytea),
+  storage_internal.base64url(bytea), storage_internal.url_token_header(text),
   storage_internal.url_path(text, text), storage_internal.url_expiry(bigint)
   to anon, authenticated, service_role;
 
@@ -251,7 +270,11 @@ begin
 end
 $$;
 
+comment on function storage_internal.hmac_pad(bytea, integer) is
+  'Internal: the HMAC-SHA-256 key block XORed with a pad byte (54 inner, 92 outer); storage.signing_key keeps the signing key''s.';
 comment on function storage_internal.hmac_sha256(bytea, bytea) is 'Internal: HMAC-SHA-256 of message under key.';
+comment on function storage_internal.url_token_header(text) is
+  'Internal: the base64url JOSE header of signed-URL tokens (HS256, with the key id when given); storage.signing_key keeps the signing key''s.';
 comment on function storage_internal.base64url(bytea) is 'Internal: unpadded base64url, the JWT encoding.';
 comment on function storage_internal.url_path(text, text) is
   'Internal: ''<bucket>/<name>'' with each segment percent-encoded as encodeURIComponent does, for signed URLs.';

@@ -44,9 +44,8 @@ revoke all on function storage_internal.blob_collect_next(interval, integer) fro
 grant execute on function storage_internal.blob_collect_next(interval, integer) to storage_server;
 
 -- storage_internal.blob_collect_done(versions) → bigint: the blobs of versions are gone from
--- the store; their inline bytes (storage.inline_blobs) and queue entries go too. Returns the
--- bytes their rows recorded (the freed bytes the metrics count; uploads that never became rows
--- recorded none).
+-- the store; their queue entries go too. Returns the bytes their rows recorded (the freed
+-- bytes the metrics count; uploads that never became rows recorded none).
 create or replace function storage_internal.blob_collect_done(versions text[]) returns bigint
   language sql
   security definer
@@ -55,8 +54,6 @@ create or replace function storage_internal.blob_collect_done(versions text[]) r
     with gone as (
       delete from storage.blobs_freed f where f.version = any (blob_collect_done.versions)
       returning f.version, f.size
-    ), inline as (
-      delete from storage.inline_blobs i where i.version = any (blob_collect_done.versions)
     )
     -- A version queued twice was freed once.
     select coalesce(sum(s), 0)::bigint from (select max(g.size) as s from gone g group by g.version) v

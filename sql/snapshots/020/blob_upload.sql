@@ -9,8 +9,7 @@
 -- storage_internal.blob_upload_begin(bucket_id, name) → text
 -- Records an upload in flight for bucket_id/name under a fresh random version and returns it.
 -- SECURITY DEFINER so request roles need no right on storage.blob_uploads; it works only for
--- storage_internal.object_upload_prepare, storage_internal.resumable_create,
--- storage_internal.s3_multipart_create and storage_internal.object_upload_inline (each runs the
+-- storage_internal.object_upload_prepare and storage_internal.resumable_create (each runs the
 -- bucket, size, MIME, key and policy checks in the same transaction) and
 -- storage_internal.object_write_check (inside its rolled-back policy dry-run): a direct call
 -- is refused (42501), so no caller can fill the table with entries of its own.
@@ -23,10 +22,9 @@ declare
   _version text;
 begin
   if not storage_internal.called_by('storage_internal.object_upload_prepare', 'storage_internal.object_write_check',
-                                    'storage_internal.resumable_create', 'storage_internal.s3_multipart_create',
-                                    'storage_internal.object_upload_inline') then
+                                    'storage_internal.resumable_create', 'storage_internal.s3_multipart_create') then
     raise exception using errcode = '42501',
-      message = 'storage_internal.blob_upload_begin may only be called by storage_internal.object_upload_prepare, storage_internal.resumable_create, storage_internal.s3_multipart_create and storage_internal.object_upload_inline';
+      message = 'storage_internal.blob_upload_begin may only be called by storage_internal.object_upload_prepare, storage_internal.resumable_create and storage_internal.s3_multipart_create';
   end if;
   insert into storage.blob_uploads (version, bucket_id, name)
   values (replace(gen_random_uuid()::text, '-', ''), blob_upload_begin.bucket_id, blob_upload_begin.name)

@@ -43,21 +43,15 @@
 -- storage_internal.event_context() → (upload_type, req, copy): what the events of the current
 -- statement take from the request's settings: the door's uploadType (from storage.operation),
 -- {"reqId": storage.request_id} ({} for SQL callers), whether the statement is a copy.
--- PL/pgSQL, not SQL: called from the triggers' PL/pgSQL, an SQL function is planned again in
--- every transaction (100 µs of each write).
 create or replace function storage_internal.event_context(out upload_type text, out req jsonb, out copy boolean)
-  language plpgsql
+  language sql
   stable
   as $$
-declare
-  o text := coalesce(current_setting('storage.operation', true), '');
-  id text := nullif(current_setting('storage.request_id', true), '');
-begin
-  upload_type := case when o like 'storage.s3.%' then 's3' when o like 'storage.tus.%' then 'resumable' else 'standard' end;
-  req := case when id is null then '{}'::jsonb else jsonb_build_object('reqId', id) end;
-  copy := o in ('storage.object.copy', 'storage.s3.object.copy');
-end
-$$;
+    select case when o like 'storage.s3.%' then 's3' when o like 'storage.tus.%' then 'resumable' else 'standard' end,
+           jsonb_strip_nulls(jsonb_build_object('reqId', nullif(current_setting('storage.request_id', true), ''))),
+           o in ('storage.object.copy', 'storage.s3.object.copy')
+    from (select coalesce(current_setting('storage.operation', true), '') as o) s
+  $$;
 revoke all on function storage_internal.event_context() from public;
 comment on function storage_internal.event_context() is
   'Internal, for the storage.objects event triggers (owner only): the uploadType, reqId and copy flag of the current statement, from the request''s settings.';
@@ -65,20 +59,16 @@ comment on function storage_internal.event_context() is
 -- storage_internal.event_payload(…) → jsonb: an event's payload, the reference's shape:
 -- {name, bucketId, version, metadata, uploadType (ObjectCreated:* only), reqId (requests
 -- only), oldObject (ObjectCreated:Move: {name, bucketId, version, reqId})}.
--- PL/pgSQL: the triggers call it in a statement with arguments it uses twice, so an SQL
--- function would not be inlined but planned again for every statement (100 µs of each write).
 create or replace function storage_internal.event_payload(type text, name text, bucket_id text, version text,
   metadata jsonb, old jsonb, upload_type text, req jsonb) returns jsonb
-  language plpgsql
+  language sql
   immutable parallel safe
   as $$
-begin
-  return jsonb_build_object('name', name, 'bucketId', bucket_id, 'version', version, 'metadata', metadata)
-         || case when type like 'ObjectCreated:%' then jsonb_build_object('uploadType', upload_type) else '{}' end
-         || req
-         || case when old is not null then jsonb_build_object('oldObject', old || req) else '{}' end;
-end
-$$;
+    select jsonb_build_object('name', name, 'bucketId', bucket_id, 'version', version, 'metadata', metadata)
+           || case when type like 'ObjectCreated:%' then jsonb_build_object('uploadType', upload_type) else '{}' end
+           || req
+           || case when old is not null then jsonb_build_object('oldObject', old || req) else '{}' end
+  $$;
 revoke all on function storage_internal.event_payload(text, text, text, text, jsonb, jsonb, text, jsonb) from public;
 comment on function storage_internal.event_payload(text, text, text, text, jsonb, jsonb, text, jsonb) is
   'Internal, for the storage.objects event triggers (owner only): an event''s payload in the reference''s shape.';

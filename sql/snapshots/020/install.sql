@@ -39,7 +39,6 @@
 {{ template "bucket_empty.sql" . }}
 {{ template "object_upload_prepare.sql" . }}
 {{ template "object_upload_commit.sql" . }}
-{{ template "object_inline.sql" . }}
 {{ template "resumable.sql" . }}
 {{ template "object_info.sql" . }}
 {{ template "object_delete.sql" . }}

@@ -1,49 +1,11 @@
--- storage_internal.object_write_limits(bucket_id, name, mimetype, content_length) → bigint
--- The checks of an object write that need no row, as the calling role: bucket id valid (ST006)
--- and existing (ST001, whatever RLS); size: content_length, when known, within min(bucket
--- limit, server limit), 0 for '.emptyFolderPlaceholder' keys (ST008); MIME allowed by the
--- bucket when given (ST009; not for placeholders); key valid (ST007). Returns the size limit
--- (NULL = none).
-create or replace function storage_internal.object_write_limits(
-  bucket_id text,
-  name text,
-  mimetype text,
-  content_length bigint
-) returns bigint
-  language plpgsql
-  as $$
-declare
-  b record;
-  _global bigint := nullif(current_setting('storage.upload_file_size_limit', true), '')::bigint;
-  _placeholder boolean := object_write_limits.name like '%.emptyFolderPlaceholder';
-  _limit bigint;
-begin
-  perform storage_internal.bucket_id_check(object_write_limits.bucket_id);
-  select * into b from storage_internal.bucket_lookup(object_write_limits.bucket_id);
-  _limit := case when _placeholder then 0 else least(b.file_size_limit, _global) end;
-  if object_write_limits.content_length > _limit then
-    raise exception using errcode = 'ST008', message = 'The object exceeded the maximum allowed size';
-  end if;
-  if not _placeholder and object_write_limits.mimetype is not null
-     and not storage_internal.mime_type_allowed(object_write_limits.mimetype, b.allowed_mime_types) then
-    raise exception using errcode = 'ST009',
-      message = format('mime type %s is not supported', object_write_limits.mimetype);
-  end if;
-  perform storage_internal.object_name_check(object_write_limits.name);
-  return _limit;
-end
-$$;
-revoke all on function storage_internal.object_write_limits(text, text, text, bigint) from public;
-grant execute on function storage_internal.object_write_limits(text, text, text, bigint)
-  to anon, authenticated, service_role;
-comment on function storage_internal.object_write_limits(text, text, text, bigint) is
-  'Internal: the checks an object write passes that need no row, as the caller (bucket, size, MIME, key); returns the size limit. Raises ST006, ST001, ST008, ST009, ST007.';
-
 -- storage_internal.object_write_check(bucket_id, name, upsert, mimetype, content_length,
 --                                     user_metadata, version) → bigint (the size limit)
 -- Everything a write of an object must pass before any byte moves, as the calling role:
---   storage_internal.object_write_limits (bucket, size, MIME, key); RLS dry-run of the row:
---   INSERT, or INSERT … ON CONFLICT DO UPDATE … RETURNING when upserting (needs INSERT, UPDATE and SELECT policies), rolled back (42501; an existing
+--   bucket id valid (ST006) and existing (ST001, whatever RLS); size: content_length, when
+--   known, within min(bucket limit, server limit), 0 for '.emptyFolderPlaceholder' keys
+--   (ST008); MIME allowed by the bucket when given (ST009; not for placeholders); key valid
+--   (ST007); RLS dry-run of the row: INSERT, or INSERT … ON CONFLICT DO UPDATE … RETURNING
+--   when upserting (needs INSERT, UPDATE and SELECT policies), rolled back (42501; an existing
 --   key without upsert is ST004). The dry-run row carries the upload's version (given by
 --   storage_internal.object_upload_prepare; without one, an upload in flight is recorded for
 --   the dry-run and rolled back with it), so it passes the objects_guard trigger exactly as
@@ -63,15 +25,28 @@ create or replace function storage_internal.object_write_check(
   as $$
 #variable_conflict use_column
 declare
+  b record;
   _sub text := nullif(current_setting('request.jwt.claim.sub', true), '');
+  _global bigint := nullif(current_setting('storage.upload_file_size_limit', true), '')::bigint;
+  _placeholder boolean := object_write_check.name like '%.emptyFolderPlaceholder';
   _meta jsonb := jsonb_build_object('mimetype', object_write_check.mimetype,
                                     'contentLength', object_write_check.content_length);
   _limit bigint;
   _version text := object_write_check.version;
   _seen int;
 begin
-  _limit := storage_internal.object_write_limits(object_write_check.bucket_id, object_write_check.name,
-    object_write_check.mimetype, object_write_check.content_length);
+  perform storage_internal.bucket_id_check(object_write_check.bucket_id);
+  select * into b from storage_internal.bucket_lookup(object_write_check.bucket_id);
+  _limit := case when _placeholder then 0 else least(b.file_size_limit, _global) end;
+  if object_write_check.content_length > _limit then
+    raise exception using errcode = 'ST008', message = 'The object exceeded the maximum allowed size';
+  end if;
+  if not _placeholder and object_write_check.mimetype is not null
+     and not storage_internal.mime_type_allowed(object_write_check.mimetype, b.allowed_mime_types) then
+    raise exception using errcode = 'ST009',
+      message = format('mime type %s is not supported', object_write_check.mimetype);
+  end if;
+  perform storage_internal.object_name_check(object_write_check.name);
 
   -- The dry-run: the candidate row must pass the caller's policies. The sentinel exception
   -- rolls the subtransaction back, so the row never exists outside it. A caller RLS does not
