@@ -65,6 +65,9 @@
 // BENCH_AUTOGROUP=keep (leave Linux's autogroup scheduling on; by default, as root, the harness
 // turns it off for the run and back on after, as a database host is tuned: every PostgreSQL
 // backend is a session of its own and would weigh as much as the whole server; see sched.go).
+// BENCH_BASELINE=<report> (an earlier run's report, e.g. a copy of bench/results/latest.md:
+// the new report ends with the two runs side by side, per workload the rate and the CPU one
+// request costs on each side, and each run's ceilings).
 // TMPDIR chooses where the temporary directory (and so the two 1 GiB blobs) lives. Flags name
 // the binaries and the output file; see -help.
 //

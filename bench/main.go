@@ -65,6 +65,11 @@ func run() int {
 		}
 	}
 	o.profile = os.Getenv("BENCH_PROFILE") != "0"
+	// Read before the run, so that a wrong path costs seconds, not the run.
+	baseline, err := readBaseline(os.Getenv("BENCH_BASELINE"))
+	if err != nil {
+		return fail(err)
+	}
 	switch v := os.Getenv("BENCH_AUTOGROUP"); v {
 	case "", "off":
 	case "keep":
@@ -96,7 +101,11 @@ func run() int {
 		}
 		return fail(err)
 	}
-	if err := writeReport(o.out, rep.markdown()); err != nil {
+	md := rep.markdown()
+	if baseline != "" {
+		md += compareSection(os.Getenv("BENCH_BASELINE"), baseline, md)
+	}
+	if err := writeReport(o.out, md); err != nil {
 		return fail(err)
 	}
 	return 0
