@@ -434,7 +434,8 @@ export function conformance(backend, { prefix = '' } = {}) {
       })
 
       test('the bytes are in the configured blob store', async () => {
-        const bytes = Buffer.from(`marker ${backend} ${uuid()}`)
+        // Over STORAGE_INLINE_MAX (64 KiB by default): smaller objects live in PostgreSQL.
+        const bytes = Buffer.from(`marker ${backend} ${uuid()} ${'.'.repeat(65 << 10)}`)
         ok(await files.upload('where/marker.txt', bytes))
         const roots = { file: join(srv.dir, 'data', 'blobs'), s3: join(srv.dir, 's3root', srv.s3?.bucket ?? '') }
         const found = (dir) => {
