@@ -58,7 +58,9 @@ type Report struct {
 //     queue entry and no upload in flight; a cached variant (blob.VariantVersion) is an orphan
 //     when it is older than the grace period and its source version is referenced by none;
 //   - rows whose blob is missing: reported only; the row may be the only record of what was
-//     lost, so deciding is left to people.
+//     lost, so deciding is left to people;
+//   - orphan inline bytes (storage.inline_blobs) that no row holds and no queue entry waits
+//     for, counted with the orphans.
 //
 // Blobs queued for collection are not orphans: the collector deletes them when their retention
 // ends. The store and the database are walked side by side in key order (a merge), so memory
@@ -106,7 +108,45 @@ func Reconcile(ctx context.Context, db *pgxpool.Pool, store blob.Store, o Reconc
 	if err != nil {
 		return r, fmt.Errorf("list leftovers: %w", err)
 	}
-	return r, reconcileBlobs(ctx, db, store, o, cutoff, out, &r)
+	if err := reconcileBlobs(ctx, db, store, o, cutoff, out, &r); err != nil {
+		return r, err
+	}
+	return r, reconcileInline(ctx, db, o, out, &r)
+}
+
+// inlineOrphan selects the inline bytes (storage.inline_blobs) of version $1, or of every
+// version when $1 is NULL, that no row holds and no queue entry waits for.
+const inlineOrphan = `from storage.inline_blobs i
+	where ($1::text is null or i.version = $1)
+	  and not exists (select from storage.objects o where o.version = i.version)
+	  and not exists (select from storage.blobs_freed f where f.version = i.version)`
+
+// reconcileInline reports, and with Apply deletes, inline bytes that no row holds and no queue
+// entry waits for: left by rows deleted with the freeing triggers disabled, or by a restore.
+// They need no grace period: inline bytes are written in their row's transaction. The delete
+// checks again, in its own statement.
+func reconcileInline(ctx context.Context, db *pgxpool.Pool, o ReconcileOptions, out io.Writer, r *Report) error {
+	type orphan struct {
+		version string
+		size    int64
+	}
+	rows, _ := db.Query(ctx, `select i.version, length(i.data)::bigint `+inlineOrphan+` order by i.version`, nil)
+	orphans, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (orphan, error) {
+		var x orphan
+		return x, row.Scan(&x.version, &x.size)
+	})
+	if err != nil {
+		return fmt.Errorf("read inline bytes: %w", err)
+	}
+	for _, x := range orphans {
+		r.Orphans++
+		r.OrphanBytes += x.size
+		fmt.Fprintf(out, "orphan inline version %s %d bytes, which no row holds%s\n", x.version, x.size, r.apply(o, func() error {
+			_, err := db.Exec(ctx, `delete `+inlineOrphan, x.version)
+			return err
+		}, "deleted"))
+	}
+	return nil
 }
 
 // apply runs fix when repairing and says how it went, as a suffix for the finding's line.

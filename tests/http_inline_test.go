@@ -280,3 +280,38 @@ func TestInlineS3(t *testing.T) {
 		requireInvariants(t, o.httpBundle)
 	})
 }
+
+// TestInlineReconcile: inline bytes no row holds and no queue entry waits for (rows deleted
+// with the freeing triggers off) are orphans to reconcile: reported, and deleted with --apply;
+// those a row holds or the queue waits for are left alone.
+func TestInlineReconcile(t *testing.T) {
+	t.Parallel()
+	o := newObjEnv(t, objectBackends[0], withInline(inlineMax))
+	ctx := context.Background()
+	o.mustUpload(t, "b", "kept", "kept bytes")
+	o.mustUpload(t, "b", "queued", "queued bytes")
+	o.mustUpload(t, "b", "lost", "lost bytes")
+	kept, queued, lost := o.version(t, "b", "kept"), o.version(t, "b", "queued"), o.version(t, "b", "lost")
+	requireOKJSON(t, o.do(t, "DELETE", "/object/b/queued", o.service, ""))
+	admin(t, o.db, `alter table storage.objects disable trigger objects_free_blobs_on_delete`)
+	admin(t, o.db, `delete from storage.objects where name = 'lost'`)
+	admin(t, o.db, `alter table storage.objects enable trigger objects_free_blobs_on_delete`)
+
+	var out strings.Builder
+	r, err := lifecycle.Reconcile(ctx, o.db.Pool, o.blobs, lifecycle.ReconcileOptions{Out: &out})
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.Report{Orphans: 1, OrphanBytes: 10}, r, out.String())
+	require.Equal(t, "orphan inline version "+lost+" 10 bytes, which no row holds\n", out.String())
+	require.ElementsMatch(t, []string{kept, queued, lost}, o.inlineVersions(t), "a report deletes nothing")
+
+	out.Reset()
+	r, err = lifecycle.Reconcile(ctx, o.db.Pool, o.blobs, lifecycle.ReconcileOptions{Apply: true, Out: &out})
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.Report{Orphans: 1, OrphanBytes: 10}, r, out.String())
+	require.Equal(t, "orphan inline version "+lost+" 10 bytes, which no row holds — deleted\n", out.String())
+	require.ElementsMatch(t, []string{kept, queued}, o.inlineVersions(t))
+	r, err = lifecycle.Reconcile(ctx, o.db.Pool, o.blobs, lifecycle.ReconcileOptions{Apply: true})
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.Report{}, r)
+	require.Equal(t, "kept bytes", o.content(t, "b", "kept"))
+}
