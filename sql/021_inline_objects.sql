@@ -30,7 +30,7 @@ end
 $$;
 drop policy inline_blobs_read on storage.inline_blobs;
 drop function storage_internal.object_upload_inline(text, text, boolean, text, bytea, text, text, jsonb, text),
-  storage_internal.inline_blob_put(text, bytea), storage_internal.inline_blob_get(text),
+  storage_internal.inline_blob_put(text, bytea),
   storage_internal.inline_blob_readable(text), storage_internal.version_public(text),
   storage_internal.object_write_limits(text, text, text, bigint);
 {{ install_snapshot "020" }}

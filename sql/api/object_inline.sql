@@ -1,4 +1,4 @@
--- Small objects inline: their bytes live in storage.inline_blobs (migration 020), keyed by
+-- Small objects inline: their bytes live in storage.inline_blobs (migration 021), keyed by
 -- version like a blob in the blob store, and are written in the upload's own transaction, so a
 -- small upload is one call and one commit, with no file to sync. Rows, RLS, copies (which share
 -- the version), freeing (storage.blobs_freed, then storage_internal.blob_collect_done removes
@@ -71,21 +71,6 @@ revoke all on function storage_internal.inline_blob_put(text, bytea) from public
 grant execute on function storage_internal.inline_blob_put(text, bytea) to anon, authenticated, service_role;
 comment on function storage_internal.inline_blob_put(text, bytea) is
   'Internal, SECURITY DEFINER: stores an inline upload''s bytes, for storage_internal.object_upload_inline only (42501 otherwise).';
-
--- storage_internal.inline_blob_get(version) → bytea: the inline bytes of version (NULL when it
--- has none), for the servers, which read them as they read a blob from the blob store: by a
--- version a request's own call has just authorized (renders, S3 reads, part copies).
-create or replace function storage_internal.inline_blob_get(version text) returns bytea
-  language sql stable
-  security definer
-  set search_path = pg_catalog, pg_temp
-  as $$
-    select i.data from storage.inline_blobs i where i.version = inline_blob_get.version
-  $$;
-revoke all on function storage_internal.inline_blob_get(text) from public;
-grant execute on function storage_internal.inline_blob_get(text) to storage_server;
-comment on function storage_internal.inline_blob_get(text) is
-  'Internal, SECURITY DEFINER: the inline bytes of a version (NULL when none), for the servers (owner, storage_server).';
 
 -- storage_internal.version_public(version) → boolean: whether an object of a public bucket
 -- holds version. SECURITY DEFINER: it discloses only what the public routes serve to anyone.
