@@ -140,22 +140,24 @@ func (s *Server) readInline(u *upload) (data []byte, small bool, err error) {
 	if limit <= 0 || u.contentLength != nil && *u.contentLength > limit {
 		return nil, false, nil
 	}
-	n := limit + 1
+	body := newClientBody(u.body, u.contentLength) // a body that fails says how (a 4xx)
 	if u.contentLength != nil {
-		n = *u.contentLength
+		data = make([]byte, *u.contentLength)
+		if _, err := io.ReadFull(body, data); err != nil {
+			return nil, false, internalError(err)
+		}
+		return data, true, nil
 	}
-	buf := make([]byte, n)
-	got, err := io.ReadFull(newClientBody(u.body, u.contentLength), buf)
-	switch {
-	case err == nil && u.contentLength == nil: // more than limit bytes
-		u.body = io.MultiReader(bytes.NewReader(buf), u.body)
+	// Read as it comes, one byte past the limit at most: most such bodies are far smaller.
+	data, err = io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil {
+		return nil, false, internalError(err)
+	}
+	if int64(len(data)) > limit {
+		u.body = io.MultiReader(bytes.NewReader(data), u.body)
 		return nil, false, nil
-	case err == nil:
-		return buf, true, nil
-	case u.contentLength == nil && (err == io.EOF || err == io.ErrUnexpectedEOF): // it ended within limit
-		return buf[:got], true, nil
 	}
-	return nil, false, internalError(err) // the client's body failed (clientBody says how)
+	return data, true, nil
 }
 
 // storeInline stores a small upload in one call: its bytes with the row, in one transaction
