@@ -171,6 +171,8 @@ func TestInlineRefusedStoresNothing(t *testing.T) {
 	r = o.upload(t, "POST", "tiny", "k", o.service, "0123", withHeader("Content-Type", "image/png"))
 	require.Equal(t, http.StatusBadRequest, r.Status, "%s", r)
 	require.Contains(t, string(r.Body), "mime type image/png is not supported")
+	r = o.send(t, "POST", "/object/b/"+percentEncodeAll("a#b"), o.service, strings.NewReader("0123"), 4)
+	requireAPIError(t, r, 400, errInvalidKey("a#b"))
 	r = o.upload(t, "POST", "missing", "k", o.service, "0123")
 	require.Equal(t, http.StatusBadRequest, r.Status, "%s", r)
 	require.Contains(t, string(r.Body), `"statusCode":"404"`)

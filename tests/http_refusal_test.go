@@ -7,6 +7,7 @@ package tests
 import (
 	"bufio"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -298,23 +299,30 @@ func TestHTTPBodyEndsEarly(t *testing.T) {
 		{"FormLargeStalls", func(o *objEnv) request { return form(o, big, 100<<10, true, false) }, errTimeout, 408},
 	}
 	forEachObjectBackend(t, func(t *testing.T, be objectBackend) {
-		var logs cliSyncBuffer
-		o := newObjEnv(t, be, withLog(&logs), withReadTimeout(readTimeout))
-		t.Run("cases", func(t *testing.T) {
-			for _, tc := range cases {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					req := tc.req(o)
-					requireAPIError(t, rawRequest(t, o.baseURL, req.head, req.body, req.halfClose), tc.http, tc.want)
+		// Small uploads are read whole before their one call when they are stored inline.
+		for _, inline := range []int64{0, 64 << 10} {
+			t.Run(fmt.Sprintf("inline-max-%d", inline), func(t *testing.T) {
+				t.Parallel()
+				var logs cliSyncBuffer
+				o := newObjEnv(t, be, withLog(&logs), withReadTimeout(readTimeout), withInline(inline))
+				t.Run("cases", func(t *testing.T) {
+					for _, tc := range cases {
+						t.Run(tc.name, func(t *testing.T) {
+							t.Parallel()
+							req := tc.req(o)
+							requireAPIError(t, rawRequest(t, o.baseURL, req.head, req.body, req.halfClose), tc.http, tc.want)
+						})
+					}
 				})
-			}
-		})
-		// Each refused upload ended its upload in flight and left nothing in the store (its
-		// version is queued for the collector, which finds nothing to delete).
-		o.requireNothingStored(t)
-		requireQuietLog(t, &logs)
-		// Each refusal's line says why (the body that could not be read), at info.
-		require.Regexp(t, `level=INFO msg=request request_id=\S+ method=\S+ path=\S+ operation=\S+ protocol=rest status=\d+ .* error_code=\S+ error=`, logs.String())
+				// Each refused upload ended its upload in flight and left nothing in the store
+				// (its version is queued for the collector, which finds nothing to delete).
+				o.requireNothingStored(t)
+				require.Empty(t, o.inlineVersions(t))
+				requireQuietLog(t, &logs)
+				// Each refusal's line says why (the body that could not be read), at info.
+				require.Regexp(t, `level=INFO msg=request request_id=\S+ method=\S+ path=\S+ operation=\S+ protocol=rest status=\d+ .* error_code=\S+ error=`, logs.String())
+			})
+		}
 	})
 }
 
